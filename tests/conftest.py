@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "data" / "ding2021"
+
+
+@pytest.fixture
+def series_copy(tmp_path) -> Path:
+    """A writable copy of the bundled series (the three CSV tables only)."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for name in ("subjects", "events", "measurements"):
+        shutil.copy(BUNDLED / f"{name}.csv", folder / f"{name}.csv")
+    return folder
