@@ -269,7 +269,8 @@ def generate_series(seed: int = 20211028) -> dict[str, pd.DataFrame]:
         if i in resolution:
             visits = _visits(CAT_BM_SCHEDULE, fu)
             hi = resolution[i]
-            events.append((sid, "rash_resolution", float(hi), 0, float(visits[visits.index(hi) - 1])))
+            before = float(visits[visits.index(hi) - 1])
+            events.append((sid, "rash_resolution", float(hi), 0, before))
             relapsed = i == relapse
             events.append((sid, "rash_relapse", 12.0 if relapsed else fu, 0 if relapsed else 1,
                            np.nan))

@@ -1,0 +1,87 @@
+"""The one place numbers are formatted for people: rounded by their Monte Carlo error.
+
+A number is shown to the decimal place of the first significant digit of its Monte Carlo
+standard error (so the last digit shown is the first uncertain one), never more than 4
+significant digits of precision past that; interval kind and level always travel with it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+RECONSTRUCTED_NOTE = ("Data: the bundled series is RECONSTRUCTED — synthetic rows chosen to "
+                      "reproduce the published summaries of Ding et al. (Ann Rheum Dis "
+                      "2021;80:543-545); they are not patient records.")
+
+
+def decimals_for(mcse: float, value: float = 0.0) -> int:
+    """Decimal places that keep the first significant digit of ``mcse``."""
+    if not math.isfinite(mcse) or mcse <= 0:
+        magnitude = abs(value) if value else 1.0
+        return max(0, 3 - int(math.floor(math.log10(magnitude))))
+    return max(0, -int(math.floor(math.log10(mcse))))
+
+
+def fmt(value: float, decimals: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "NA"
+    return f"{value:.{decimals}f}"
+
+
+def interval_label(ci_prob: float, ci_kind: str) -> str:
+    kind = {"eti": "equal-tailed", "hdi": "highest-density"}[ci_kind]
+    return f"{100 * ci_prob:g}% {kind} credible interval"
+
+
+def format_row(row) -> dict:
+    d = decimals_for(row["mcse_mean"], row["median"])
+    return {"estimate (median)": fmt(row["median"], d),
+            "interval": f"{fmt(row['ci_low'], d)} to {fmt(row['ci_high'], d)}",
+            "mean": fmt(row["mean"], d), "sd": fmt(row["sd"], d),
+            "ess_bulk": fmt(row["ess_bulk"], 0), "r_hat": fmt(row["r_hat"], 3)}
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def summary_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict) -> str:
+    """summary.md: the numbers of summary.csv for people, by model and outcome."""
+    ci_prob, ci_kind = manifest["ci_prob"], manifest["ci_kind"]
+    lines = ["# jdmbayes results", ""]
+    if manifest["data"].get("reconstructed"):
+        lines += [f"> **{RECONSTRUCTED_NOTE}**", ""]
+    lines += [f"Data: `{manifest['data']['folder']}` · seed {manifest['seed']} · sampler "
+              f"{manifest['sampler']['sampler']} ({manifest['sampler']['chains']} chains x "
+              f"{manifest['sampler']['draws']} draws after {manifest['sampler']['tune']} "
+              f"tuning) · intervals: {interval_label(ci_prob, ci_kind)}.", "",
+              "Numbers are rounded to their Monte Carlo standard error; `summary.csv` has them "
+              "unrounded.", ""]
+    for model, table in summary.groupby("model", sort=False):
+        diag = diagnostics[model]
+        lines += [f"## {model}", "",
+                  f"Diagnostics: **{diag['verdict']}** (max R-hat {diag['r_hat_max']:.4f}, "
+                  f"min bulk ESS {diag['ess_bulk_min']:.0f}, min tail ESS "
+                  f"{diag['ess_tail_min']:.0f}, divergences {diag['divergences']}, "
+                  f"E-BFMI min {min(diag['ebfmi_per_chain'] or [float('nan')]):.2f}"
+                  + (f", max Pareto k {diag['pareto_k_max']:.2f}" if 'pareto_k_max' in diag
+                     else "") + ").", ""]
+        for failure in diag["failures"]:
+            lines.append(f"- FAILED {failure['gate']}: {failure['problem']} — try: "
+                         f"{failure['try']}")
+        if diag["failures"]:
+            lines.append("")
+        extra = manifest["models"][model].get("notes", [])
+        lines += [f"- {note}" for note in extra] + ([""] if extra else [])
+        for outcome, part in table.groupby("outcome", sort=False):
+            lines += [f"### {outcome or 'parameters shared by all outcomes'}", ""]
+            shown = pd.DataFrame([{"quantity": r["quantity"], "group": r["group"],
+                                   **format_row(r)} for _, r in part.iterrows()])
+            shown = shown.rename(columns={"interval": interval_label(ci_prob, ci_kind)})
+            lines += [markdown_table(shown), ""]
+    return "\n".join(lines)

@@ -1,0 +1,281 @@
+"""Model specs and prior sets: plain TOML in ``models/`` and ``models/priors/``.
+
+A prior set is a TOML file with one table per parameter, ``[<section>.<parameter>]`` holding
+``dist`` and ``kwargs`` exactly as pymc-extras' ``Prior.to_dict`` writes them. Sections are
+the model kind (``milestones``, ``longitudinal_logit``, ``longitudinal_identity``,
+``longitudinal_log``); a table named after a model (``[ldh.intercept]``) overrides its kind's.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymc as pm
+from pymc_extras.prior import Prior
+
+from .errors import InputError, Problem
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = ROOT / "models"
+PRIORS_DIR = MODELS_DIR / "priors"
+DEFAULT_MODELS = ("rash_milestones", "gc_discontinuation", "cmas", "cat_bm", "ldh")
+
+FAMILIES = ("weibull", "lognormal", "loglogistic")
+LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
+# the parameters each section's models read, with what they mean (shown in error messages)
+PARAMETERS = {
+    "milestones": {
+        "intercept": "log time (weeks) of each gap for the reference group",
+        "beta_group": "log time ratio of a group level against the reference level",
+        "sigma_cell": "spread of drug-by-dose cell deviations (log time)",
+        "sigma_patient": "spread of the patient frailty shared by the milestones (log time)",
+        "dispersion": "scale of the log-time error of each gap (Weibull shape = 1/dispersion)",
+        "beta_covariate": "log time ratio per unit of a standardised covariate",
+    },
+    **{f"longitudinal_{link}": {
+        "intercept": f"baseline on the {link} scale",
+        "sigma_intercept": "spread of patient baselines",
+        "change": f"change from baseline at the plateau for the reference group ({link} scale)",
+        "beta_group": "difference in change of a group level against the reference level",
+        "sigma_cell": "spread of drug-by-dose cell deviations of the change",
+        "sigma_change": "spread of patient changes",
+        "tau_weeks": "time constant of the approach to the plateau (weeks)",
+        "noise": "concentration (beta-binomial) or residual SD (normal, log-normal)",
+        "beta_covariate": "change per unit of a standardised covariate",
+    } for link in ("logit", "identity", "log")},
+}
+SPEC_KEYS = {
+    "common": {"name", "kind", "description", "population", "grouping", "covariates",
+               "contrasts", "priors", "replicates"},
+    "milestones": {"outcomes", "family"},
+    "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week"},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as named in ``models/<name>.toml``."""
+
+    name: str
+    kind: str
+    path: Path
+    raw: dict
+    grouping: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+    contrasts: tuple[tuple[str, object, object], ...] = ()
+    population: tuple[tuple[str, object], ...] = ()
+    prior_set: str = "default"
+    replicates: int = 40
+    outcomes: tuple[str, ...] = ()
+    family: str = "weibull"
+    measure: str = ""
+    likelihood: str = ""
+    upper: float | None = None
+    threshold: float = 0.0
+    final_week: float = 24.0
+
+    @property
+    def prior_section(self) -> str:
+        if self.kind == "milestones":
+            return "milestones"
+        return f"longitudinal_{LIKELIHOODS[self.likelihood]}"
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """Named priors for one model: parameter -> pymc-extras ``Prior``, plus their source."""
+
+    name: str
+    path: Path
+    priors: dict[str, Prior] = field(default_factory=dict)
+
+    def as_dicts(self) -> dict[str, dict]:
+        return {k: _plain(p.to_dict()) for k, p in self.priors.items()}
+
+    def family_signature(self) -> str:
+        """What forces a rebuild: distributions and their argument names, not their values."""
+        shape = {k: (p.distribution, sorted(p.parameters)) for k, p in self.priors.items()}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise InputError([Problem(str(path), "toml_syntax", f"not valid TOML: {err}")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(str(path), "not_utf8", "file is not UTF-8")]) from None
+
+
+def resolve(name_or_path: str, folder: Path, what: str, valid: list[str] | None = None) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return candidate
+    path = folder / f"{name_or_path}.toml"
+    if path.is_file():
+        return path
+    names = valid if valid is not None else sorted(p.stem for p in folder.glob("*.toml"))
+    raise InputError([Problem(str(path), f"unknown_{what}",
+                              f"no {what} '{name_or_path}'; valid: {', '.join(names)}")])
+
+
+def load_model_spec(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
+    path = resolve(name_or_path, models_dir, "model")
+    raw = _load_toml(path)
+    table = raw.get("model", {})
+    kind = table.get("kind")
+    problems = []
+    if kind not in ("milestones", "longitudinal"):
+        problems.append(Problem(str(path), "model_kind", f"[model] kind must be 'milestones' "
+                                f"or 'longitudinal', got {kind!r}", column="kind"))
+        raise InputError(problems)
+    allowed = SPEC_KEYS["common"] | SPEC_KEYS[kind]
+    for key in sorted(set(table) - allowed):
+        problems.append(Problem(str(path), "unknown_key", f"unknown key '{key}' in [model]; "
+                                f"valid: {', '.join(sorted(allowed))}", column=key))
+    common = dict(
+        name=table.get("name", path.stem), kind=kind, path=path, raw=raw,
+        grouping=tuple(table.get("grouping", ())), covariates=tuple(table.get("covariates", ())),
+        contrasts=tuple(tuple(c) for c in table.get("contrasts", ())),
+        population=tuple(table.get("population", {}).items()),
+        prior_set=table.get("priors", "default"), replicates=int(table.get("replicates", 40)))
+    for contrast in common["contrasts"]:
+        if len(contrast) != 3 or contrast[0] not in common["grouping"]:
+            problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} must be "
+                                    "[grouping column, numerator level, denominator level]",
+                                    column="contrasts"))
+    if kind == "milestones":
+        family = table.get("family", "weibull")
+        if family not in FAMILIES:
+            problems.append(Problem(str(path), "family", f"unknown family {family!r}; valid: "
+                                    f"{', '.join(FAMILIES)}", column="family"))
+        outcomes = tuple(table.get("outcomes", ()))
+        if not outcomes:
+            problems.append(Problem(str(path), "outcomes", "list at least one event in "
+                                    "'outcomes'", column="outcomes"))
+        spec = ModelSpec(**common, outcomes=outcomes, family=family)
+    else:
+        likelihood = table.get("likelihood", "")
+        if likelihood not in LIKELIHOODS:
+            problems.append(Problem(str(path), "likelihood", f"unknown likelihood "
+                                    f"{likelihood!r}; valid: {', '.join(LIKELIHOODS)}",
+                                    column="likelihood"))
+        upper = table.get("upper")
+        if likelihood in ("beta_binomial", "censored_normal") and not upper:
+            problems.append(Problem(str(path), "upper", f"'{likelihood}' needs 'upper' (the "
+                                    "top of the scale)", column="upper"))
+        spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         likelihood=likelihood, upper=upper,
+                         threshold=float(table.get("threshold", 0.0)),
+                         final_week=float(table.get("final_week", 24.0)))
+    if problems:
+        raise InputError(problems)
+    return spec
+
+
+def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[Problem]:
+    where = f"[{section}.{parameter}]"
+    if not isinstance(table, dict) or "dist" not in table:
+        return [Problem(str(path), "prior_table", f"{where} needs dist = \"...\" and kwargs",
+                        column=parameter)]
+    extra = set(table) - {"dist", "kwargs", "dims", "centered", "transform"}
+    if extra:
+        return [Problem(str(path), "prior_table", f"{where}: unknown key(s) "
+                        f"{', '.join(sorted(extra))}; valid: dist, kwargs", column=parameter)]
+    dist = table["dist"]
+    distribution = getattr(pm, dist, None)
+    if not (isinstance(distribution, type) and issubclass(distribution, pm.Distribution)):
+        valid = sorted(n for n in pm.distributions.__all__
+                       if isinstance(getattr(pm, n, None), type)
+                       and issubclass(getattr(pm, n), pm.Distribution)
+                       and n[0].isupper() and n not in ("Distribution", "Continuous",
+                                                        "Discrete", "CustomDist"))
+        return [Problem(str(path), "prior_distribution", f"{where}: unknown distribution "
+                        f"'{dist}'; valid: {', '.join(valid)}", column=parameter)]
+    signature = inspect.signature(distribution.dist)
+    valid_args = [n for n, p in signature.parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "cls"]
+    problems = []
+    for arg, value in table.get("kwargs", {}).items():
+        if arg not in valid_args:
+            problems.append(Problem(str(path), "prior_argument", f"{where}: {dist} has no "
+                                    f"argument '{arg}'; valid: {', '.join(valid_args)}",
+                                    column=parameter))
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(Problem(str(path), "prior_argument", f"{where}: {arg} must be a "
+                                    f"number, got {value!r}", column=parameter))
+    return problems
+
+
+def load_prior_set(name_or_path: str, spec: ModelSpec,
+                   priors_dir: Path = PRIORS_DIR) -> PriorSet:
+    """The priors ``spec`` needs from a prior-set file (its kind's tables, then its own)."""
+    path = resolve(name_or_path, priors_dir, "prior set")
+    raw = _load_toml(path)
+    section = spec.prior_section
+    expected = PARAMETERS[section]
+    problems: list[Problem] = []
+    known_sections = set(PARAMETERS) | {n.stem for n in MODELS_DIR.glob("*.toml")} | {spec.name}
+    for name in raw:
+        if name not in known_sections:
+            problems.append(Problem(str(path), "prior_section", f"unknown section [{name}]; "
+                                    f"valid: {', '.join(sorted(PARAMETERS))} or a model name",
+                                    column=name))
+    merged: dict[str, dict] = {}
+    for source in (section, spec.name):
+        for parameter, table in raw.get(source, {}).items():
+            if source == section or parameter in expected:
+                if parameter not in expected:
+                    problems.append(Problem(
+                        str(path), "prior_parameter", f"[{source}.{parameter}]: unknown "
+                        f"parameter; valid: {', '.join(expected)}", column=parameter))
+                    continue
+            elif source in PARAMETERS:
+                continue
+            else:
+                problems.append(Problem(str(path), "prior_parameter", f"[{source}.{parameter}]"
+                                        f": unknown parameter; valid: {', '.join(expected)}",
+                                        column=parameter))
+                continue
+            found = _check_prior_table(path, source, parameter, table)
+            problems += found
+            if not found:
+                merged[parameter] = table
+    # Sections of other kinds are checked too, so a typo anywhere in the file is reported.
+    for other in PARAMETERS:
+        if other == section:
+            continue
+        for parameter, table in raw.get(other, {}).items():
+            if parameter not in PARAMETERS[other]:
+                problems.append(Problem(str(path), "prior_parameter", f"[{other}.{parameter}]:"
+                                        f" unknown parameter; valid: "
+                                        f"{', '.join(PARAMETERS[other])}", column=parameter))
+            else:
+                problems += _check_prior_table(path, other, parameter, table)
+    missing = [p for p in expected if p not in merged]
+    if missing and not problems:
+        problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "
+                                f"{', '.join(missing)}", column=section))
+    if problems:
+        raise InputError(problems)
+    priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
+                                                                                   {}))})
+              for k, t in merged.items()}
+    return PriorSet(name=path.stem, path=path, priors=priors)

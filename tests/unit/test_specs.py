@@ -1,0 +1,71 @@
+"""Specs and prior sets: round trip through pymc-extras Prior, and clear errors."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from jdmbayes.errors import InputError
+from jdmbayes.spec import PRIORS_DIR, load_model_spec, load_prior_set
+
+
+def test_default_prior_set_round_trips_through_prior_dicts():
+    spec = load_model_spec("rash_milestones")
+    prior_set = load_prior_set("default", spec)
+    with open(PRIORS_DIR / "default.toml", "rb") as handle:
+        raw = tomllib.load(handle)["milestones"]
+    assert prior_set.as_dicts() == {k: {"dist": v["dist"], "kwargs": v["kwargs"]}
+                                    for k, v in raw.items()}
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "mine.toml"
+    path.write_text((PRIORS_DIR / "default.toml").read_text() + text)
+    return str(path)
+
+
+def _problem(path):
+    with pytest.raises(InputError) as caught:
+        load_prior_set(path, load_model_spec("rash_milestones"))
+    return caught.value.problems[0]
+
+
+def test_unknown_parameter_lists_the_valid_ones(tmp_path):
+    problem = _problem(_write(tmp_path, '\n[milestones.beta_drug]\ndist = "Normal"\n'))
+    assert problem.rule == "prior_parameter"
+    assert "valid: intercept, beta_group, sigma_cell, sigma_patient, dispersion" in problem.message
+
+
+def test_unknown_distribution_lists_valid_ones(tmp_path):
+    text = (PRIORS_DIR / "default.toml").read_text().replace(
+        'dist = "HalfNormal"\nkwargs = { sigma = 0.25 }',
+        'dist = "HalfNormel"\nkwargs = { sigma = 0.25 }')
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    problem = _problem(str(path))
+    assert problem.rule == "prior_distribution"
+    assert "unknown distribution 'HalfNormel'" in problem.message
+    assert "HalfCauchy" in problem.message
+
+
+def test_unknown_argument_lists_valid_ones(tmp_path):
+    text = (PRIORS_DIR / "default.toml").read_text().replace(
+        "kwargs = { mu = 0.0, sigma = 0.7 }", "kwargs = { mean = 0.0, sigma = 0.7 }")
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    problem = _problem(str(path))
+    assert problem.rule == "prior_argument"
+    assert problem.message == ("[milestones.beta_group]: Normal has no argument 'mean'; valid: "
+                               "mu, sigma, tau")
+
+
+def test_unknown_model_and_family(tmp_path):
+    with pytest.raises(InputError) as caught:
+        load_model_spec("no_such_model")
+    assert "valid: gc_discontinuation, rash_milestones" in str(caught.value)
+    path = tmp_path / "m.toml"
+    path.write_text('[model]\nkind = "milestones"\noutcomes = ["x"]\nfamily = "gamma"\n')
+    with pytest.raises(InputError) as caught:
+        load_model_spec(str(path))
+    assert "unknown family 'gamma'; valid: weibull, lognormal, loglogistic" in str(caught.value)
