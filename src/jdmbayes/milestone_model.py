@@ -127,9 +127,12 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
         base = group_effects(data.design, prior_set, n)
         if k_count > 1:  # a frailty is identified only by several milestones per patient
             sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
-            # centred: with several milestones per patient the data identify each frailty
-            # well, and the centred form samples without the funnel's divergences
-            base = base + pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
+            if spec.frailty == "centred":
+                frailty = pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
+            else:
+                z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
+                frailty = pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient")
+            base = base + frailty
         eta = base[obs_patient] + alpha[obs_outcome]
         scale = sigma[obs_outcome]
         origin = obs_origin

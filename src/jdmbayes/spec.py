@@ -53,7 +53,7 @@ PARAMETERS = {
 SPEC_KEYS = {
     "common": {"name", "kind", "description", "population", "grouping", "covariates",
                "contrasts", "priors", "replicates"},
-    "milestones": {"outcomes", "family"},
+    "milestones": {"outcomes", "family", "frailty"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week"},
 }
 
@@ -74,6 +74,7 @@ class ModelSpec:
     replicates: int = 40
     outcomes: tuple[str, ...] = ()
     family: str = "weibull"
+    frailty: str = "non_centred"
     measure: str = ""
     likelihood: str = ""
     upper: float | None = None
@@ -170,7 +171,11 @@ def load_model_spec(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSp
         if not outcomes:
             problems.append(Problem(str(path), "outcomes", "list at least one event in "
                                     "'outcomes'", column="outcomes"))
-        spec = ModelSpec(**common, outcomes=outcomes, family=family)
+        frailty = table.get("frailty", "non_centred")
+        if frailty not in ("centred", "non_centred"):
+            problems.append(Problem(str(path), "frailty", f"frailty must be 'centred' or "
+                                    f"'non_centred', got {frailty!r}", column="frailty"))
+        spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
     else:
         likelihood = table.get("likelihood", "")
         if likelihood not in LIKELIHOODS:
