@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .published import DAYS_PER_MONTH, quartiles
+from .published import quartiles
 
 N = 25
 CAT_BM_SCHEDULE = (0, 1, 2, 4, 8, 12, 24)
@@ -353,6 +353,3 @@ def generate_series(seed: int = 20211028) -> dict[str, pd.DataFrame]:
     return {"subjects": subjects, "events": events.reset_index(drop=True),
             "measurements": measurements.reset_index(drop=True)}
 
-
-def months_to_weeks(months: float) -> float:
-    return months * DAYS_PER_MONTH / 7

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import arviz as az
-import pandas as pd
 
 from .formatting import summary_markdown
 from .pipeline import ModelResult
@@ -42,6 +41,3 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
         for name, table in result.tables.items():
             table.to_csv(model_folder / f"{name}.csv", index=False, float_format="%.17g")
 
-
-def read_summary(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "summary.csv")

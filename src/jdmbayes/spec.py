@@ -24,7 +24,6 @@ from .errors import InputError, Problem
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 PRIORS_DIR = MODELS_DIR / "priors"
-DEFAULT_MODELS = ("rash_milestones", "gc_discontinuation", "cmas", "cat_bm", "ldh")
 
 FAMILIES = ("weibull", "lognormal", "loglogistic")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
