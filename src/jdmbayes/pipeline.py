@@ -54,7 +54,7 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _split_loglik(idata: az.InferenceData, name: str) -> None:
+def split_loglik(idata: az.InferenceData, name: str) -> None:
     loglik = idata.posterior["loglik_patient"].rename(name)
     idata.add_groups(log_likelihood=xr.Dataset({name: loglik}))
     idata.posterior = idata.posterior.drop_vars("loglik_patient")
@@ -70,7 +70,7 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
                                           "covariates": data.design.covariates})
     sampled = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
     idata = sampled.idata
-    _split_loglik(idata, "milestones")
+    split_loglik(idata, "milestones")
     prior = sample_prior(model, PRIOR_DRAWS, settings.seed)
 
     rng = np.random.default_rng([settings.seed, 1])

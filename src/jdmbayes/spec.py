@@ -53,7 +53,8 @@ SPEC_KEYS = {
     "common": {"name", "kind", "description", "population", "grouping", "covariates",
                "contrasts", "priors", "replicates"},
     "milestones": {"outcomes", "family", "frailty"},
-    "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week"},
+    "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
+                     "improvement", "random_change"},
 }
 
 
@@ -79,6 +80,8 @@ class ModelSpec:
     upper: float | None = None
     threshold: float = 0.0
     final_week: float = 24.0
+    improvement: str = "increase"
+    random_change: bool = True
 
     @property
     def prior_section(self) -> str:
@@ -185,7 +188,13 @@ def load_model_spec(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSp
         if likelihood in ("beta_binomial", "censored_normal") and not upper:
             problems.append(Problem(str(path), "upper", f"'{likelihood}' needs 'upper' (the "
                                     "top of the scale)", column="upper"))
+        improvement = table.get("improvement", "increase")
+        if improvement not in ("increase", "decrease"):
+            problems.append(Problem(str(path), "improvement", "improvement must be 'increase' "
+                                    f"or 'decrease', got {improvement!r}", column="improvement"))
         spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         improvement=improvement,
+                         random_change=bool(table.get("random_change", True)),
                          likelihood=likelihood, upper=upper,
                          threshold=float(table.get("threshold", 0.0)),
                          final_week=float(table.get("final_week", 24.0)))

@@ -63,7 +63,8 @@ def test_unknown_argument_lists_valid_ones(tmp_path):
 def test_unknown_model_and_family(tmp_path):
     with pytest.raises(InputError) as caught:
         load_model_spec("no_such_model")
-    assert "valid: gc_discontinuation, rash_milestones" in str(caught.value)
+    assert ("valid: cat_bm, cmas, gc_discontinuation, ldh, rash_milestones"
+            in str(caught.value))
     path = tmp_path / "m.toml"
     path.write_text('[model]\nkind = "milestones"\noutcomes = ["x"]\nfamily = "gamma"\n')
     with pytest.raises(InputError) as caught:

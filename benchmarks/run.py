@@ -1,0 +1,130 @@
+"""Benchmarks: end-to-end fit.py cold and warm, and samplers per model by ESS per second.
+
+    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md]
+
+"cold" = a fresh process with empty PyTensor and Numba caches; "warm" = a fresh process with
+the caches the cold run left; "in-process" = a second fit of the same model in the same
+process (the compiled model is reused). Samplers: nutpie (numba), PyMC's NUTS (C backend) and
+numpyro (JAX) when installed; a sampler that is not installed is reported as skipped. Speed
+is reported as ratios against PyMC's default sampler measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("rash_milestones", "gc_discontinuation")
+
+
+def timed_fit(env: dict, out: Path, extra: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), "--out", str(out),
+                           *extra], env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, done.returncode
+
+
+def end_to_end(quick: bool) -> list[str]:
+    extra = [] if not quick else ["--model", "gc_discontinuation"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp / 'pytensor'}",
+                   NUMBA_CACHE_DIR=str(tmp / "numba"))
+        cold, code_cold = timed_fit(env, tmp / "cold", extra)
+        warm, code_warm = timed_fit(env, tmp / "warm", extra)
+    what = "all default models" if not quick else "gc_discontinuation only (--quick)"
+    return [f"| fit.py, {what}, cold | {cold:.1f} s | exit {code_cold} |",
+            f"| fit.py, {what}, warm | {warm:.1f} s | exit {code_warm} |"]
+
+
+def sampler_rows(quick: bool) -> list[str]:
+    import arviz as az
+
+    from jdmbayes.indexing import index_milestones
+    from jdmbayes.milestone_model import build_milestone_model
+    from jdmbayes.pipeline import structure_key
+    from jdmbayes.priors import hyperparameter_values
+    from jdmbayes.sampling import SamplerSettings, sample_posterior
+    from jdmbayes.spec import load_model_spec, load_prior_set
+    from jdmbayes.validate import load_series
+
+    series = load_series(ROOT / "data" / "ding2021")
+    draws = 500 if quick else 1000
+    rows = []
+    for name in MODELS[:1] if quick else MODELS:
+        spec = load_model_spec(name)
+        prior_set = load_prior_set("default", spec)
+        data = index_milestones(series, spec)
+        results = {}
+        for sampler in ("pymc", "nutpie", "numpyro"):
+            model = build_milestone_model(data, spec, prior_set)
+            settings = SamplerSettings(sampler="nutpie" if sampler == "nutpie" else "pymc",
+                                       draws=draws, tune=draws)
+            start = time.perf_counter()
+            if sampler == "numpyro":
+                try:
+                    import numpyro  # noqa: F401
+                except ImportError:
+                    rows.append(f"| {name} | numpyro | skipped: not installed | | | |")
+                    continue
+                import pymc as pm
+
+                with model:
+                    idata = pm.sample(draws=draws, tune=draws, chains=4, random_seed=1,
+                                      target_accept=0.99, nuts_sampler="numpyro",
+                                      progressbar=False)
+                compile_s, sample_s = float("nan"), time.perf_counter() - start
+            else:
+                key = structure_key(spec, prior_set, {"kind": data.kind, "bench": sampler})
+                result = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+                idata, compile_s, sample_s = (result.idata, result.compile_seconds,
+                                              result.sample_seconds)
+                again = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+                results[f"{sampler}_reuse"] = again.compile_seconds + again.sample_seconds
+            wall = time.perf_counter() - start
+            names = [v for v in idata.posterior.data_vars if not v.startswith("loglik")]
+            ess = float(np.nanmin(az.ess(idata.posterior[names]).to_array().values))
+            divergences = int(idata.sample_stats["diverging"].sum())
+            results[sampler] = ess / wall
+            rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s) | "
+                        f"{ess:.0f} | {ess / wall:.1f} | {divergences} |")
+        base = results.get("pymc")
+        for sampler in ("nutpie", "numpyro"):
+            if sampler in results and base:
+                rows.append(f"| {name} | {sampler} / pymc ESS-per-second ratio | | | "
+                            f"{results[sampler] / base:.2f} | |")
+        if "nutpie_reuse" in results:
+            rows.append(f"| {name} | nutpie, second fit reusing the compiled model | "
+                        f"{results['nutpie_reuse']:.1f} s | | | |")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one model, shorter chains")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python "
+               f"{platform.python_version()}, {platform.platform()}")
+    lines = ["# Benchmark results", "", f"Machine: {machine}.", "",
+             "## End to end", "", "| run | wall time | result |", "|---|---|---|",
+             *end_to_end(args.quick), "", "## Samplers per model (4 chains, equal draws)", "",
+             "| model | sampler | wall time | min ESS (bulk) | ESS per second | divergences |",
+             "|---|---|---|---|---|---|", *sampler_rows(args.quick), ""]
+    text = "\n".join(lines)
+    print(text)
+    args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
