@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("rash_milestones", "gc_discontinuation")
+MODELS = ("rash_milestones", "gc_discontinuation", "cmas")
 
 
 def timed_fit(env: dict, out: Path, extra: list[str]) -> tuple[float, int]:
@@ -49,7 +49,8 @@ def end_to_end(quick: bool) -> list[str]:
 def sampler_rows(quick: bool) -> list[str]:
     import arviz as az
 
-    from jdmbayes.indexing import index_milestones
+    from jdmbayes.indexing import index_longitudinal, index_milestones
+    from jdmbayes.longitudinal_model import build_longitudinal_model
     from jdmbayes.milestone_model import build_milestone_model
     from jdmbayes.pipeline import structure_key
     from jdmbayes.priors import hyperparameter_values
@@ -63,10 +64,15 @@ def sampler_rows(quick: bool) -> list[str]:
     for name in MODELS[:1] if quick else MODELS:
         spec = load_model_spec(name)
         prior_set = load_prior_set("default", spec)
-        data = index_milestones(series, spec)
+        if spec.kind == "milestones":
+            data = index_milestones(series, spec)
+            build, arrays = build_milestone_model, {"kind": data.kind}
+        else:
+            data = index_longitudinal(series, spec)
+            build, arrays = build_longitudinal_model, {"value": data.value}
         results = {}
         for sampler in ("pymc", "nutpie", "numpyro"):
-            model = build_milestone_model(data, spec, prior_set)
+            model = build(data, spec, prior_set)
             settings = SamplerSettings(sampler="nutpie" if sampler == "nutpie" else "pymc",
                                        draws=draws, tune=draws)
             start = time.perf_counter()
@@ -84,7 +90,7 @@ def sampler_rows(quick: bool) -> list[str]:
                                       progressbar=False)
                 compile_s, sample_s = float("nan"), time.perf_counter() - start
             else:
-                key = structure_key(spec, prior_set, {"kind": data.kind, "bench": sampler})
+                key = structure_key(spec, prior_set, {**arrays, "bench": np.array([0])})
                 result = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
                 idata, compile_s, sample_s = (result.idata, result.compile_seconds,
                                               result.sample_seconds)
@@ -95,7 +101,8 @@ def sampler_rows(quick: bool) -> list[str]:
             ess = float(np.nanmin(az.ess(idata.posterior[names]).to_array().values))
             divergences = int(idata.sample_stats["diverging"].sum())
             results[sampler] = ess / wall
-            rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s) | "
+            rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s, "
+                        f"sampling {sample_s:.1f} s) | "
                         f"{ess:.0f} | {ess / wall:.1f} | {divergences} |")
         base = results.get("pymc")
         for sampler in ("nutpie", "numpyro"):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
 import signal
 import sys
 import tomllib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import __version__
@@ -52,6 +54,8 @@ def fit_command(args) -> int:
 
     if not 0 < args.ci_prob < 1:
         raise InputError(f"--ci-prob must be between 0 and 1, got {args.ci_prob}")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     started = _now()
     series = load_series(args.data)
     specs = [load_model_spec(name) for name in (args.model or _default_models())]
@@ -62,10 +66,18 @@ def fit_command(args) -> int:
         dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-seed{args.seed}")
     folder = RunFolder(out, overwrite=args.overwrite)
     folder.check()
-    results = []
     for spec, prior_set in zip(specs, prior_sets):
         print(f"fitting {spec.name} ({spec.kind}, priors '{prior_set.name}') ...", flush=True)
-        results.append(fit_model(series, spec, prior_set, settings, args.ci_prob, args.ci_kind))
+    jobs = [(series, spec, prior_set, settings, args.ci_prob, args.ci_kind)
+            for spec, prior_set in zip(specs, prior_sets)]
+    if args.jobs > 1 and len(jobs) > 1:
+        # models in parallel worker processes: their compilations overlap on the two cores
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)),
+                                 mp_context=context) as pool:
+            results = list(pool.map(fit_model, *zip(*jobs)))
+    else:
+        results = [fit_model(*job) for job in jobs]
     verdict = "pass" if all(r.diagnostics["verdict"] == "pass" for r in results) else "fail"
     manifest = {
         "jdmbayes": __version__, "started": started, "finished": _now(),
@@ -130,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--draws", type=int, default=1000)
     fit.add_argument("--tune", type=int, default=1000)
     fit.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
+    fit.add_argument("--jobs", type=int, default=2,
+                     help="models fitted in parallel processes (1: in this process)")
     fit.add_argument("--ci-prob", type=float, default=0.95, help="credible interval level")
     fit.add_argument("--ci-kind", choices=("eti", "hdi"), default="eti",
                      help="equal-tailed or highest-density interval")

@@ -92,7 +92,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
         change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
                   + post["sigma_change"][:, None] * w)
 
-        def expected(week):
+        def expected(week, change=change):
             mu = baseline + change * shape(week, tau)
             return expected_value(spec.likelihood, mu, noise, upper)
 

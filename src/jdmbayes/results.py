@@ -18,6 +18,7 @@ from .runfolder import write_json
 from .summarise import summary_table
 
 IDENTIFYING_GROUPS = ("observed_data", "constant_data")
+PATIENT_LEVEL_TABLES = ("ppc_trajectories",)   # one row per patient visit
 
 
 def write_results(folder: Path, results: list[ModelResult], manifest: dict,
@@ -39,5 +40,7 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
             getattr(idata, group).attrs["jdmbayes_manifest"] = text
         idata.to_netcdf(str(model_folder / "posterior.nc"))
         for name, table in result.tables.items():
+            if shareable and name in PATIENT_LEVEL_TABLES:
+                continue
             table.to_csv(model_folder / f"{name}.csv", index=False, float_format="%.17g")
 

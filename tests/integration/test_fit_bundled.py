@@ -79,9 +79,10 @@ def test_predicted_resolutions_centre_on_the_observed_16_of_24(run):
 
 
 def test_same_seed_gives_identical_summary(run, tmp_path):
+    """The fixture fitted the models in two worker processes; again in this process."""
     _, out = run
     again = tmp_path / "again"
-    assert main(["fit", *MODELS, "--out", str(again)]) == 0
+    assert main(["fit", *MODELS, "--jobs", "1", "--out", str(again)]) == 0
     assert (again / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
 
 
@@ -115,9 +116,13 @@ def test_failed_gate_exits_3_with_results_marked(tmp_path):
 
 def test_shareable_posterior_has_no_identifiers(tmp_path):
     out = tmp_path / "share"
-    assert main(["fit", "--model", "gc_discontinuation", "--shareable", "--out", str(out)]) == 0
-    idata = az.from_netcdf(out / "gc_discontinuation" / "posterior.nc")
-    assert "constant_data" not in idata.groups() and "observed_data" not in idata.groups()
+    assert main(["fit", "--model", "gc_discontinuation", "--model", "cmas", "--shareable",
+                 "--out", str(out)]) == 0
+    for name in ("gc_discontinuation", "cmas"):
+        idata = az.from_netcdf(out / name / "posterior.nc")
+        assert "constant_data" not in idata.groups() and "observed_data" not in idata.groups()
+    assert not (out / "cmas" / "ppc_trajectories.csv").exists()   # patient-level rows
+    assert (out / "cmas" / "ppc_groups.csv").exists()
     for path in out.rglob("*"):
         if path.is_file() and path.suffix != ".nc":
             assert "REC0" not in path.read_text(errors="ignore"), path

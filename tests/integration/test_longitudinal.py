@@ -1,0 +1,131 @@
+"""Longitudinal models: the bundled series end to end, and recovery on simulated scores."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+from jdmbayes.cli import main
+from jdmbayes.pipeline import fit_model
+from jdmbayes.sampling import SamplerSettings
+from jdmbayes.spec import load_model_spec, load_prior_set
+from jdmbayes.validate import load_series
+from tests.conftest import BUNDLED
+from tests.simulate import simulate_longitudinal_series
+
+BOUNDS = {"cmas": (0, 52), "cat_bm": (0, 17)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "longitudinal"
+    code = main(["fit", "--model", "cmas", "--model", "cat_bm", "--model", "ldh",
+                 "--out", str(out)])
+    return code, out
+
+
+def test_bundled_longitudinal_fits_pass_every_gate(run):
+    code, out = run
+    assert code == 0
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    for name in ("cmas", "cat_bm", "ldh"):
+        assert diagnostics[name]["verdict"] == "pass", diagnostics[name]["failures"]
+
+
+def test_no_predictive_draw_leaves_the_scale(run):
+    _, out = run
+    for name in ("cmas", "cat_bm", "ldh"):
+        draws = az.from_netcdf(out / name / "posterior.nc").posterior_predictive["value_pred"]
+        values = draws.values
+        if name in BOUNDS:
+            low, high = BOUNDS[name]
+            assert values.min() >= low and values.max() <= high
+            assert np.array_equal(values, np.round(values))
+        else:
+            assert values.min() > 0
+
+
+def test_missing_values_are_counted(run):
+    _, out = run
+    notes = json.loads((out / "manifest.json").read_text())["models"]["cmas"]["notes"]
+    assert any("1 missing value(s)" in n and "joint contracture" in n for n in notes)
+
+
+def test_seven_improvers_fitted_change_is_about_17_points(run):
+    _, out = run
+    idata = az.from_netcdf(out / "cmas" / "posterior.nc")
+    series = load_series(BUNDLED)
+    cmas = series.measurements[series.measurements["measure"] == "cmas"]
+    ids = list(idata.constant_data["subject_id"].values)
+    first_last = cmas.dropna(subset=["value"]).sort_values("week").groupby("subject_id")
+    observed = first_last["value"].last() - first_last["value"].first()
+    last_week = first_last["week"].last()
+    improvers = [s for s in ids if observed[s] > 0
+                 and cmas[(cmas.subject_id == s) & (cmas.week == 0)]["value"].notna().all()]
+    assert len(improvers) == 7
+    post = idata.posterior
+    changes = []
+    for sid in improvers:
+        i = ids.index(sid)
+        base = post["baseline"].isel(patient=i).values
+        delta = post["patient_change"].isel(patient=i).values
+        h = 1 - np.exp(-last_week[sid] / post["tau_weeks"].values)
+        changes.append(52 * (special.expit(base + delta * h) - special.expit(base)))
+    average = np.mean(changes, axis=0).ravel()
+    published = 35.714 - 18.571
+    low, high = np.quantile(average, [0.025, 0.975])
+    assert low <= published <= high
+    assert abs(np.median(average) - published) < 4
+
+
+def test_group_changes_shrink_towards_each_other(run):
+    _, out = run
+    summary = pd.read_csv(out / "summary.csv")
+    cells = ["ruxolitinib:2.5mg", "ruxolitinib:5mg", "tofacitinib:2.5mg", "tofacitinib:5mg"]
+    rows = summary[(summary.model == "cmas") & (summary.quantity == "mean_change_wk24")
+                   & summary.group.isin(cells)]
+    fitted_spread = rows["median"].max() - rows["median"].min()
+    series = load_series(BUNDLED)
+    cmas = series.measurements[series.measurements.measure == "cmas"].dropna(subset=["value"])
+    per_patient = cmas.sort_values("week").groupby("subject_id")["value"].agg(["first", "last"])
+    subjects = series.subjects.set_index("subject_id").loc[per_patient.index]
+    label = subjects["drug"] + ":" + subjects["dose_start_mg_bid"].map(lambda d: f"{d:g}mg")
+    raw = (per_patient["last"] - per_patient["first"]).groupby(label).mean()
+    assert fitted_spread < 0.5 * (raw.max() - raw.min())
+
+
+@pytest.mark.slow
+def test_recovery_with_ceiling_and_missing_baselines():
+    truth = {"intercept": 1.8, "sigma_intercept": 0.7, "change": 1.0, "beta_drug": 0.4,
+             "beta_dose": -0.3, "sigma_change": 0.5, "tau_weeks": 6.0, "noise": 40.0}
+    base = load_model_spec("cmas")
+    covered, total = 0, 0
+    for replication in range(3):
+        series = simulate_longitudinal_series(np.random.default_rng(300 + replication), 40,
+                                              truth)
+        values = series.measurements["value"]
+        assert (values == 52).mean() > 0.05 and values.isna().sum() >= 4   # ceiling, missing
+        spec = dataclasses.replace(base, population=())
+        result = fit_model(series, spec, load_prior_set("default", spec),
+                           SamplerSettings(chains=2, draws=500, tune=500, seed=5), 0.95, "eti")
+        rows = {(r["quantity"], r["group"]): r for r in result.summary_rows}
+        for (quantity, group), true in {
+                ("intercept", ""): truth["intercept"],
+                ("sigma_intercept", ""): truth["sigma_intercept"],
+                ("change", ""): truth["change"],
+                ("beta_group", "drug[ruxolitinib]"): truth["beta_drug"],
+                ("beta_group", "dose_start_mg_bid[5mg]"): truth["beta_dose"],
+                ("sigma_change", ""): truth["sigma_change"],
+                ("tau_weeks", ""): truth["tau_weeks"], ("noise", ""): truth["noise"]}.items():
+            row = rows[(quantity, group)]
+            covered += row["ci_low"] <= true <= row["ci_high"]
+            total += 1
+        assert result.diagnostics["r_hat_max"] < 1.05
+    floor = stats.binom.ppf(0.005, total, 0.95)
+    assert covered >= floor, f"{covered}/{total} covered; expected at least {floor:.0f}"
