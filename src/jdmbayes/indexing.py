@@ -71,6 +71,15 @@ class GroupDesign:
     def label(self, column: str, level: int) -> str:
         return level_label(column, self.levels[column][level])
 
+    @property
+    def patient_cell_labels(self) -> np.ndarray:
+        return np.array(self.cell_labels or ["all"])[self.patient_cell]
+
+    def key_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays a compiled model depends on through the design."""
+        return {"design": self.cell_effects, "cells": self.patient_cell,
+                "covariates": self.covariates}
+
 
 def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:
     subjects = series.subjects

@@ -10,9 +10,8 @@ from . import predict_longitudinal as pl
 from .diagnostics import diagnose
 from .indexing import index_longitudinal
 from .longitudinal_model import build_longitudinal_model
-from .pipeline import PRIOR_DRAWS, ModelResult, split_loglik, structure_key
-from .priors import hyperparameter_values
-from .sampling import SamplerSettings, sample_posterior, sample_prior
+from .pipeline import ModelResult, data_groups, sample_model
+from .sampling import SamplerSettings
 from .spec import ModelSpec, PriorSet
 from .summarise import summarise_parameters, summarise_quantities
 from .validate import Series
@@ -30,7 +29,7 @@ def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
                          "observed": data.value, "predicted_low": low,
                          "predicted_median": mid, "predicted_high": high, "band": BAND})
     rows["inside_band"] = (rows["observed"] >= low) & (rows["observed"] <= high)
-    labels = np.array(data.design.cell_labels or ["all"])[data.design.patient_cell]
+    labels = data.design.patient_cell_labels
     group_rows = []
     cell = labels[data.patient]
     for group in sorted(set(cell)):
@@ -49,15 +48,10 @@ def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
                      settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     data = index_longitudinal(series, spec)
     model = build_longitudinal_model(data, spec, prior_set)
-    key = structure_key(spec, prior_set, {"patient": data.patient, "week": data.week,
-                                          "value": data.value,
-                                          "design": data.design.cell_effects,
-                                          "cells": data.design.patient_cell,
-                                          "covariates": data.design.covariates})
-    sampled = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+    sampled, prior = sample_model(model, spec, prior_set, settings,
+                                  {"patient": data.patient, "week": data.week,
+                                   "value": data.value}, data.design, spec.measure)
     idata = sampled.idata
-    split_loglik(idata, spec.measure)
-    prior = sample_prior(model, PRIOR_DRAWS, settings.seed)
     rng = np.random.default_rng([settings.seed, 2])
     post = pl.posterior_arrays(idata.posterior)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
@@ -68,10 +62,7 @@ def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
     idata.add_groups(
         observed_data=xr.Dataset({"value": ("obs", data.value)},
                                  coords={"obs": np.arange(len(data.value))}),
-        prior=prior.prior, constant_data=prior.constant_data.assign(
-            subject_id=("patient", np.array(data.subject_ids, dtype=str)),
-            cell_label=("patient", np.array(data.design.cell_labels or ["all"])[
-                data.design.patient_cell])))
+        prior=prior.prior, constant_data=data_groups(prior, data.subject_ids, data.design))
 
     quantities = pl.derived_quantities(post, data, spec, rng)
     quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))

@@ -28,15 +28,12 @@ def observed_survival(kind: np.ndarray, lo: np.ndarray, hi: np.ndarray,
             upper = np.where(kind == RIGHT, np.inf, hi)
             fitter.fit_interval_censoring(lower, upper)
             name = "Turnbull"
-            frame = fitter.survival_function_
-            values = frame.iloc[:, 0].to_numpy()
-            times = frame.index.to_numpy(float)
         else:
             fitter.fit(hi, event_observed=(kind == EXACT))
             name = "Kaplan-Meier"
-            frame = fitter.survival_function_
-            values = frame.iloc[:, 0].to_numpy()
-            times = frame.index.to_numpy(float)
+    frame = fitter.survival_function_
+    values = frame.iloc[:, 0].to_numpy()
+    times = frame.index.to_numpy(float)
     positions = np.searchsorted(times, grid, side="right") - 1
     return name, np.where(positions >= 0, values[np.maximum(positions, 0)], 1.0)
 

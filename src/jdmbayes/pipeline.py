@@ -54,6 +54,23 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def sample_model(model, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+                 data_arrays: dict, design, loglik_name: str):
+    """Sample (compiling at most once per structure), move the per-patient log-likelihood
+    to its group, and draw the prior: returns the sampling result and the prior draws."""
+    key = structure_key(spec, prior_set, {**data_arrays, **design.key_arrays()})
+    sampled = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+    split_loglik(sampled.idata, loglik_name)
+    return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed)
+
+
+def data_groups(prior: az.InferenceData, subject_ids, design) -> xr.Dataset:
+    """constant_data: the model's data containers plus the patient map (identifiers)."""
+    return prior.constant_data.assign(
+        subject_id=("patient", np.array(subject_ids, dtype=str)),
+        cell_label=("patient", design.patient_cell_labels))
+
+
 def split_loglik(idata: az.InferenceData, name: str) -> None:
     loglik = idata.posterior["loglik_patient"].rename(name)
     idata.add_groups(log_likelihood=xr.Dataset({name: loglik}))
@@ -64,14 +81,10 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
                    settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     data = index_milestones(series, spec)
     model = build_milestone_model(data, spec, prior_set)
-    key = structure_key(spec, prior_set, {"kind": data.kind, "hi": data.hi, "lo": data.lo,
-                                          "design": data.design.cell_effects,
-                                          "cells": data.design.patient_cell,
-                                          "covariates": data.design.covariates})
-    sampled = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+    sampled, prior = sample_model(model, spec, prior_set, settings,
+                                  {"kind": data.kind, "hi": data.hi, "lo": data.lo},
+                                  data.design, "milestones")
     idata = sampled.idata
-    split_loglik(idata, "milestones")
-    prior = sample_prior(model, PRIOR_DRAWS, settings.seed)
 
     rng = np.random.default_rng([settings.seed, 1])
     draws = pm_pred.extract_draws(idata.posterior, data)
@@ -84,11 +97,8 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
     idata.add_groups(observed_data=xr.Dataset({
         "time_hi": (("patient", "outcome"), data.hi), "time_lo": (("patient", "outcome"), data.lo),
         "kind": (("patient", "outcome"), data.kind)}, coords=coords))
-    idata.add_groups(prior=prior.prior, constant_data=prior.constant_data.assign(
-        subject_id=("patient", np.array(data.subject_ids, dtype=str)),
-        followup_wk=("patient", data.followup),
-        cell_label=("patient", np.array(data.design.cell_labels or ["all"])[
-            data.design.patient_cell])))
+    idata.add_groups(prior=prior.prior, constant_data=data_groups(
+        prior, data.subject_ids, data.design).assign(followup_wk=("patient", data.followup)))
 
     quantities = pm_pred.derived_quantities(draws, data, spec.family, spec.replicates, rng)
     quantities.update(pm_pred.contrasts(draws, data, spec.contrasts, spec.family))

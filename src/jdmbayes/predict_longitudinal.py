@@ -16,14 +16,7 @@ import numpy as np
 from scipy import special, stats
 
 from .indexing import LongitudinalData
-from .predict_milestones import group_assignments
-
-
-def _flat(posterior, name, size, tail=()):
-    if name not in posterior:
-        return np.zeros((size, *tail))
-    values = posterior[name].values
-    return values.reshape(size, *values.shape[2:])
+from .predict_milestones import flat_draws, group_assignments, level_index
 
 
 def expected_value(likelihood: str, mu, noise, upper):
@@ -57,7 +50,7 @@ def shape(week, tau):
 
 def posterior_arrays(posterior) -> dict:
     size = posterior.sizes["chain"] * posterior.sizes["draw"]
-    return {name: _flat(posterior, name, size) for name in
+    return {name: flat_draws(posterior, name, size) for name in
             ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
              "baseline", "patient_change", "beta_group", "cell_deviation", "beta_covariate")}
 
@@ -112,10 +105,8 @@ def contrasts(quantities: dict, data: LongitudinalData, spec_contrasts, measure:
     out = {}
     for column, numerator, denominator in spec_contrasts:
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
-        num = next(lab for lab, v in zip(labels, design.levels[column])
-                   if str(numerator) in (lab, str(v)))
-        den = next(lab for lab, v in zip(labels, design.levels[column])
-                   if str(denominator) in (lab, str(v)))
+        num = labels[level_index(labels, design.levels[column], numerator)]
+        den = labels[level_index(labels, design.levels[column], denominator)]
         out[(measure, "diff_mean_change_wk24", f"{num}-{den}")] = (
             quantities[(measure, "mean_change_wk24", num)]
             - quantities[(measure, "mean_change_wk24", den)])

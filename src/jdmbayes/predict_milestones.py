@@ -40,11 +40,12 @@ class Draws:
     frailty: np.ndarray            # (S, n)
 
 
-def _flat(posterior, name, tail_shape, size):
+def flat_draws(posterior, name, size, tail_shape=()):
+    """(chains * draws, ...) array of a posterior variable; zeros when the model lacks it."""
     if name not in posterior:
         return np.zeros((size, *tail_shape))
     values = posterior[name].values
-    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+    return values.reshape(size, *values.shape[2:])
 
 
 def extract_draws(posterior, data: MilestoneData) -> Draws:
@@ -52,13 +53,14 @@ def extract_draws(posterior, data: MilestoneData) -> Draws:
     size = chains * draws
     design = data.design
     return Draws(chains, draws,
-                 _flat(posterior, "intercept", (), size),
-                 _flat(posterior, "dispersion", (), size),
-                 _flat(posterior, "beta_group", (len(design.effect_labels),), size),
-                 _flat(posterior, "cell_deviation", (max(len(design.cells), 1),), size),
-                 _flat(posterior, "beta_covariate", (len(design.covariate_names),), size),
-                 _flat(posterior, "sigma_patient", (), size).reshape(size),
-                 _flat(posterior, "frailty", (data.n_patients,), size))
+                 flat_draws(posterior, "intercept", size),
+                 flat_draws(posterior, "dispersion", size),
+                 flat_draws(posterior, "beta_group", size, (len(design.effect_labels),)),
+                 flat_draws(posterior, "cell_deviation", size, (max(len(design.cells), 1),)),
+                 flat_draws(posterior, "beta_covariate", size,
+                            (len(design.covariate_names),)),
+                 flat_draws(posterior, "sigma_patient", size).reshape(size),
+                 flat_draws(posterior, "frailty", size, (data.n_patients,)))
 
 
 def cell_location(draws: Draws, data: MilestoneData) -> np.ndarray:
@@ -142,8 +144,8 @@ def contrasts(draws: Draws, data: MilestoneData, spec_contrasts, family: str
     for column, numerator, denominator in spec_contrasts:
         c = design.columns.index(column)
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
-        num = _level_index(labels, design.levels[column], numerator)
-        den = _level_index(labels, design.levels[column], denominator)
+        num = level_index(labels, design.levels[column], numerator)
+        den = level_index(labels, design.levels[column], denominator)
         diffs = []
         for cell in design.cells:
             if cell[c] != num:
@@ -161,7 +163,8 @@ def contrasts(draws: Draws, data: MilestoneData, spec_contrasts, family: str
     return out
 
 
-def _level_index(labels, levels, wanted) -> int:
+def level_index(labels, levels, wanted) -> int:
+    """Position of a contrast level given by its label ('5mg') or its value (5.0)."""
     for i, (label, value) in enumerate(zip(labels, levels)):
         if str(wanted) in (label, str(value)):
             return i
