@@ -251,37 +251,26 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
             problems.append(Problem(str(path), "prior_section", f"unknown section [{name}]; "
                                     f"valid: {', '.join(sorted(PARAMETERS))} or a model name",
                                     column=name))
-    merged: dict[str, dict] = {}
-    for source in (section, spec.name):
+
+    def check_section(source: str, valid) -> dict[str, dict]:
+        """The valid tables of ``[source.*]``; every problem in them is recorded."""
+        good = {}
         for parameter, table in raw.get(source, {}).items():
-            if source == section or parameter in expected:
-                if parameter not in expected:
-                    problems.append(Problem(
-                        str(path), "prior_parameter", f"[{source}.{parameter}]: unknown "
-                        f"parameter; valid: {', '.join(expected)}", column=parameter))
-                    continue
-            elif source in PARAMETERS:
-                continue
-            else:
-                problems.append(Problem(str(path), "prior_parameter", f"[{source}.{parameter}]"
-                                        f": unknown parameter; valid: {', '.join(expected)}",
+            if parameter not in valid:
+                problems.append(Problem(str(path), "prior_parameter", f"[{source}.{parameter}]:"
+                                        f" unknown parameter; valid: {', '.join(valid)}",
                                         column=parameter))
                 continue
             found = _check_prior_table(path, source, parameter, table)
-            problems += found
+            problems.extend(found)
             if not found:
-                merged[parameter] = table
-    # Sections of other kinds are checked too, so a typo anywhere in the file is reported.
-    for other in PARAMETERS:
-        if other == section:
-            continue
-        for parameter, table in raw.get(other, {}).items():
-            if parameter not in PARAMETERS[other]:
-                problems.append(Problem(str(path), "prior_parameter", f"[{other}.{parameter}]:"
-                                        f" unknown parameter; valid: "
-                                        f"{', '.join(PARAMETERS[other])}", column=parameter))
-            else:
-                problems += _check_prior_table(path, other, parameter, table)
+                good[parameter] = table
+        return good
+
+    # every kind's section is checked, so a typo anywhere in the file is reported; the
+    # model's own section ([<model name>.*]) overrides its kind's tables
+    checked = {kind: check_section(kind, PARAMETERS[kind]) for kind in PARAMETERS}
+    merged = {**checked[section], **check_section(spec.name, expected)}
     missing = [p for p in expected if p not in merged]
     if missing and not problems:
         problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "
