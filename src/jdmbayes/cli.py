@@ -58,6 +58,7 @@ def fit_command(args) -> int:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
     started = _now()
     series = load_series(args.data)
+    provenance = _series_provenance(Path(args.data))
     specs = [load_model_spec(name) for name in (args.model or _default_models())]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
@@ -85,7 +86,7 @@ def fit_command(args) -> int:
         "data": {"folder": str(Path(args.data).resolve()),
                  "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
                             for k, p in series.paths.items()},
-                 **_series_provenance(Path(args.data))},
+                 **provenance},
         "models": {r.name: {"spec_file": str(r.spec.path), "spec": r.spec.raw,
                             "prior_set": r.prior_set.name, "prior_file": str(r.prior_set.path),
                             "priors": r.prior_set.as_dicts(), "timings": r.timings,
@@ -104,7 +105,7 @@ def fit_command(args) -> int:
               f"{d['divergences']})")
         for failure in d["failures"]:
             print(f"  FAILED {failure['problem']}; try: {failure['try']}")
-    if _series_provenance(Path(args.data))["reconstructed"]:
+    if provenance["reconstructed"]:
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
     return EXIT_OK if verdict == "pass" else EXIT_DIAGNOSTICS_FAILED
