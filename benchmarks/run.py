@@ -1,4 +1,5 @@
-"""Benchmarks: end-to-end fit.py cold and warm, and samplers per model by ESS per second.
+"""Benchmarks: end-to-end fit.py cold and warm, a prior grid against separate fits, and
+samplers per model by ESS per second.
 
     python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md]
 
@@ -44,6 +45,33 @@ def end_to_end(quick: bool) -> list[str]:
     what = "all default models" if not quick else "gc_discontinuation only (--quick)"
     return [f"| fit.py, {what}, cold | {cold:.1f} s | exit {code_cold} |",
             f"| fit.py, {what}, warm | {warm:.1f} s | exit {code_warm} |"]
+
+
+def grid_rows(quick: bool) -> list[str]:
+    """A prior grid in one command (compiled once, hyperparameters swapped in as data)
+    against the same fits as separate fit.py runs, each a fresh process that compiles."""
+    model = "gc_discontinuation" if quick else "rash_milestones"
+    priors = ["default", "sceptical"] if quick else ["default", "vague", "sceptical",
+                                                    "enthusiastic"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        separate = 0.0
+        for prior in priors:
+            seconds, code = timed_fit(dict(os.environ), tmp / prior,
+                                      ["--model", model, "--priors", prior, "--jobs", "1"])
+            separate += seconds
+            rows.append(f"| fit.py --model {model} --priors {prior} (fresh process) | "
+                        f"{seconds:.1f} s | exit {code} |")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sensitivity.py"),
+                               "--model", model, "--priors", ",".join(priors), "--out",
+                               str(tmp / "grid")], capture_output=True, text=True)
+        grid = time.perf_counter() - start
+    rows += [f"| sensitivity.py, {len(priors)} prior sets in one grid | {grid:.1f} s | "
+             f"exit {done.returncode} |",
+             f"| ratio: grid / {len(priors)} separate fits | {grid / separate:.2f} | |"]
+    return rows
 
 
 def sampler_rows(quick: bool) -> list[str]:
@@ -124,7 +152,9 @@ def main() -> int:
                f"{platform.python_version()}, {platform.platform()}")
     lines = ["# Benchmark results", "", f"Machine: {machine}.", "",
              "## End to end", "", "| run | wall time | result |", "|---|---|---|",
-             *end_to_end(args.quick), "", "## Samplers per model (4 chains, equal draws)", "",
+             *end_to_end(args.quick), "", "## Prior sensitivity grid", "",
+             "| run | wall time | result |", "|---|---|---|", *grid_rows(args.quick), "",
+             "## Samplers per model (4 chains, equal draws)", "",
              "| model | sampler | wall time | min ESS (bulk) | ESS per second | divergences |",
              "|---|---|---|---|---|---|", *sampler_rows(args.quick), ""]
     text = "\n".join(lines)

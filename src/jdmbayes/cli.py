@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing
 import signal
 import sys
-import tomllib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import __version__
@@ -22,82 +19,68 @@ from .spec import MODELS_DIR, ROOT
 BUNDLED = ROOT / "data" / "ding2021"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def _default_models() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
-
-
-def _series_provenance(folder: Path) -> dict:
-    marker = folder / "series.toml"
-    if marker.is_file():
-        with open(marker, "rb") as handle:
-            info = tomllib.load(handle).get("series", {})
-        return {"reconstructed": bool(info.get("reconstructed", False)),
-                "provenance": info.get("provenance", "")}
-    return {"reconstructed": False, "provenance": "user-supplied series"}
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def fit_command(args) -> int:
-    from .pipeline import fit_model
-    from .results import write_results
-    from .runfolder import RunFolder, package_versions
-    from .sampling import SamplerSettings
-    from .spec import load_model_spec, load_prior_set
-    from .validate import load_series
-
+def _check_common(args) -> None:
     if not 0 < args.ci_prob < 1:
         raise InputError(f"--ci-prob must be between 0 and 1, got {args.ci_prob}")
     if args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    started = _now()
+    for name in ("chains", "draws", "tune"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
+
+
+def _run_out(args, prefix: str = "") -> Path:
+    return Path(args.out) if args.out else Path("results") / (
+        prefix + dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-seed{args.seed}")
+
+
+def fit_command(args) -> int:
+    from .batch import FitJob, close_client, open_client, run_in_memory
+    from .io import series_provenance
+    from .results import now, run_manifest, write_results
+    from .runfolder import RunFolder
+    from .sampling import SamplerSettings
+    from .spec import load_model_spec, load_prior_set
+    from .validate import load_series
+
+    _check_common(args)
+    started = now()
     series = load_series(args.data)
-    provenance = _series_provenance(Path(args.data))
     specs = [load_model_spec(name) for name in (args.model or _default_models())]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
+    if args.prior_predictive:
+        return prior_predictive_command(args, series, specs, prior_sets, started)
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
                                tune=args.tune, seed=args.seed)
-    out = Path(args.out) if args.out else Path("results") / (
-        dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-seed{args.seed}")
+    out = _run_out(args)
     folder = RunFolder(out, overwrite=args.overwrite)
     folder.check()
     for spec, prior_set in zip(specs, prior_sets):
         print(f"fitting {spec.name} ({spec.kind}, priors '{prior_set.name}') ...", flush=True)
-    jobs = [(series, spec, prior_set, settings, args.ci_prob, args.ci_kind)
-            for spec, prior_set in zip(specs, prior_sets)]
-    if args.jobs > 1 and len(jobs) > 1:
-        # models in parallel worker processes: their compilations overlap on the two cores
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)),
-                                 mp_context=context) as pool:
-            results = list(pool.map(fit_model, *zip(*jobs)))
+    jobs = [FitJob(args.data, str(spec.path), str(prior_set.path), settings, args.ci_prob,
+                   args.ci_kind) for spec, prior_set in zip(specs, prior_sets)]
+    if args.scheduler or (args.jobs > 1 and len(jobs) > 1):
+        # models in parallel Dask worker processes: their compilations overlap
+        client = open_client(args.scheduler, min(args.jobs, len(jobs)))
+        try:
+            results = run_in_memory(jobs, client)
+        finally:
+            close_client(client)
     else:
-        results = [fit_model(*job) for job in jobs]
-    verdict = "pass" if all(r.diagnostics["verdict"] == "pass" for r in results) else "fail"
-    manifest = {
-        "jdmbayes": __version__, "started": started, "finished": _now(),
-        "command": ["jdmbayes", *sys.argv[1:]],
-        "data": {"folder": str(Path(args.data).resolve()),
-                 "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
-                            for k, p in series.paths.items()},
-                 **provenance},
-        "models": {r.name: {"spec_file": str(r.spec.path), "spec": r.spec.raw,
-                            "prior_set": r.prior_set.name, "prior_file": str(r.prior_set.path),
-                            "priors": r.prior_set.as_dicts(), "timings": r.timings,
-                            "notes": r.notes, "verdict": r.diagnostics["verdict"]}
-                   for r in results},
-        "seed": args.seed, "sampler": settings.as_dict(), "ci_prob": args.ci_prob,
-        "ci_kind": args.ci_kind, "shareable": args.shareable, "versions": package_versions(),
-        "diagnostics_verdict": verdict,
-    }
+        results = run_in_memory(jobs)
+    manifest = run_manifest(args.data, series, results, settings, args.ci_prob, args.ci_kind,
+                            ["jdmbayes", *sys.argv[1:]], started, shareable=args.shareable)
     with folder as tmp:
-        write_results(tmp, results, manifest, shareable=args.shareable)
+        write_results(tmp, results, manifest, shareable=args.shareable,
+                      allow_failed=args.allow_failed_diagnostics)
     for r in results:
         d = r.diagnostics
         print(f"{r.name}: {d['verdict']} (max R-hat {d['r_hat_max']:.4f}, min ESS bulk "
@@ -105,10 +88,106 @@ def fit_command(args) -> int:
               f"{d['divergences']})")
         for failure in d["failures"]:
             print(f"  FAILED {failure['problem']}; try: {failure['try']}")
-    if provenance["reconstructed"]:
+    if series_provenance(args.data)["reconstructed"]:
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
+    verdict = manifest["diagnostics_verdict"]
     return EXIT_OK if verdict == "pass" else EXIT_DIAGNOSTICS_FAILED
+
+
+def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
+    """``fit --prior-predictive``: what each prior set implies, without fitting."""
+    from .formatting import prior_predictive_markdown
+    from .io import series_provenance
+    from .plots import prior_predictive_figure, save_png
+    from .prior_predictive import prior_predictive_table, simulate_prior_predictive
+    from .results import now
+    from .runfolder import RunFolder, package_versions, write_json
+
+    out = _run_out(args, "prior-predictive-")
+    folder = RunFolder(out, overwrite=args.overwrite)
+    folder.check()
+    simulated = [simulate_prior_predictive(series, spec, prior_set, args.draws, args.seed)
+                 for spec, prior_set in zip(specs, prior_sets)]
+    table = prior_predictive_table(simulated)
+    manifest = {"jdmbayes": __version__, "kind": "prior predictive (no data used in fitting)",
+                "started": started, "finished": now(), "command": ["jdmbayes", *sys.argv[1:]],
+                "data": {"folder": str(Path(args.data).resolve()),
+                         "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
+                                    for k, p in series.paths.items()},
+                         **series_provenance(args.data)},
+                "models": {spec.name: {"spec_file": str(spec.path), "prior_set": ps.name,
+                                       "prior_file": str(ps.path), "priors": ps.as_dicts()}
+                           for spec, ps in zip(specs, prior_sets)},
+                "seed": args.seed, "prior_draws": args.draws, "versions": package_versions()}
+    with folder as tmp:
+        table.to_csv(tmp / "prior_predictive.csv", index=False, float_format="%.17g")
+        write_json(tmp / "manifest.json", manifest)
+        (tmp / "prior_predictive.md").write_text(prior_predictive_markdown(table, manifest))
+        for pp in simulated:
+            save_png(prior_predictive_figure(pp), tmp / "plots" / f"{pp.model}_prior.png")
+    print(out)
+    return EXIT_OK
+
+
+def sensitivity_command(args) -> int:
+    """``jdmbayes sensitivity``: every model under every prior set, on Dask, resumable."""
+    from .batch import close_client, open_client
+    from .io import series_provenance
+    from .results import now
+    from .sampling import SamplerSettings
+    from .sensitivity import collect, grid_config, grid_jobs, prepare_folder, robustness, run_grid
+    from .sensitivity import speed as speed_of
+    from .sensitivity_report import write_sensitivity
+    from .spec import load_model_spec, load_prior_set
+    from .validate import load_series
+
+    _check_common(args)
+    prior_names = [p.strip() for p in args.priors.split(",") if p.strip()]
+    if len(prior_names) < 2 or len(set(prior_names)) != len(prior_names):
+        raise InputError(f"--priors needs two or more different prior sets, got {args.priors!r}")
+    names = _default_models() if args.model in (None, ["all"]) else args.model
+    series = load_series(args.data)
+    specs = [load_model_spec(name) for name in names]
+    problems = []
+    prior_sets = {}
+    for spec in specs:
+        prior_sets[spec.name] = []
+        for name in prior_names:
+            try:
+                prior_sets[spec.name].append(load_prior_set(name, spec))
+            except InputError as error:
+                problems.extend(p for p in error.problems if p not in problems)
+    if problems:
+        raise InputError(problems)
+    settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
+                               tune=args.tune, seed=args.seed)
+    out = _run_out(args, "sensitivity-")
+    config = grid_config(series, specs, prior_sets, settings, args.ci_prob, args.ci_kind)
+    resuming = prepare_folder(out, config, args.overwrite)
+    print(("resuming" if resuming else "starting") + f" grid in {out}: {len(specs)} model(s) "
+          f"x {len(prior_names)} prior sets", flush=True)
+    groups = grid_jobs(args.data, specs, prior_sets, settings, args.ci_prob, args.ci_kind, out)
+    extra = {"command": ["jdmbayes", *sys.argv[1:]], "grid": str(out.resolve()),
+             "grid_started": now()}
+    client = open_client(args.scheduler, args.jobs)
+    try:
+        statuses, wall = run_grid(groups, extra, client)
+    finally:
+        close_client(client)
+    tables = collect(out, specs, prior_names)
+    verdicts = robustness(tables["estimands"], tables["diagnostics"], prior_names)
+    speed = speed_of(statuses, tables["diagnostics"], wall)
+    write_sensitivity(out, tables, verdicts, prior_names, speed, config,
+                      series_provenance(args.data))
+    for spec in specs:
+        v = verdicts[verdicts["model"] == spec.name]
+        print(f"{spec.name}: {int((v['verdict'] == 'robust').sum())} of {len(v)} key "
+              f"estimands hold under every prior set")
+    if series_provenance(args.data)["reconstructed"]:
+        print("note: the bundled series is reconstructed (synthetic rows), not patient records")
+    print(out)
+    return EXIT_OK
 
 
 def validate_command(args) -> int:
@@ -128,6 +207,24 @@ def describe_command(args) -> int:
     return EXIT_OK
 
 
+def _sampling_options(parser) -> None:
+    parser.add_argument("--data", default=str(BUNDLED), help="series folder")
+    parser.add_argument("--out", help="run folder to write (exactly this folder)")
+    parser.add_argument("--seed", type=int, default=20211028)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="Dask worker processes for the fits (fit: 1 = in this process)")
+    parser.add_argument("--scheduler", help="an existing Dask scheduler, tcp://HOST:PORT "
+                        "(default: a local cluster of --jobs workers)")
+    parser.add_argument("--ci-prob", type=float, default=0.95, help="credible interval level")
+    parser.add_argument("--ci-kind", choices=("eti", "hdi"), default="eti",
+                        help="equal-tailed or highest-density interval")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jdmbayes", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=__version__)
@@ -135,23 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit models and write a run folder")
     fit.add_argument("--model", action="append", help="model name or spec path (repeatable; "
                      f"default: every model in models/: {', '.join(_default_models())})")
-    fit.add_argument("--data", default=str(BUNDLED), help="series folder")
     fit.add_argument("--priors", help="prior set name or path (default: each spec's)")
-    fit.add_argument("--out", help="run folder to write (exactly this folder)")
-    fit.add_argument("--seed", type=int, default=20211028)
-    fit.add_argument("--chains", type=int, default=4)
-    fit.add_argument("--draws", type=int, default=1000)
-    fit.add_argument("--tune", type=int, default=1000)
-    fit.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
-    fit.add_argument("--jobs", type=int, default=2,
-                     help="models fitted in parallel processes (1: in this process)")
-    fit.add_argument("--ci-prob", type=float, default=0.95, help="credible interval level")
-    fit.add_argument("--ci-kind", choices=("eti", "hdi"), default="eti",
-                     help="equal-tailed or highest-density interval")
+    _sampling_options(fit)
+    fit.add_argument("--prior-predictive", action="store_true",
+                     help="write what the prior set implies on the outcome scale (tables "
+                     "and plots, --draws prior draws) instead of fitting")
+    fit.add_argument("--allow-failed-diagnostics", action="store_true",
+                     help="write grant.md statements even when a diagnostic gate failed "
+                     "(marked as such)")
     fit.add_argument("--shareable", action="store_true",
                      help="leave identifier-carrying groups out of posterior.nc")
-    fit.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     fit.set_defaults(handler=fit_command)
+    grid = sub.add_parser("sensitivity", help="fit models under several prior sets and say "
+                          "which conclusions hold under all of them")
+    grid.add_argument("--model", action="append", help="model name or spec path (repeatable)"
+                      ", or 'all' (default: all)")
+    grid.add_argument("--priors", default="default,vague,sceptical,enthusiastic",
+                      help="comma-separated prior set names or paths")
+    _sampling_options(grid)
+    grid.set_defaults(handler=sensitivity_command)
     for name, handler, text in (("validate", validate_command, "check a series folder"),
                                 ("describe", describe_command, "describe a series folder")):
         command = sub.add_parser(name, help=text)

@@ -56,7 +56,7 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dic
         failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))
     for kind in ("ess_bulk", "ess_tail"):
         if not result[f"{kind}_min"] >= GATES["ess_min"]:
-            failures.append((kind, f"min {kind.replace('_', ' ')} ESS "
+            failures.append((kind, f"min {kind.split('_')[1]} ESS "
                              f"{result[f'{kind}_min']:.0f} < {GATES['ess_min']}"))
     if divergences > GATES["divergences_max"]:
         failures.append(("divergences", f"{divergences} divergent transitions"))

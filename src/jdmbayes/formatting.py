@@ -17,11 +17,13 @@ RECONSTRUCTED_NOTE = ("Data: the bundled series is RECONSTRUCTED — synthetic r
 
 
 def decimals_for(mcse: float, value: float = 0.0) -> int:
-    """Decimal places that keep the first significant digit of ``mcse``."""
+    """Decimal places that keep the first significant digit of ``mcse``, but never more
+    than 4 significant digits of ``value`` (a probability of 1 with a tiny MCSE is 1.000)."""
+    magnitude = abs(value) if value and math.isfinite(value) else 1.0
+    cap = max(0, 3 - int(math.floor(math.log10(magnitude))))
     if not math.isfinite(mcse) or mcse <= 0:
-        magnitude = abs(value) if value else 1.0
-        return max(0, 3 - int(math.floor(math.log10(magnitude))))
-    return max(0, -int(math.floor(math.log10(mcse))))
+        return cap
+    return min(cap, max(0, -int(math.floor(math.log10(mcse)))))
 
 
 def fmt(value: float, decimals: int) -> str:
@@ -85,3 +87,45 @@ def summary_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict) -
             shown = shown.rename(columns={"interval": interval_label(ci_prob, ci_kind)})
             lines += [markdown_table(shown), ""]
     return "\n".join(lines)
+
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits (for prior summaries, which have no MCSE
+    worth quoting: they describe a distribution, not estimate a number)."""
+    if value is None or not math.isfinite(value):
+        return "NA"
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    return f"{value:.{decimals}f}" if abs(value) < 10 ** (digits + 2) else f"{value:.{digits}g}"
+
+
+def prior_predictive_markdown(table: pd.DataFrame, manifest: dict) -> str:
+    """prior_predictive.md: the quantiles of prior_predictive.csv, for people."""
+    lines = ["# What the priors imply (prior predictive, no fitting)", ""]
+    if manifest["data"].get("reconstructed"):
+        lines += [f"> **{RECONSTRUCTED_NOTE}**", ""]
+    lines += [f"{manifest['prior_draws']} draws from each model's prior (seed "
+              f"{manifest['seed']}), pushed through the model with the series' own patients, "
+              "groups and covariates; the outcomes themselves were not used. Columns are "
+              "quantiles of the prior predictive distribution (5% to 95%: a 90% prior "
+              "predictive interval), shown to 3 significant digits; "
+              "`prior_predictive.csv` has them unrounded.", ""]
+    quantile_columns = [c for c in table.columns if c[0] == "q" and c[1:].isdigit()]
+    for model, part in table.groupby("model", sort=False):
+        info = manifest["models"][model]
+        lines += [f"## {model} (prior set '{info['prior_set']}')", "",
+                  f"![{model}](plots/{model}_prior.png)", ""]
+        shown = pd.DataFrame([{"outcome": r["outcome"], "quantity": r["quantity"],
+                               "group": r["group"],
+                               **{f"{int(c[1:])}%": significant(r[c])
+                                  for c in quantile_columns}}
+                              for _, r in part.iterrows()])
+        lines += [markdown_table(shown), ""]
+    return "\n".join(lines)
+
+
+def estimate_with_interval(row) -> str:
+    """'median (low to high)', rounded by the row's Monte Carlo error."""
+    d = decimals_for(row["mcse_mean"], row["median"])
+    return f"{fmt(row['median'], d)} ({fmt(row['ci_low'], d)} to {fmt(row['ci_high'], d)})"

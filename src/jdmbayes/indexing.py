@@ -76,9 +76,12 @@ class GroupDesign:
         return np.array(self.cell_labels or ["all"])[self.patient_cell]
 
     def key_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays a compiled model depends on through the design."""
+        """The arrays a built model depends on through the design (labels name its
+        coordinates, so they are part of it too)."""
         return {"design": self.cell_effects, "cells": self.patient_cell,
-                "covariates": self.covariates}
+                "covariates": self.covariates,
+                "labels": np.array([*self.effect_labels, "|", *self.cell_labels, "|",
+                                    *self.covariate_names], dtype=str)}
 
 
 def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:

@@ -8,6 +8,7 @@ into the run manifest.
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,3 +105,15 @@ def read_series(folder: str | Path) -> tuple[RawSeries, list[Problem]]:
         series.paths[stem] = path
         series.sha256[stem] = sha256_of(path)
     return series, problems
+
+
+def series_provenance(folder: str | Path) -> dict:
+    """What ``series.toml`` says of a series folder (the bundled one is reconstructed);
+    a folder without it is a user-supplied series."""
+    marker = Path(folder) / "series.toml"
+    if marker.is_file():
+        with open(marker, "rb") as handle:
+            info = tomllib.load(handle).get("series", {})
+        return {"reconstructed": bool(info.get("reconstructed", False)),
+                "provenance": info.get("provenance", "")}
+    return {"reconstructed": False, "provenance": "user-supplied series"}

@@ -11,6 +11,7 @@ from .diagnostics import diagnose
 from .indexing import index_longitudinal
 from .longitudinal_model import build_longitudinal_model
 from .pipeline import ModelResult, data_groups, sample_model
+from .power_scaling import power_scaling_table
 from .sampling import SamplerSettings
 from .spec import ModelSpec, PriorSet
 from .summarise import summarise_parameters, summarise_quantities
@@ -47,8 +48,8 @@ def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
 def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
                      settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     data = index_longitudinal(series, spec)
-    model = build_longitudinal_model(data, spec, prior_set)
-    sampled, prior = sample_model(model, spec, prior_set, settings,
+    sampled, prior = sample_model(lambda: build_longitudinal_model(data, spec, prior_set), spec,
+                                  prior_set, settings,
                                   {"patient": data.patient, "week": data.week,
                                    "value": data.value}, data.design, spec.measure)
     idata = sampled.idata
@@ -72,6 +73,7 @@ def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
         row["outcome"] = spec.measure
     rows += summarise_quantities(quantities, chains, spec.name, ci_prob, ci_kind)
     tables = trajectory_checks(data, replicated)
+    tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
     diagnostics = diagnose(idata, [v for v in idata.posterior.data_vars
                                    if v not in ("cell_deviation", "baseline", "patient_change")],
                            spec.measure)
@@ -90,5 +92,4 @@ def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
              f"{len(data.value)} observed values inside their 95% predictive band."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
-                       {"compile_s": sampled.compile_seconds, "sample_s": sampled.sample_seconds,
-                        "reused_compiled": sampled.reused_compiled})
+                       sampled.timings())

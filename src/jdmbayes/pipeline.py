@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
+import pymc as pm
 import xarray as xr
 
 from . import predict_milestones as pm_pred
@@ -16,8 +17,9 @@ from .diagnostics import diagnose
 from .indexing import index_milestones
 from .milestone_model import build_milestone_model
 from .observed_curves import survival_check_table
-from .priors import hyperparameter_values
-from .sampling import SamplerSettings, sample_posterior, sample_prior
+from .power_scaling import power_scaling_table
+from .priors import hyperparameter_values, log_prior_dataset
+from .sampling import SamplerSettings, built_model, sample_posterior, sample_prior
 from .spec import ModelSpec, PriorSet
 from .summarise import summarise_parameters, summarise_quantities
 from .validate import Series
@@ -54,13 +56,24 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def sample_model(model, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
                  data_arrays: dict, design, loglik_name: str):
-    """Sample (compiling at most once per structure), move the per-patient log-likelihood
-    to its group, and draw the prior: returns the sampling result and the prior draws."""
+    """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
+    per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
+
+    A prior set that differs from an earlier one only in hyperparameter values reuses the
+    built and compiled model: the values are data. Returns the sampling result (with
+    ``reused_model``) and the prior draws.
+    """
     key = structure_key(spec, prior_set, {**data_arrays, **design.key_arrays()})
-    sampled = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
+    model, reused_model = built_model(key, build)
+    values = hyperparameter_values(prior_set)
+    with model:
+        pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
+    sampled = sample_posterior(model, settings, key, values)
     split_loglik(sampled.idata, loglik_name)
+    sampled.idata.add_groups(log_prior=log_prior_dataset(prior_set, sampled.idata.posterior))
+    sampled.reused_model = reused_model
     return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed)
 
 
@@ -80,8 +93,8 @@ def split_loglik(idata: az.InferenceData, name: str) -> None:
 def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
                    settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     data = index_milestones(series, spec)
-    model = build_milestone_model(data, spec, prior_set)
-    sampled, prior = sample_model(model, spec, prior_set, settings,
+    sampled, prior = sample_model(lambda: build_milestone_model(data, spec, prior_set), spec,
+                                  prior_set, settings,
                                   {"kind": data.kind, "hi": data.hi, "lo": data.lo},
                                   data.design, "milestones")
     idata = sampled.idata
@@ -119,7 +132,11 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
     grid = np.linspace(0, float(data.followup.max()), 61)
     tables = {"ppc_counts": pd.DataFrame(ppc_rows),
               "ppc_survival": survival_check_table(data.outcomes, data.kind, data.lo, data.hi,
-                                                   times, grid)}
+                                                   times, grid),
+              "psense": power_scaling_table(idata, quantities, spec.name,
+                                            list(prior_set.priors)),
+              "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
+                  draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
     diagnostics = diagnose(idata, [v for v in idata.posterior.data_vars
                                    if v not in ("cell_deviation",)],
                            "milestones")
@@ -132,8 +149,7 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
              + (" with new frailties" if len(data.outcomes) > 1 else "")
              + f", {spec.replicates} simulated patients per patient and draw."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
-                       {"compile_s": sampled.compile_seconds, "sample_s": sampled.sample_seconds,
-                        "reused_compiled": sampled.reused_compiled})
+                       sampled.timings())
 
 
 def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,

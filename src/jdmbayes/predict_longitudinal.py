@@ -35,7 +35,9 @@ def expected_value(likelihood: str, mu, noise, upper):
 
 def draw_values(likelihood: str, mu, noise, upper, rng):
     if likelihood == "beta_binomial":
-        p = special.expit(mu)
+        # extreme draws (vague priors) give p of exactly 0 or 1 in floating point, which
+        # numpy's beta sampler rejects; 1e-12 from the edge changes no count in 0..N
+        p = np.clip(special.expit(mu), 1e-12, 1 - 1e-12)
         return rng.binomial(int(upper), rng.beta(p * noise, (1 - p) * noise)).astype(float)
     if likelihood == "censored_normal":
         return upper * np.clip(rng.normal(mu, noise), 0.0, 1.0)

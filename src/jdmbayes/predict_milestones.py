@@ -181,3 +181,37 @@ def observed_event_counts(data: MilestoneData) -> np.ndarray:
 def predicted_event_counts(times: np.ndarray, data: MilestoneData) -> np.ndarray:
     """(S, K) predicted number of patients with the milestone within their own follow-up."""
     return (times <= data.followup[None, :, None]).sum(axis=1)
+
+
+def group_survival_curves(draws: Draws, data: MilestoneData, family: str, grid: np.ndarray,
+                          rng: np.random.Generator, ci_prob: float, max_draws: int = 400,
+                          replicates: int = 8) -> list[dict]:
+    """Population-averaged S(t) on ``grid`` per drug and per dose level (g-computation as in
+    ``derived_quantities``, on at most ``max_draws`` evenly spaced draws), with the median
+    and the equal-tailed ``ci_prob`` band across draws."""
+    size = draws.intercept.shape[0]
+    keep = np.unique(np.linspace(0, size - 1, min(size, max_draws)).astype(int))
+    design = data.design
+    location = cell_location(draws, data)[keep]
+    covariate_part = (draws.beta_covariate @ design.covariates.T)[keep]
+    n, k_count = data.n_patients, draws.intercept.shape[1]
+    frailty = draws.sigma_patient[keep, None] * rng.standard_normal((len(keep), n * replicates))
+    errors = families.np_standard_error(family, rng, (len(keep), n * replicates, k_count))
+    tail = (1 - ci_prob) / 2
+    rows = []
+    for group, cells in group_assignments(data).items():
+        if group != "overall" and ":" in group:
+            continue
+        eta = np.repeat(location[:, cells] + covariate_part, replicates, axis=1) + frailty
+        times = simulate_times(family, eta[:, :, None] + draws.intercept[keep, None, :],
+                               draws.dispersion[keep, None, :], rng, errors)
+        for k, outcome in enumerate(data.outcomes):
+            ordered = np.sort(times[:, :, k], axis=1)
+            survival = 1 - np.stack([np.searchsorted(row, grid, side="right")
+                                     for row in ordered]) / ordered.shape[1]
+            low, mid, high = np.quantile(survival, [tail, 0.5, 1 - tail], axis=0)
+            rows += [{"outcome": outcome, "group": group, "time_wk": float(t),
+                      "survival_median": float(m), "survival_low": float(a),
+                      "survival_high": float(b), "ci_prob": ci_prob, "ci_kind": "eti"}
+                     for t, a, m, b in zip(grid, low, mid, high)]
+    return rows

@@ -1,34 +1,69 @@
 """The results writer: a run folder's files from fitted models (machine-readable and people's).
 
-``<run>/manifest.json``, ``summary.csv`` (unrounded), ``diagnostics.json``, ``summary.md``
-and, per model, ``<run>/<model>/posterior.nc`` (InferenceData with the manifest in its attrs)
-plus the posterior predictive check tables.
+``<run>/manifest.json``, ``summary.csv`` (unrounded), ``diagnostics.json``, ``summary.md``,
+the report (``report.html``, ``summary.tex``, ``grant.md``, ``plots/``) and, per model,
+``<run>/<model>/posterior.nc`` (InferenceData with the manifest in its attrs) plus the
+posterior predictive check and power-scaling tables.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import arviz as az
 
+from . import __version__
 from .formatting import summary_markdown
+from .io import series_provenance
 from .pipeline import ModelResult
-from .runfolder import write_json
+from .report import write_report
+from .runfolder import package_versions, write_json
 from .summarise import summary_table
 
 IDENTIFYING_GROUPS = ("observed_data", "constant_data")
 PATIENT_LEVEL_TABLES = ("ppc_trajectories",)   # one row per patient visit
 
 
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def run_manifest(data_folder: str, series, results: list[ModelResult], settings, ci_prob: float,
+                 ci_kind: str, command: list[str], started: str, shareable: bool = False,
+                 extra: dict | None = None) -> dict:
+    """Provenance of a run: data (path, hashes, reconstructed or not), each model's spec,
+    prior set and timings, seed, sampler settings, interval kind and level, versions."""
+    verdict = "pass" if all(r.diagnostics["verdict"] == "pass" for r in results) else "fail"
+    return {
+        "jdmbayes": __version__, "started": started, "finished": now(), "command": command,
+        "data": {"folder": str(Path(data_folder).resolve()),
+                 "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
+                            for k, p in series.paths.items()},
+                 **series_provenance(data_folder)},
+        "models": {r.name: {"spec_file": str(r.spec.path), "spec": r.spec.raw,
+                            "prior_set": r.prior_set.name, "prior_file": str(r.prior_set.path),
+                            "prior_description": r.prior_set.description,
+                            "priors": r.prior_set.as_dicts(), "timings": r.timings,
+                            "notes": r.notes, "verdict": r.diagnostics["verdict"],
+                            "n_patients": int(r.idata.log_likelihood.sizes["patient"])}
+                   for r in results},
+        "seed": settings.seed, "sampler": settings.as_dict(), "ci_prob": ci_prob,
+        "ci_kind": ci_kind, "shareable": shareable, "versions": package_versions(),
+        "diagnostics_verdict": verdict, **(extra or {}),
+    }
+
+
 def write_results(folder: Path, results: list[ModelResult], manifest: dict,
-                  shareable: bool = False) -> None:
+                  shareable: bool = False, allow_failed: bool = False) -> None:
     summary = summary_table([row for r in results for row in r.summary_rows])
     summary.to_csv(folder / "summary.csv", index=False, float_format="%.17g")
     diagnostics = {r.name: r.diagnostics for r in results}
     write_json(folder / "diagnostics.json", diagnostics)
     write_json(folder / "manifest.json", manifest)
     (folder / "summary.md").write_text(summary_markdown(summary, diagnostics, manifest))
+    write_report(folder, results, summary, diagnostics, manifest, allow_failed)
     for result in results:
         model_folder = folder / result.name
         model_folder.mkdir()

@@ -8,6 +8,7 @@ data of the same shapes is swapped in with ``compiled.with_data`` and never reco
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import arviz as az
@@ -16,6 +17,7 @@ import pymc as pm
 
 SAMPLERS = ("nutpie", "pymc")
 _COMPILED: dict[str, object] = {}
+_MODELS: dict[str, pm.Model] = {}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,26 @@ class SamplingResult:
     compile_seconds: float
     sample_seconds: float
     reused_compiled: bool
+    reused_model: bool = False
+
+    def timings(self) -> dict:
+        return {"compile_s": self.compile_seconds, "sample_s": self.sample_seconds,
+                "reused_compiled": self.reused_compiled, "reused_model": self.reused_model}
+
+
+def clear_caches() -> None:
+    """Forget every built and compiled model of this process."""
+    _MODELS.clear()
+    _COMPILED.clear()
+
+
+def built_model(key: str, build) -> tuple[pm.Model, bool]:
+    """The PyMC model of structure ``key``, built by ``build()`` at most once per process;
+    returns the model and whether it was reused."""
+    if key in _MODELS:
+        return _MODELS[key], True
+    _MODELS[key] = build()
+    return _MODELS[key], False
 
 
 def compiled_model(model: pm.Model, key: str):
@@ -96,5 +118,7 @@ def sample_prior(model: pm.Model, draws: int, seed: int) -> az.InferenceData:
     """Prior draws of the model's parameters (the likelihood potential is not involved)."""
     names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics
                                                  if not v.name.startswith("loglik")]
-    with model:
+    with model, warnings.catch_warnings():
+        # the likelihood is a Potential; leaving it out is the point of prior draws
+        warnings.filterwarnings("ignore", message="The effect of Potentials")
         return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=names)

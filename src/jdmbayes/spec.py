@@ -4,6 +4,8 @@ A prior set is a TOML file with one table per parameter, ``[<section>.<parameter
 ``dist`` and ``kwargs`` exactly as pymc-extras' ``Prior.to_dict`` writes them. Sections are
 the model kind (``milestones``, ``longitudinal_logit``, ``longitudinal_identity``,
 ``longitudinal_log``); a table named after a model (``[ldh.intercept]``) overrides its kind's.
+A ``[prior_set]`` table may name a set it ``extends``: its tables are taken first and this
+file's tables replace them one parameter at a time.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class PriorSet:
     name: str
     path: Path
     priors: dict[str, Prior] = field(default_factory=dict)
+    description: str = ""
 
     def as_dicts(self) -> dict[str, dict]:
         return {k: _plain(p.to_dict()) for k, p in self.priors.items()}
@@ -237,14 +240,42 @@ def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[
     return problems
 
 
+META_SECTION = "prior_set"
+META_KEYS = {"extends", "description"}
+
+
+def _read_prior_file(path: Path, priors_dir: Path, seen: tuple[Path, ...] = ()
+                     ) -> tuple[dict, list[Problem]]:
+    """The file's tables merged over those of the set it ``extends`` (recursively)."""
+    raw = _load_toml(path)
+    meta = raw.pop(META_SECTION, {})
+    if not isinstance(meta, dict):
+        meta = {}
+    problems = [Problem(str(path), "prior_set_key", f"unknown key '{key}' in [{META_SECTION}];"
+                        f" valid: {', '.join(sorted(META_KEYS))}", column=key)
+                for key in sorted(set(meta) - META_KEYS)]
+    base_name = meta.get("extends")
+    if base_name is None:
+        return raw, problems
+    base_path = resolve(str(base_name), priors_dir, "prior set")
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        return raw, problems + [Problem(str(path), "prior_extends", f"'extends = "
+                                        f"\"{base_name}\"' makes a cycle", column="extends")]
+    base, base_problems = _read_prior_file(base_path, priors_dir, (*seen, path.resolve()))
+    merged = {name: dict(tables) for name, tables in base.items()}
+    for name, tables in raw.items():
+        merged.setdefault(name, {}).update(tables if isinstance(tables, dict) else {})
+    return merged, problems + base_problems
+
+
 def load_prior_set(name_or_path: str, spec: ModelSpec,
                    priors_dir: Path = PRIORS_DIR) -> PriorSet:
     """The priors ``spec`` needs from a prior-set file (its kind's tables, then its own)."""
     path = resolve(name_or_path, priors_dir, "prior set")
-    raw = _load_toml(path)
+    raw, problems = _read_prior_file(path, priors_dir)
+    description = str(_load_toml(path).get(META_SECTION, {}).get("description", ""))
     section = spec.prior_section
     expected = PARAMETERS[section]
-    problems: list[Problem] = []
     known_sections = set(PARAMETERS) | {n.stem for n in MODELS_DIR.glob("*.toml")} | {spec.name}
     for name in raw:
         if name not in known_sections:
@@ -280,4 +311,4 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
                                                                                    {}))})
               for k, t in merged.items()}
-    return PriorSet(name=path.stem, path=path, priors=priors)
+    return PriorSet(name=path.stem, path=path, priors=priors, description=description)

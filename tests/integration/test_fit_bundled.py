@@ -35,6 +35,19 @@ def test_default_fit_passes_every_gate(run):
         assert min(d["ebfmi_per_chain"]) >= 0.3 and "pareto_k_max" in d
 
 
+def test_report_files_and_grant_sentences_match_summary(run):
+    from tests.integration.test_report import check_grant_against_summary
+
+    _, out = run
+    for name in ("report.html", "summary.tex", "grant.md"):
+        assert (out / name).is_file(), name
+    grant = (out / "grant.md").read_text()
+    assert "gate failed" not in grant and "RECONSTRUCTED" in grant
+    assert check_grant_against_summary(out) >= 10
+    assert "class=\"banner\">Data: the bundled series is RECONSTRUCTED" in (
+        out / "report.html").read_text()
+
+
 def test_run_folder_contents_and_provenance(run):
     _, out = run
     summary = pd.read_csv(out / "summary.csv")

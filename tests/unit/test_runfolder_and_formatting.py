@@ -47,3 +47,48 @@ def test_interval_kinds_on_a_known_distribution():
     assert (low, high) == pytest.approx((stats.expon.ppf(0.05), stats.expon.ppf(0.95)), rel=0.02)
     low, high = credible_interval(draws, 0.9, "hdi")   # HDI of an exponential starts at 0
     assert low == pytest.approx(0.0, abs=0.01) and high == pytest.approx(-np.log(0.1), rel=0.02)
+
+
+def test_decimals_never_exceed_four_significant_digits():
+    assert decimals_for(1e-7, 1.0) == 3
+    assert decimals_for(1e-7, 16.4) == 2
+    assert decimals_for(0.004, 0.37) == 3
+
+
+def _grant_inputs(verdict):
+    import pandas as pd
+
+    from jdmbayes.summarise import COLUMNS
+
+    summary = pd.DataFrame([{"model": "m", "outcome": "rash_resolution",
+                             "quantity": "median_time_wk", "group": "overall", "mean": 16.9,
+                             "sd": 3.0, "median": 16.43, "ci_low": 10.79, "ci_high": 24.78,
+                             "ci_prob": 0.9, "ci_kind": "hdi", "ess_bulk": 900,
+                             "ess_tail": 900, "r_hat": 1.0, "mcse_mean": 0.3}],
+                           columns=COLUMNS)
+    diagnostics = {"m": {"verdict": verdict}}
+    manifest = {"ci_prob": 0.9, "ci_kind": "hdi", "seed": 1, "jdmbayes": "0",
+                "versions": {"pymc": "5"}, "data": {"reconstructed": True, "tables": {}},
+                "sampler": {"sampler": "nutpie", "chains": 4, "draws": 1000},
+                "models": {"m": {"spec": {"model": {}}, "prior_set": "default",
+                                 "prior_description": "weak", "n_patients": 24}}}
+    return summary, diagnostics, manifest
+
+
+def test_grant_sentence_states_interval_kind_and_level():
+    from jdmbayes.grant import grant_markdown
+
+    text = grant_markdown(*_grant_inputs("pass"), allow_failed=False)
+    assert ("- The estimated median time to complete rash resolution was 16.4 weeks (posterior "
+            "median; 90% highest-density credible interval 10.8 to 24.8 weeks).") in text
+    assert "24 patients" in text and "uncontrolled" in text and "RECONSTRUCTED" in text
+
+
+def test_grant_withholds_sentences_when_a_gate_failed():
+    from jdmbayes.grant import grant_markdown
+
+    refused = grant_markdown(*_grant_inputs("fail"), allow_failed=False)
+    assert refused.splitlines()[2].startswith("**A diagnostic gate failed for: m.**")
+    assert "16.4" not in refused and "--allow-failed-diagnostics" in refused
+    allowed = grant_markdown(*_grant_inputs("fail"), allow_failed=True)
+    assert "16.4 weeks" in allowed and "**[diagnostics failed]**" in allowed

@@ -1,0 +1,53 @@
+"""The key estimands: the few quantities a statistician quotes, in words.
+
+One list serves the sensitivity grid (rows of its table), power-scaling diagnostics and the
+grant sentences, so they all speak of the same numbers with the same names.
+"""
+
+from __future__ import annotations
+
+MILESTONE_OVERALL = ("median_time_wk", "p_event_by_wk12", "p_event_by_wk24")
+LONGITUDINAL_OVERALL = ("mean_change_wk24", "p_change_ge_threshold_wk24")
+CONTRASTS = ("time_ratio", "diff_mean_change_wk24")
+NULL_VALUE = {"time_ratio": 1.0, "hazard_ratio": 1.0, "diff_mean_change_wk24": 0.0}
+
+WORDS = {
+    "median_time_wk": "median time to {outcome} (weeks)",
+    "p_event_by_wk12": "probability of {outcome} by week 12",
+    "p_event_by_wk24": "probability of {outcome} by week 24",
+    "mean_change_wk24": "mean change in {outcome} by week 24",
+    "p_change_ge_threshold_wk24": "proportion improving by at least the threshold in "
+                                  "{outcome} by week 24",
+    "time_ratio": "time ratio {group} for {outcome}",
+    "diff_mean_change_wk24": "difference in mean {outcome} change by week 24, {group}",
+}
+
+
+DISPLAY = {"rash_improvement": "rash improvement",
+           "rash_marked_improvement": "marked rash improvement",
+           "rash_resolution": "complete rash resolution",
+           "gc_discontinuation": "glucocorticoid discontinuation",
+           "cmas": "CMAS", "cat_bm": "CAT-BM", "ldh": "LDH", "ck": "CK"}
+UNITS = {"cmas": "points", "cat_bm": "points", "ldh": "U/L", "ck": "U/L"}
+
+
+def display(outcome: str) -> str:
+    """An outcome as people write it ('CAT-BM', 'complete rash resolution')."""
+    return DISPLAY.get(outcome, outcome.replace("_", " "))
+
+
+def is_key(outcome: str, quantity: str, group: str) -> bool:
+    if quantity in CONTRASTS:
+        return True
+    return group == "overall" and quantity in MILESTONE_OVERALL + LONGITUDINAL_OVERALL
+
+
+def describe(outcome: str, quantity: str, group: str) -> str:
+    """The estimand in words, e.g. 'median time to rash_resolution (weeks)'."""
+    text = WORDS.get(quantity, f"{quantity} of {{outcome}} ({{group}})")
+    return text.format(outcome=display(outcome), group=group)
+
+
+def null_value(quantity: str) -> float | None:
+    """The value meaning 'no difference' for a contrast, else None."""
+    return NULL_VALUE.get(quantity)

@@ -1,0 +1,183 @@
+"""The run report's figures, one function per figure, each from a fitted model's results.
+
+Patients appear only as numbers 1..n (model coordinates); no subject identifier is read.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .estimands import describe, null_value
+from .plots import OTHER_COLOURS, forest_figure
+
+KEY_PARAMETERS = {"milestones": ["intercept", "dispersion", "beta_group", "sigma_cell",
+                                 "sigma_patient"],
+                  "longitudinal": ["intercept", "change", "beta_group", "tau_weeks", "noise",
+                                   "sigma_change"]}
+
+
+def _present(idata, names):
+    return [n for n in names if n in idata.posterior]
+
+
+def rank_figure(result) -> Figure:
+    """Rank plots of the key parameters: flat, overlapping histograms mean mixed chains."""
+    names = _present(result.idata, KEY_PARAMETERS[result.spec.kind])
+    count = sum(int(np.prod([result.idata.posterior[n].sizes[d] for d in
+                             result.idata.posterior[n].dims if d not in ("chain", "draw")]))
+                for n in names)
+    columns = 4
+    rows = max(1, int(np.ceil(count / columns)))
+    figure = Figure(figsize=(3.2 * columns, 2.2 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    az.plot_rank(result.idata, var_names=names, ax=axes[:count], kind="bars")
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    for ax in axes[:count]:
+        ax.title.set_fontsize(8)
+    figure.suptitle(f"{result.name}: rank plots by chain (uniform = well mixed)", fontsize=10)
+    return figure
+
+
+def forest_of_effects(result, summary: pd.DataFrame) -> Figure:
+    """Group-level estimands (one panel per estimand, a row per drug and dose level) and the
+    contrasts, with their intervals."""
+    part = summary[(summary["model"] == result.name) & summary["quantity"].isin(
+        ["time_ratio", "diff_mean_change_wk24", "median_time_wk", "mean_change_wk24"])]
+    part = part[~part["group"].str.contains(":")]
+    contrasts = part["quantity"].isin(["time_ratio", "diff_mean_change_wk24"])
+    if result.spec.kind == "milestones":
+        # group effects are shared by the milestones: one time-ratio panel
+        last = result.spec.outcomes[-1]
+        part = part[~contrasts | (part["outcome"] == last)]
+        contrasts = part["quantity"].isin(["time_ratio", "diff_mean_change_wk24"])
+    label = [("time ratio (every milestone; <1: shorter)" if q == "time_ratio"
+              else describe(o, q, "").replace(", ", "") if c else describe(o, q, "overall"))
+             for o, q, c in zip(part["outcome"], part["quantity"], contrasts)]
+    frame = pd.DataFrame({"label": label, "quantity": part["quantity"], "set": part["group"],
+                          "median": part["median"], "ci_low": part["ci_low"],
+                          "ci_high": part["ci_high"]})
+    kind = "equal-tailed" if part["ci_kind"].iloc[0] == "eti" else "highest-density"
+    quantity_of = dict(zip(frame["label"], frame["quantity"]))
+    return forest_figure(frame, f"{result.name}: by drug and dose (posterior median, "
+                         f"{100 * part['ci_prob'].iloc[0]:g}% {kind} interval)",
+                         lambda name: null_value(quantity_of[name]))
+
+
+def survival_axes(ax, outcome: str) -> None:
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("weeks after JAKi start")
+    ax.set_ylabel("proportion without the event")
+    ax.set_title(outcome, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def ppc_survival_figure(result) -> Figure:
+    table = result.tables["ppc_survival"]
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    figure = Figure(figsize=(4.2 * len(outcomes), 3.2), layout="constrained")
+    axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
+    for ax, outcome in zip(axes, outcomes):
+        part = table[table["outcome"] == outcome]
+        ax.fill_between(part["time_wk"], part["predicted_low"], part["predicted_high"],
+                        color="#1b5e9e", alpha=0.25, lw=0, label="95% posterior predictive")
+        ax.plot(part["time_wk"], part["predicted_median"], color="#1b5e9e", label="predicted")
+        ax.step(part["time_wk"], part["observed_survival"], where="post", color="k",
+                label=part["estimator"].iloc[0])
+        survival_axes(ax, outcome)
+    figure.suptitle(f"{result.name}: posterior predictive survival against the observed "
+                    "estimate", fontsize=10)
+    return figure
+
+
+def group_survival_figure(result) -> Figure:
+    table = result.tables["survival_by_group"]
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    groups = [g for g in dict.fromkeys(table["group"]) if g != "overall"]
+    figure = Figure(figsize=(4.2 * len(outcomes), 3.4), layout="constrained")
+    axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
+    level = f"{100 * table['ci_prob'].iloc[0]:g}% equal-tailed credible band"
+    for ax, outcome in zip(axes, outcomes):
+        for position, group in enumerate(groups):
+            part = table[(table["outcome"] == outcome) & (table["group"] == group)]
+            colour = OTHER_COLOURS[position % len(OTHER_COLOURS)]
+            ax.fill_between(part["time_wk"], part["survival_low"], part["survival_high"],
+                            color=colour, alpha=0.15, lw=0)
+            ax.plot(part["time_wk"], part["survival_median"], color=colour, label=group)
+        survival_axes(ax, outcome)
+    figure.suptitle(f"{result.name}: population-averaged survival by drug and by dose "
+                    f"(bands: {level})", fontsize=10)
+    return figure
+
+
+def trajectories_figure(result) -> Figure:
+    """Observed values per patient (numbered) and the group means' predictive bands."""
+    visits = result.tables["ppc_trajectories"]
+    groups = result.tables["ppc_groups"]
+    names = list(dict.fromkeys(groups["group"]))
+    figure = Figure(figsize=(3.6 * len(names), 3.3), layout="constrained")
+    axes = figure.subplots(1, len(names), squeeze=False, sharey=True)[0]
+    cell_of = dict(zip(result.idata.log_likelihood.coords["patient"].values,
+                       result.idata.constant_data["cell_label"].values))
+    for ax, group in zip(axes, names):
+        for patient, rows in visits.groupby("patient"):
+            if cell_of.get(patient) != group:
+                continue
+            ax.plot(rows["week"], rows["observed"], color="0.55", lw=0.8, marker=".", ms=3)
+        part = groups[groups["group"] == group]
+        ax.fill_between(part["week"], part["predicted_low"], part["predicted_high"],
+                        color="#1b5e9e", alpha=0.25, lw=0, label="95% predictive, group mean")
+        ax.plot(part["week"], part["observed_mean"], "o", color="k", ms=3,
+                label="observed group mean")
+        ax.set_title(f"{group} (n={len([p for p, c in cell_of.items() if c == group])})",
+                     fontsize=9)
+        ax.set_xlabel("weeks after JAKi start")
+        if result.spec.upper:
+            ax.set_ylim(-0.02 * result.spec.upper, 1.02 * result.spec.upper)
+    axes[0].set_ylabel(result.spec.measure)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(f"{result.name}: observed trajectories (grey, one line per patient) and "
+                    "posterior predictive bands", fontsize=10)
+    return figure
+
+
+def prior_posterior_figure(result) -> Figure:
+    """Prior (grey) against posterior (blue) of each key parameter's first element."""
+    names = _present(result.idata, KEY_PARAMETERS[result.spec.kind])
+    names = [n for n in names if n in result.idata.prior]
+    figure = Figure(figsize=(3.0 * len(names), 2.6), layout="constrained")
+    axes = figure.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        post = result.idata.posterior[name]
+        prior = result.idata.prior[name]
+        extra = [d for d in post.dims if d not in ("chain", "draw")]
+        first = {d: 0 for d in extra}
+        p_values = post.isel(first).values.ravel()
+        q_values = prior.isel(first).values.ravel()
+        low, high = np.quantile(np.concatenate([p_values, q_values]), [0.005, 0.995])
+        bins = np.linspace(low, high, 50)
+        ax.hist(q_values, bins=bins, density=True, color="0.6", alpha=0.6, label="prior")
+        ax.hist(p_values, bins=bins, density=True, color="#1b5e9e", alpha=0.7,
+                label="posterior")
+        label = name + ("[" + ",".join(str(post.coords[d].values[0]) for d in extra) + "]"
+                        if extra else "")
+        ax.set_title(label, fontsize=8)
+        ax.set_yticks([])
+    axes[0].legend(fontsize=7)
+    figure.suptitle(f"{result.name}: prior against posterior", fontsize=10)
+    return figure
+
+
+def figures_for(result, summary: pd.DataFrame) -> dict[str, Figure]:
+    """name -> figure for one model (file names are ``<model>_<name>.png``)."""
+    figures = {"rank": rank_figure(result), "forest": forest_of_effects(result, summary),
+               "prior_posterior": prior_posterior_figure(result)}
+    if result.spec.kind == "milestones":
+        figures["ppc_survival"] = ppc_survival_figure(result)
+        figures["survival_by_group"] = group_survival_figure(result)
+    else:
+        figures["trajectories"] = trajectories_figure(result)
+    return figures
