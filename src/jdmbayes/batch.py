@@ -51,15 +51,19 @@ def close_client(client) -> None:
 
 
 def fit_job(job: FitJob, series=None):
-    """Fit one job in this process (``ModelResult``); ``series`` if already loaded."""
+    """Fit one job in this process and render its figures (``ModelResult``); ``series`` if
+    already loaded."""
     from .pipeline import fit_model
+    from .report_plots import render_figures
     from .spec import load_model_spec, load_prior_set
     from .validate import load_series
 
     spec = load_model_spec(job.model)
     prior_set = load_prior_set(job.priors or spec.prior_set, spec)
-    return fit_model(series or load_series(job.data), spec, prior_set, job.settings,
-                     job.ci_prob, job.ci_kind)
+    result = fit_model(series or load_series(job.data), spec, prior_set, job.settings,
+                       job.ci_prob, job.ci_kind)
+    result.figures = render_figures(result)
+    return result
 
 
 def run_in_memory(jobs: list[FitJob], client=None) -> list:

@@ -40,6 +40,7 @@ class ModelResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, bytes] = field(default_factory=dict)   # name -> PNG, once rendered
 
 
 def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:

@@ -6,6 +6,7 @@ Plots never show subject identifiers; where a patient must be told apart it is n
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,14 @@ def prior_colour(name: str, position: int) -> str:
 
 def save_png(figure: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    path.write_bytes(png_bytes(figure))
+
+
+def png_bytes(figure: Figure) -> bytes:
+    # constrained layout already fits the figure: no second "tight" drawing pass
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
 
 
 def prior_predictive_figure(pp) -> Figure:

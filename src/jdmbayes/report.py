@@ -11,8 +11,7 @@ from .estimands import describe, is_key
 from .formatting import RECONSTRUCTED_NOTE, format_row, interval_label
 from .grant import grant_markdown
 from .html import data_uri, render
-from .plots import save_png
-from .report_plots import figures_for
+from .report_plots import render_figures
 from .spec import PARAMETERS
 
 FIGURE_TITLES = {
@@ -97,9 +96,10 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
     models = []
     for result in sorted(results, key=lambda r: (r.spec.kind != "milestones", r.name)):
         figures = []
-        for name, figure in figures_for(result, summary).items():
+        for name, png in (result.figures or render_figures(result)).items():
             path = folder / "plots" / f"{result.name}_{name}.png"
-            save_png(figure, path)
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(png)
             figures.append({"title": FIGURE_TITLES[name], "uri": data_uri(path),
                             "file": path.relative_to(folder).as_posix()})
         info = manifest["models"][result.name]

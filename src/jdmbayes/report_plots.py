@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .estimands import describe, null_value
-from .plots import OTHER_COLOURS, forest_figure
+from .plots import OTHER_COLOURS, forest_figure, png_bytes
 
 KEY_PARAMETERS = {"milestones": ["intercept", "dispersion", "beta_group", "sigma_cell",
                                  "sigma_patient"],
@@ -33,7 +33,7 @@ def rank_figure(result) -> Figure:
     rows = max(1, int(np.ceil(count / columns)))
     figure = Figure(figsize=(3.2 * columns, 2.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    az.plot_rank(result.idata, var_names=names, ax=axes[:count], kind="bars")
+    az.plot_rank(result.idata, var_names=names, ax=axes[:count], kind="vlines")
     for ax in axes[count:]:
         ax.set_visible(False)
     for ax in axes[:count]:
@@ -169,6 +169,13 @@ def prior_posterior_figure(result) -> Figure:
     axes[0].legend(fontsize=7)
     figure.suptitle(f"{result.name}: prior against posterior", fontsize=10)
     return figure
+
+
+def render_figures(result) -> dict[str, bytes]:
+    """name -> PNG of every figure of one model (called where the model was fitted, so
+    rendering runs in the worker, in parallel with the other models)."""
+    summary = pd.DataFrame(result.summary_rows)
+    return {name: png_bytes(figure) for name, figure in figures_for(result, summary).items()}
 
 
 def figures_for(result, summary: pd.DataFrame) -> dict[str, Figure]:
