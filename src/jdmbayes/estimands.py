@@ -51,3 +51,11 @@ def describe(outcome: str, quantity: str, group: str) -> str:
 def null_value(quantity: str) -> float | None:
     """The value meaning 'no difference' for a contrast, else None."""
     return NULL_VALUE.get(quantity)
+
+
+def without_repeated_time_ratios(frame, outcomes):
+    """Milestone models share their group effects across milestones, so their time ratios
+    are the same for every milestone: keep those of the last milestone only."""
+    if not outcomes:
+        return frame
+    return frame[(frame["quantity"] != "time_ratio") | (frame["outcome"] == outcomes[-1])]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .estimands import UNITS, display, is_key
+from .estimands import UNITS, display, is_key, without_repeated_time_ratios
 from .formatting import RECONSTRUCTED_NOTE, decimals_for, fmt, interval_label
 
 PROBABILITIES = ("p_event_by_wk12", "p_event_by_wk24", "p_change_ge_threshold_wk24")
@@ -71,6 +71,8 @@ def grant_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict,
                   "the failing models are marked **[diagnostics failed]**.", ""]
     for model, part in summary.groupby("model", sort=False):
         info = manifest["models"][model]
+        part = without_repeated_time_ratios(
+            part, info["spec"].get("model", {}).get("outcomes", []))
         table = info["spec"].get("model", {})
         threshold = table.get("threshold")
         direction = table.get("improvement", "increase")
@@ -78,9 +80,6 @@ def grant_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict,
         mark = " **[diagnostics failed]**" if model in failed else ""
         for _, row in part.iterrows():
             if is_key(row["outcome"], row["quantity"], row["group"]):
-                if row["quantity"] == "time_ratio" and row["outcome"] != part[
-                        part["quantity"] == "time_ratio"]["outcome"].iloc[-1]:
-                    continue   # group effects are shared by the milestones: say it once
                 lines.append(f"- {sentence(row, ci, threshold, direction)}{mark}")
         lines.append("")
     return "\n".join(lines + closing(manifest, summary))

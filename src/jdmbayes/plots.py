@@ -37,7 +37,7 @@ def prior_predictive_figure(pp) -> Figure:
     """Milestones: simulated times per milestone (log axis); longitudinal: value bands."""
     if pp.kind == "milestones":
         outcomes = list(pp.times)
-        figure = Figure(figsize=(4.2 * len(outcomes), 3.2), layout="constrained")
+        figure = Figure(figsize=(max(4.2 * len(outcomes), 7.5), 3.2), layout="constrained")
         axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
         for ax, outcome in zip(axes, outcomes):
             times = np.clip(pp.times[outcome], 1e-2, 1e4)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .diagnostics import GATES
-from .estimands import describe, is_key
+from .estimands import describe, is_key, without_repeated_time_ratios
 from .formatting import RECONSTRUCTED_NOTE, format_row, interval_label
 from .grant import grant_markdown
 from .html import data_uri, render
@@ -94,7 +94,9 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
                  allow_failed: bool = False) -> None:
     ci = interval_label(manifest["ci_prob"], manifest["ci_kind"])
     models = []
-    for result in sorted(results, key=lambda r: (r.spec.kind != "milestones", r.name)):
+    # milestone models first (those with more milestones first), then scores, by name
+    for result in sorted(results, key=lambda r: (r.spec.kind != "milestones",
+                                                 -len(r.spec.outcomes), r.name)):
         figures = []
         for name, png in (result.figures or render_figures(result)).items():
             path = folder / "plots" / f"{result.name}_{name}.png"
@@ -112,7 +114,8 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
                        for k, v in info["priors"].items()],
             "notes": info["notes"], "diagnostics": diagnostics[result.name],
             "gates": gate_rows(diagnostics[result.name]),
-            "key_table": shown_rows(summary[summary["model"] == result.name], ci, "key"),
+            "key_table": shown_rows(without_repeated_time_ratios(
+                summary[summary["model"] == result.name], result.spec.outcomes), ci, "key"),
             "other_table": shown_rows(summary[summary["model"] == result.name], ci, "other"),
             "figures": figures})
     context = {"manifest": manifest, "models": models, "ci": ci,

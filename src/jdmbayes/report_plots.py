@@ -54,7 +54,7 @@ def forest_of_effects(result, summary: pd.DataFrame) -> Figure:
         last = result.spec.outcomes[-1]
         part = part[~contrasts | (part["outcome"] == last)]
         contrasts = part["quantity"].isin(["time_ratio", "diff_mean_change_wk24"])
-    label = [("time ratio (every milestone; <1: shorter)" if q == "time_ratio"
+    label = [("time ratio (<1: a shorter time; shared by the milestones)" if q == "time_ratio"
               else describe(o, q, "").replace(", ", "") if c else describe(o, q, "overall"))
              for o, q, c in zip(part["outcome"], part["quantity"], contrasts)]
     frame = pd.DataFrame({"label": label, "quantity": part["quantity"], "set": part["group"],
@@ -78,7 +78,7 @@ def survival_axes(ax, outcome: str) -> None:
 def ppc_survival_figure(result) -> Figure:
     table = result.tables["ppc_survival"]
     outcomes = list(dict.fromkeys(table["outcome"]))
-    figure = Figure(figsize=(4.2 * len(outcomes), 3.2), layout="constrained")
+    figure = Figure(figsize=(max(4.2 * len(outcomes), 7.5), 3.2), layout="constrained")
     axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
     for ax, outcome in zip(axes, outcomes):
         part = table[table["outcome"] == outcome]
@@ -97,7 +97,7 @@ def group_survival_figure(result) -> Figure:
     table = result.tables["survival_by_group"]
     outcomes = list(dict.fromkeys(table["outcome"]))
     groups = [g for g in dict.fromkeys(table["group"]) if g != "overall"]
-    figure = Figure(figsize=(4.2 * len(outcomes), 3.4), layout="constrained")
+    figure = Figure(figsize=(max(4.2 * len(outcomes), 7.5), 3.4), layout="constrained")
     axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
     level = f"{100 * table['ci_prob'].iloc[0]:g}% equal-tailed credible band"
     for ax, outcome in zip(axes, outcomes):
@@ -118,7 +118,7 @@ def trajectories_figure(result) -> Figure:
     visits = result.tables["ppc_trajectories"]
     groups = result.tables["ppc_groups"]
     names = list(dict.fromkeys(groups["group"]))
-    figure = Figure(figsize=(3.6 * len(names), 3.3), layout="constrained")
+    figure = Figure(figsize=(max(3.6 * len(names), 7.5), 3.3), layout="constrained")
     axes = figure.subplots(1, len(names), squeeze=False, sharey=True)[0]
     cell_of = dict(zip(result.idata.log_likelihood.coords["patient"].values,
                        result.idata.constant_data["cell_label"].values))
@@ -148,7 +148,7 @@ def prior_posterior_figure(result) -> Figure:
     """Prior (grey) against posterior (blue) of each key parameter's first element."""
     names = _present(result.idata, KEY_PARAMETERS[result.spec.kind])
     names = [n for n in names if n in result.idata.prior]
-    figure = Figure(figsize=(3.0 * len(names), 2.6), layout="constrained")
+    figure = Figure(figsize=(max(3.0 * len(names), 7.5), 2.6), layout="constrained")
     axes = figure.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
         post = result.idata.posterior[name]

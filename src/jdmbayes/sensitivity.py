@@ -25,7 +25,7 @@ import pandas as pd
 
 from .batch import FitJob, run_saved
 from .errors import InputError, Problem
-from .estimands import describe, is_key, null_value
+from .estimands import describe, is_key, null_value, without_repeated_time_ratios
 
 REFERENCE = "default"
 
@@ -92,9 +92,7 @@ def collect(out: Path, specs, prior_names: list[str]) -> dict[str, pd.DataFrame]
                                   na_values=["NaN", "nan"], float_precision="round_trip")
             key = summary[[is_key(o, q, g) for o, q, g in
                            zip(summary["outcome"], summary["quantity"], summary["group"])]]
-            if spec.kind == "milestones":   # time ratios are shared by the milestones
-                key = key[(key["quantity"] != "time_ratio")
-                          | (key["outcome"] == spec.outcomes[-1])]
+            key = without_repeated_time_ratios(key, spec.outcomes)
             estimands.append(key.assign(prior_set=name))
             d = json.loads((folder / "diagnostics.json").read_text())[spec.name]
             manifest = json.loads((folder / "manifest.json").read_text())
