@@ -129,3 +129,21 @@ def estimate_with_interval(row) -> str:
     """'median (low to high)', rounded by the row's Monte Carlo error."""
     d = decimals_for(row["mcse_mean"], row["median"])
     return f"{fmt(row['median'], d)} ({fmt(row['ci_low'], d)} to {fmt(row['ci_high'], d)})"
+
+
+DIAGNOSTIC_FORMATS = {"r_hat": "{:.4f}", "ess": "{:.0f}", "ebfmi": "{:.2f}",
+                      "pareto_k": "{:.2f}", "sensitivity": "{:.3f}", "seconds": "{:.1f}"}
+
+
+def diagnostic(kind: str, value: float) -> str:
+    """A diagnostic for people: R-hat to 4 decimals, ESS whole, E-BFMI and Pareto k to 2,
+    power-scaling sensitivity to 3, seconds to 1."""
+    if value is None or not math.isfinite(value):
+        return "NA"
+    return DIAGNOSTIC_FORMATS[kind].format(value)
+
+
+def prior_text(prior: dict) -> str:
+    """A prior in the Prior.to_dict form as people read it: 'Normal(mu=1.4, sigma=1.5)'."""
+    arguments = ", ".join(f"{k}={v:g}" for k, v in prior["kwargs"].items())
+    return f"{prior['dist']}({arguments})"

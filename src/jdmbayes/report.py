@@ -8,7 +8,7 @@ import pandas as pd
 
 from .diagnostics import GATES
 from .estimands import describe, is_key, without_repeated_time_ratios
-from .formatting import RECONSTRUCTED_NOTE, format_row, interval_label
+from .formatting import RECONSTRUCTED_NOTE, diagnostic, format_row, interval_label, prior_text
 from .grant import grant_markdown
 from .html import data_uri, render
 from .report_plots import render_figures
@@ -23,24 +23,25 @@ FIGURE_TITLES = {
 }
 
 
-def prior_text(prior: dict) -> str:
-    arguments = ", ".join(f"{k}={v:g}" for k, v in prior["kwargs"].items())
-    return f"{prior['dist']}({arguments})"
-
-
 def gate_rows(d: dict) -> list[dict]:
     ebfmi = min(d["ebfmi_per_chain"]) if d["ebfmi_per_chain"] else float("nan")
-    rows = [("max R-hat", f"≤ {GATES['r_hat_max']}", f"{d['r_hat_max']:.4f}",
+    rows = [("max R-hat", f"≤ {GATES['r_hat_max']}", diagnostic("r_hat", d["r_hat_max"]),
              d["r_hat_max"] <= GATES["r_hat_max"]),
-            ("min bulk ESS", f"≥ {GATES['ess_min']}", f"{d['ess_bulk_min']:.0f}",
+            ("min bulk ESS", f"≥ {GATES['ess_min']}", diagnostic("ess", d["ess_bulk_min"]),
              d["ess_bulk_min"] >= GATES["ess_min"]),
-            ("min tail ESS", f"≥ {GATES['ess_min']}", f"{d['ess_tail_min']:.0f}",
+            ("min tail ESS", f"≥ {GATES['ess_min']}", diagnostic("ess", d["ess_tail_min"]),
              d["ess_tail_min"] >= GATES["ess_min"]),
             ("divergent transitions", f"≤ {GATES['divergences_max']}", str(d["divergences"]),
              d["divergences"] <= GATES["divergences_max"]),
-            ("min E-BFMI", f"≥ {GATES['ebfmi_min']}", f"{ebfmi:.2f}",
+            ("min E-BFMI", f"≥ {GATES['ebfmi_min']}", diagnostic("ebfmi", ebfmi),
              not ebfmi < GATES["ebfmi_min"])]
-    return [{"gate": g, "rule": r, "value": v, "ok": ok} for g, r, v, ok in rows]
+    rows = [{"gate": g, "rule": r, "value": v, "result": "pass" if ok else "FAIL"}
+            for g, r, v, ok in rows]
+    if "pareto_k_max" in d:
+        rows.append({"gate": "max Pareto k (patient-level LOO)", "rule": "reported, not a gate",
+                     "value": diagnostic("pareto_k", d["pareto_k_max"]),
+                     "result": f"{d['n_pareto_k_above_0_7']} patient(s) above 0.7"})
+    return rows
 
 
 def shown_rows(part: pd.DataFrame, ci: str, which: str = "all") -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .estimands import describe, null_value
+from .formatting import interval_label
 from .plots import OTHER_COLOURS, forest_figure, png_bytes
 
 KEY_PARAMETERS = {"milestones": ["intercept", "dispersion", "beta_group", "sigma_cell",
@@ -60,10 +61,9 @@ def forest_of_effects(result, summary: pd.DataFrame) -> Figure:
     frame = pd.DataFrame({"label": label, "quantity": part["quantity"], "set": part["group"],
                           "median": part["median"], "ci_low": part["ci_low"],
                           "ci_high": part["ci_high"]})
-    kind = "equal-tailed" if part["ci_kind"].iloc[0] == "eti" else "highest-density"
+    ci = interval_label(part["ci_prob"].iloc[0], part["ci_kind"].iloc[0])
     quantity_of = dict(zip(frame["label"], frame["quantity"]))
-    return forest_figure(frame, f"{result.name}: by drug and dose (posterior median, "
-                         f"{100 * part['ci_prob'].iloc[0]:g}% {kind} interval)",
+    return forest_figure(frame, f"{result.name}: by drug and dose (posterior median, {ci})",
                          lambda name: null_value(quantity_of[name]))
 
 
@@ -99,7 +99,7 @@ def group_survival_figure(result) -> Figure:
     groups = [g for g in dict.fromkeys(table["group"]) if g != "overall"]
     figure = Figure(figsize=(max(4.2 * len(outcomes), 7.5), 3.4), layout="constrained")
     axes = figure.subplots(1, len(outcomes), squeeze=False)[0]
-    level = f"{100 * table['ci_prob'].iloc[0]:g}% equal-tailed credible band"
+    level = interval_label(table["ci_prob"].iloc[0], "eti").replace("interval", "band")
     for ax, outcome in zip(axes, outcomes):
         for position, group in enumerate(groups):
             part = table[(table["outcome"] == outcome) & (table["group"] == group)]

@@ -10,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from .estimands import describe, is_key, null_value
-from .formatting import RECONSTRUCTED_NOTE, estimate_with_interval, interval_label, markdown_table
+from .formatting import (
+    RECONSTRUCTED_NOTE,
+    diagnostic,
+    estimate_with_interval,
+    interval_label,
+    markdown_table,
+    significant,
+)
 from .html import data_uri, render
 from .plots import forest_figure, save_png
 from .power_scaling import THRESHOLD
@@ -91,8 +98,20 @@ def write_sensitivity(out: Path, tables: dict, verdicts: pd.DataFrame, prior_nam
                           for r in v.itertuples() if r.verdict == "prior-sensitive"],
             "undetermined": v.loc[v["verdict"] == "undetermined", "estimand"].tolist(),
             "fits": diagnostics[diagnostics["model"] == model],
-            "psense": flagged.assign(estimand=[label(o, q, g) for o, q, g in zip(
-                flagged["outcome"], flagged["quantity"], flagged["group"])]),
+            "fit_rows": [{"prior_set": f.prior_set, "verdict": f.verdict,
+                          "failures": f.failures, "r_hat": diagnostic("r_hat", f.r_hat_max),
+                          "ess": diagnostic("ess", f.ess_bulk_min),
+                          "divergences": f.divergences,
+                          "seconds": diagnostic("seconds", f.sample_s),
+                          "reused": "yes" if f.reused_compiled else "no"}
+                         for f in diagnostics[diagnostics["model"] == model].itertuples()],
+            "psense": pd.DataFrame({
+                "estimand or parameter": [label(o, q, g) for o, q, g in zip(
+                    flagged["outcome"], flagged["quantity"], flagged["group"])],
+                "prior": [diagnostic("sensitivity", x) for x in flagged["prior_sensitivity"]],
+                "likelihood": [diagnostic("sensitivity", x)
+                               for x in flagged["likelihood_sensitivity"]],
+                "diagnosis": flagged["diagnosis"]}),
         })
     context = {"models": models, "prior_names": prior_names, "reference": reference,
                "ci": ci, "speed": speed, "config": config, "threshold": THRESHOLD,
@@ -137,11 +156,7 @@ def sensitivity_markdown(c: dict) -> str:
         lines += [f"Power-scaling sensitivity under '{c['reference']}' (threshold "
                   f"{c['threshold']}):"]
         if len(m["psense"]):
-            lines += ["", markdown_table(pd.DataFrame({
-                "estimand or parameter": m["psense"]["estimand"],
-                "prior": m["psense"]["prior_sensitivity"].map(lambda x: f"{x:.3f}"),
-                "likelihood": m["psense"]["likelihood_sensitivity"].map(lambda x: f"{x:.3f}"),
-                "diagnosis": m["psense"]["diagnosis"]})), ""]
+            lines += ["", markdown_table(m["psense"]), ""]
         else:
             lines += [" no estimand or parameter flagged.", ""]
     lines += ["## Speed", "", speed_sentence(speed), ""]
@@ -150,11 +165,13 @@ def sensitivity_markdown(c: dict) -> str:
 
 def speed_sentence(speed: dict) -> str:
     text = (f"{speed['fits']} fits ({speed['fitted']} computed, {speed['reused_from_disk']} "
-            f"reused from an earlier interrupted run) in {speed['wall_seconds']:.0f} s wall "
-            f"time, with {speed['compiles']} compilation(s).")
+            f"reused from an earlier interrupted run) in "
+            f"{diagnostic('seconds', speed['wall_seconds'])} s wall time, with "
+            f"{speed['compiles']} compilation(s).")
     if "ratio_to_cold_fits" in speed:
         cold = speed["cold_fit_seconds"]
-        text += (f" The computed fits took {speed['ratio_to_cold_fits']:.2f} times as long as "
+        text += (f" The computed fits took {significant(speed['ratio_to_cold_fits'], 2)} times "
+                 "as long as "
                  f"the same number of cold fits (a cold fit, compile included, took "
-                 f"{sum(cold) / len(cold):.1f} s on average here).")
+                 f"{diagnostic('seconds', sum(cold) / len(cold))} s on average here).")
     return text
