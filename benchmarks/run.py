@@ -27,11 +27,19 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("rash_milestones", "gc_discontinuation", "cmas")
 
 
-def timed_fit(env: dict, out: Path, extra: list[str]) -> tuple[float, int]:
+def timed_fit(env: dict, out: Path, extra: list[str]) -> tuple[float, str]:
+    """Wall time of one fit.py run and its result ('exit N', with the last error line)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), "--out", str(out),
                            *extra], env=env, capture_output=True, text=True)
-    return time.perf_counter() - start, done.returncode
+    return time.perf_counter() - start, result_text(done)
+
+
+def result_text(done: subprocess.CompletedProcess) -> str:
+    if done.returncode in (0, 3):   # 3: written, a diagnostic gate failed
+        return f"exit {done.returncode}"
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return f"exit {done.returncode}: {lines[-1][:200] if lines else 'no message'}"
 
 
 def end_to_end(quick: bool) -> list[str]:
@@ -43,8 +51,8 @@ def end_to_end(quick: bool) -> list[str]:
         cold, code_cold = timed_fit(env, tmp / "cold", extra)
         warm, code_warm = timed_fit(env, tmp / "warm", extra)
     what = "all default models" if not quick else "gc_discontinuation only (--quick)"
-    return [f"| fit.py, {what}, cold | {cold:.1f} s | exit {code_cold} |",
-            f"| fit.py, {what}, warm | {warm:.1f} s | exit {code_warm} |"]
+    return [f"| fit.py, {what}, cold | {cold:.1f} s | {code_cold} |",
+            f"| fit.py, {what}, warm | {warm:.1f} s | {code_warm} |"]
 
 
 def grid_rows(quick: bool) -> list[str]:
@@ -62,14 +70,14 @@ def grid_rows(quick: bool) -> list[str]:
                                       ["--model", model, "--priors", prior, "--jobs", "1"])
             separate += seconds
             rows.append(f"| fit.py --model {model} --priors {prior} (fresh process) | "
-                        f"{seconds:.1f} s | exit {code} |")
+                        f"{seconds:.1f} s | {code} |")
         start = time.perf_counter()
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sensitivity.py"),
                                "--model", model, "--priors", ",".join(priors), "--out",
                                str(tmp / "grid")], capture_output=True, text=True)
         grid = time.perf_counter() - start
     rows += [f"| sensitivity.py, {len(priors)} prior sets in one grid | {grid:.1f} s | "
-             f"exit {done.returncode} |",
+             f"{result_text(done)} |",
              f"| ratio: grid / {len(priors)} separate fits | {grid / separate:.2f} | |"]
     return rows
 
@@ -147,16 +155,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one model, shorter chains")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--sections", default="end_to_end,grid,samplers",
+                        help="comma-separated sections to run; the others are kept as they "
+                        "are in --out")
     args = parser.parse_args()
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python "
                f"{platform.python_version()}, {platform.platform()}")
-    lines = ["# Benchmark results", "", f"Machine: {machine}.", "",
-             "## End to end", "", "| run | wall time | result |", "|---|---|---|",
-             *end_to_end(args.quick), "", "## Prior sensitivity grid", "",
-             "| run | wall time | result |", "|---|---|---|", *grid_rows(args.quick), "",
-             "## Samplers per model (4 chains, equal draws)", "",
-             "| model | sampler | wall time | min ESS (bulk) | ESS per second | divergences |",
-             "|---|---|---|---|---|---|", *sampler_rows(args.quick), ""]
+    table = ["| run | wall time | result |", "|---|---|---|"]
+    sections = {
+        "end_to_end": ("## End to end", lambda: table + end_to_end(args.quick)),
+        "grid": ("## Prior sensitivity grid", lambda: table + grid_rows(args.quick)),
+        "samplers": ("## Samplers per model (4 chains, equal draws)", lambda: [
+            "| model | sampler | wall time | min ESS (bulk) | ESS per second | divergences |",
+            "|---|---|---|---|---|---|", *sampler_rows(args.quick)]),
+    }
+    wanted = args.sections.split(",")
+    old = args.out.read_text() if args.out.is_file() else ""
+    lines = ["# Benchmark results", "", f"Machine: {machine}.", ""]
+    for name, (heading, run) in sections.items():
+        if name in wanted:
+            body = run()
+        elif heading in old:
+            body = old.split(heading + "\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        else:
+            continue
+        lines += [heading, "", *body, ""]
     text = "\n".join(lines)
     print(text)
     args.out.write_text(text + "\n")
