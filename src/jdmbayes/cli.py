@@ -173,6 +173,10 @@ def sensitivity_command(args) -> int:
     client = open_client(args.scheduler, args.jobs)
     try:
         statuses, wall = run_grid(groups, extra, client)
+    except KeyboardInterrupt:
+        print(f"interrupted; the fits already finished are kept in {out}: rerun the same "
+              "command to resume.", file=sys.stderr)
+        return 130
     finally:
         close_client(client)
     tables = collect(out, specs, prior_names)

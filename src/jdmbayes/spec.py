@@ -138,7 +138,7 @@ def resolve(name_or_path: str, folder: Path, what: str, valid: list[str] | None 
     if path.is_file():
         return path
     names = valid if valid is not None else sorted(p.stem for p in folder.glob("*.toml"))
-    raise InputError([Problem(str(path), f"unknown_{what}",
+    raise InputError([Problem(str(path), f"unknown_{what.replace(' ', '_')}",
                               f"no {what} '{name_or_path}'; valid: {', '.join(names)}")])
 
 
