@@ -82,15 +82,17 @@ def run_saved_group(jobs: list[FitJob], manifest_extra: dict) -> list[dict]:
     from .validate import load_series
 
     statuses = []
+    series = {}     # data folder -> series, read once per group
     for job in jobs:
         folder = Path(job.folder)
         if (folder / "manifest.json").is_file():
             statuses.append({"folder": str(folder), "status": "reused"})
             continue
         started, clock = now(), time.perf_counter()
-        series = load_series(job.data)
-        result = fit_job(job, series)
-        manifest = run_manifest(job.data, series, [result], job.settings, job.ci_prob,
+        if job.data not in series:
+            series[job.data] = load_series(job.data)
+        result = fit_job(job, series[job.data])
+        manifest = run_manifest(job.data, series[job.data], [result], job.settings, job.ci_prob,
                                 job.ci_kind, manifest_extra.get("command", []), started,
                                 extra=manifest_extra)
         with RunFolder(folder) as tmp:

@@ -98,10 +98,9 @@ def fit_command(args) -> int:
 def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     """``fit --prior-predictive``: what each prior set implies, without fitting."""
     from .formatting import prior_predictive_markdown
-    from .io import series_provenance
     from .plots import prior_predictive_figure, save_png
     from .prior_predictive import prior_predictive_table, simulate_prior_predictive
-    from .results import now
+    from .results import data_provenance, now
     from .runfolder import RunFolder, package_versions, write_json
 
     out = _run_out(args, "prior-predictive-")
@@ -112,10 +111,7 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     table = prior_predictive_table(simulated)
     manifest = {"jdmbayes": __version__, "kind": "prior predictive (no data used in fitting)",
                 "started": started, "finished": now(), "command": ["jdmbayes", *sys.argv[1:]],
-                "data": {"folder": str(Path(args.data).resolve()),
-                         "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
-                                    for k, p in series.paths.items()},
-                         **series_provenance(args.data)},
+                "data": data_provenance(args.data, series),
                 "models": {spec.name: {"spec_file": str(spec.path), "prior_set": ps.name,
                                        "prior_file": str(ps.path), "priors": ps.as_dicts()}
                            for spec, ps in zip(specs, prior_sets)},
@@ -181,7 +177,7 @@ def sensitivity_command(args) -> int:
         close_client(client)
     tables = collect(out, specs, prior_names)
     verdicts = robustness(tables["estimands"], tables["diagnostics"], prior_names)
-    speed = speed_of(statuses, tables["diagnostics"], wall)
+    speed = speed_of(statuses, wall)
     write_sensitivity(out, tables, verdicts, prior_names, speed, config,
                       series_provenance(args.data))
     for spec in specs:

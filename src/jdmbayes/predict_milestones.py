@@ -108,23 +108,33 @@ def group_assignments(data: MilestoneData) -> dict[str, np.ndarray]:
     return groups
 
 
+def population_times(draws: Draws, data: MilestoneData, family: str, replicates: int,
+                     rng: np.random.Generator, keep: np.ndarray | None = None,
+                     cells: bool = True):
+    """Yield (group, (S', n * replicates, K) milestone times) for every group assignment of
+    ``group_assignments``: the g-computation both derived quantities and survival curves use.
+    ``keep`` selects draws (default all); ``cells=False`` leaves out the drug-by-dose cells;
+    new frailties and errors are common to all groups."""
+    keep = np.arange(draws.intercept.shape[0]) if keep is None else keep
+    n, k_count = data.n_patients, draws.intercept.shape[1]
+    location = cell_location(draws, data)[keep]                               # (S', C)
+    covariate_part = (draws.beta_covariate @ data.design.covariates.T)[keep]  # (S', n)
+    frailty_z = rng.standard_normal((len(keep), n * replicates))
+    errors = families.np_standard_error(family, rng, (len(keep), n * replicates, k_count))
+    frailty = draws.sigma_patient[keep, None] * frailty_z
+    for group, assigned in group_assignments(data).items():
+        if not cells and ":" in group:
+            continue
+        eta = np.repeat(location[:, assigned] + covariate_part, replicates, axis=1) + frailty
+        yield group, simulate_times(family, eta[:, :, None] + draws.intercept[keep, None, :],
+                                    draws.dispersion[keep, None, :], rng, errors)
+
+
 def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicates: int,
                        rng: np.random.Generator) -> dict[tuple[str, str, str], np.ndarray]:
     """(outcome, quantity, group) -> (S,) draws of each population-averaged quantity."""
-    design = data.design
-    size, k_count = draws.intercept.shape
-    n = data.n_patients
-    location = cell_location(draws, data)                                     # (S, C)
-    covariate_part = draws.beta_covariate @ design.covariates.T               # (S, n)
-    frailty_z = rng.standard_normal((size, n * replicates))
-    errors = families.np_standard_error(family, rng, (size, n * replicates, k_count))
-    frailty = draws.sigma_patient[:, None] * frailty_z
     out = {}
-    for group, cells in group_assignments(data).items():
-        per_patient = location[:, cells] + covariate_part                     # (S, n)
-        eta = np.repeat(per_patient, replicates, axis=1) + frailty
-        times = simulate_times(family, eta[:, :, None] + draws.intercept[:, None, :],
-                               draws.dispersion[:, None, :], rng, errors)
+    for group, times in population_times(draws, data, family, replicates, rng):
         for k, outcome in enumerate(data.outcomes):
             t = times[:, :, k]
             out[(outcome, "median_time_wk", group)] = np.median(t, axis=1)
@@ -186,25 +196,16 @@ def predicted_event_counts(times: np.ndarray, data: MilestoneData) -> np.ndarray
 def group_survival_curves(draws: Draws, data: MilestoneData, family: str, grid: np.ndarray,
                           rng: np.random.Generator, ci_prob: float, max_draws: int = 400,
                           replicates: int = 8) -> list[dict]:
-    """Population-averaged S(t) on ``grid`` per drug and per dose level (g-computation as in
-    ``derived_quantities``, on at most ``max_draws`` evenly spaced draws), with the median
-    and the equal-tailed ``ci_prob`` band across draws."""
+    """Population-averaged S(t) on ``grid`` for the series and per drug and per dose level
+    (``population_times`` on at most ``max_draws`` evenly spaced draws), with the median and
+    the equal-tailed ``ci_prob`` band across draws."""
     size = draws.intercept.shape[0]
     keep = np.unique(np.linspace(0, size - 1, min(size, max_draws)).astype(int))
-    design = data.design
-    location = cell_location(draws, data)[keep]
-    covariate_part = (draws.beta_covariate @ design.covariates.T)[keep]
-    n, k_count = data.n_patients, draws.intercept.shape[1]
-    frailty = draws.sigma_patient[keep, None] * rng.standard_normal((len(keep), n * replicates))
-    errors = families.np_standard_error(family, rng, (len(keep), n * replicates, k_count))
     tail = (1 - ci_prob) / 2
     rows = []
-    for group, cells in group_assignments(data).items():
-        if group != "overall" and ":" in group:
-            continue
-        eta = np.repeat(location[:, cells] + covariate_part, replicates, axis=1) + frailty
-        times = simulate_times(family, eta[:, :, None] + draws.intercept[keep, None, :],
-                               draws.dispersion[keep, None, :], rng, errors)
+    # drug-by-dose cells are left out: the report shows the main levels
+    for group, times in population_times(draws, data, family, replicates, rng, keep,
+                                         cells=False):
         for k, outcome in enumerate(data.outcomes):
             ordered = np.sort(times[:, :, k], axis=1)
             survival = 1 - np.stack([np.searchsorted(row, grid, side="right")

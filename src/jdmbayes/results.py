@@ -30,6 +30,14 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def data_provenance(data_folder: str, series) -> dict:
+    """Where the data came from: folder, each table's file and SHA-256, reconstructed or not."""
+    return {"folder": str(Path(data_folder).resolve()),
+            "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
+                       for k, p in series.paths.items()},
+            **series_provenance(data_folder)}
+
+
 def run_manifest(data_folder: str, series, results: list[ModelResult], settings, ci_prob: float,
                  ci_kind: str, command: list[str], started: str, shareable: bool = False,
                  extra: dict | None = None) -> dict:
@@ -38,10 +46,7 @@ def run_manifest(data_folder: str, series, results: list[ModelResult], settings,
     verdict = "pass" if all(r.diagnostics["verdict"] == "pass" for r in results) else "fail"
     return {
         "jdmbayes": __version__, "started": started, "finished": now(), "command": command,
-        "data": {"folder": str(Path(data_folder).resolve()),
-                 "tables": {k: {"file": Path(p).name, "sha256": series.sha256[k]}
-                            for k, p in series.paths.items()},
-                 **series_provenance(data_folder)},
+        "data": data_provenance(data_folder, series),
         "models": {r.name: {"spec_file": str(r.spec.path), "spec": r.spec.raw,
                             "prior_set": r.prior_set.name, "prior_file": str(r.prior_set.path),
                             "prior_description": r.prior_set.description,

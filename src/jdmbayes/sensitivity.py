@@ -26,6 +26,7 @@ import pandas as pd
 from .batch import FitJob, run_saved
 from .errors import InputError, Problem
 from .estimands import describe, is_key, null_value, without_repeated_time_ratios
+from .runfolder import write_text_atomic
 
 REFERENCE = "default"
 
@@ -58,9 +59,7 @@ def prepare_folder(out: Path, config: dict, overwrite: bool) -> bool:
 
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    tmp = out / ".grid.json.partial"
-    tmp.write_text(json.dumps({"config": config}, indent=2))
-    tmp.replace(marker)
+    write_text_atomic(marker, json.dumps({"config": config}, indent=2))
     return False
 
 
@@ -154,7 +153,7 @@ def robustness(estimands: pd.DataFrame, diagnostics: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def speed(statuses: list[dict], diagnostics: pd.DataFrame, wall_seconds: float) -> dict:
+def speed(statuses: list[dict], wall_seconds: float) -> dict:
     """How much the grid saved by compiling once per model and prior family."""
     fitted = [s for s in statuses if s["status"] == "fitted"]
     cold = [s["seconds"] for s in fitted if not s.get("reused_compiled")]

@@ -4,7 +4,6 @@ and a self-contained HTML page. Every file is written beside its final name and 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,18 +20,11 @@ from .formatting import (
 from .html import data_uri, render
 from .plots import forest_figure, save_png
 from .power_scaling import THRESHOLD
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+from .runfolder import write_text_atomic
 
 
 def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    frame.to_csv(tmp, index=False, float_format="%.17g")
-    tmp.replace(path)
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
 
 
 def label(outcome: str, quantity: str, group: str) -> str:
@@ -118,9 +110,9 @@ def write_sensitivity(out: Path, tables: dict, verdicts: pd.DataFrame, prior_nam
                "reconstructed": provenance.get("reconstructed", False),
                "reconstructed_note": RECONSTRUCTED_NOTE, "rule": RULE,
                "speed_text": speed_sentence(speed)}
-    _atomic_text(out / "summary.md", sensitivity_markdown(context))
-    _atomic_text(out / "summary.html", render("sensitivity.html.j2", **context))
-    _atomic_text(out / "speed.json", json.dumps(speed, indent=2) + "\n")
+    write_text_atomic(out / "summary.md", sensitivity_markdown(context))
+    write_text_atomic(out / "summary.html", render("sensitivity.html.j2", **context))
+    write_text_atomic(out / "speed.json", json.dumps(speed, indent=2) + "\n")
 
 
 RULE = ("A contrast's conclusion (interval above, below or including the null: 1 for time "
