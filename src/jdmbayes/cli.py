@@ -44,7 +44,6 @@ def _run_out(args, prefix: str = "") -> Path:
 
 def fit_command(args) -> int:
     from .batch import FitJob, close_client, open_client, run_in_memory
-    from .io import series_provenance
     from .results import now, run_manifest, write_results
     from .runfolder import RunFolder
     from .sampling import SamplerSettings
@@ -88,7 +87,7 @@ def fit_command(args) -> int:
               f"{d['divergences']})")
         for failure in d["failures"]:
             print(f"  FAILED {failure['problem']}; try: {failure['try']}")
-    if series_provenance(args.data)["reconstructed"]:
+    if manifest["data"]["reconstructed"]:
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
     verdict = manifest["diagnostics_verdict"]
@@ -178,13 +177,13 @@ def sensitivity_command(args) -> int:
     tables = collect(out, specs, prior_names)
     verdicts = robustness(tables["estimands"], tables["diagnostics"], prior_names)
     speed = speed_of(statuses, wall)
-    write_sensitivity(out, tables, verdicts, prior_names, speed, config,
-                      series_provenance(args.data))
+    provenance = series_provenance(args.data)
+    write_sensitivity(out, tables, verdicts, prior_names, speed, config, provenance)
     for spec in specs:
         v = verdicts[verdicts["model"] == spec.name]
         print(f"{spec.name}: {int((v['verdict'] == 'robust').sum())} of {len(v)} key "
               f"estimands hold under every prior set")
-    if series_provenance(args.data)["reconstructed"]:
+    if provenance["reconstructed"]:
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
     return EXIT_OK
