@@ -1,13 +1,16 @@
-"""Benchmarks: end-to-end fit.py cold and warm, a prior grid against separate fits, and
-samplers per model by ESS per second.
+"""Benchmarks: end-to-end fit.py cold and warm, a prior grid against separate fits, samplers
+per model by ESS per second (PyMC's NUTS, nutpie, numpyro, Stan), agreement with Stan, and
+scale (25 / 250 / 2,500 synthetic patients).
 
-    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md] [--sections ...]
 
 "cold" = a fresh process with empty PyTensor and Numba caches; "warm" = a fresh process with
 the caches the cold run left; "in-process" = a second fit of the same model in the same
-process (the compiled model is reused). Samplers: nutpie (numba), PyMC's NUTS (C backend) and
-numpyro (JAX) when installed; a sampler that is not installed is reported as skipped. Speed
-is reported as ratios against PyMC's default sampler measured in the same run.
+process (the compiled model is reused). Samplers: nutpie (numba), PyMC's NUTS (C backend),
+numpyro (JAX) and Stan (PyStan 3) when installed (``pip install -e ".[bench]"``); a sampler
+that is not installed is reported as skipped. Speed is reported as ratios against PyMC's
+default sampler measured in the same run. ``--quick`` (under 10 minutes): one model per
+section, shorter chains, scale up to 250 patients.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("rash_milestones", "gc_discontinuation", "cmas")
+SAMPLERS = ("pymc", "nutpie", "numpyro", "stan")
 
 
 def timed_fit(env: dict, out: Path, extra: list[str]) -> tuple[float, str]:
@@ -83,7 +87,6 @@ def grid_rows(quick: bool) -> list[str]:
 
 
 def sampler_rows(quick: bool) -> list[str]:
-    import arviz as az
 
     from jdmbayes.indexing import index_longitudinal, index_milestones
     from jdmbayes.longitudinal_model import build_longitudinal_model
@@ -97,7 +100,7 @@ def sampler_rows(quick: bool) -> list[str]:
     series = load_series(ROOT / "data" / "ding2021")
     draws = 500 if quick else 1000
     rows = []
-    for name in MODELS[:1] if quick else MODELS:
+    for name in ("gc_discontinuation",) if quick else MODELS:
         spec = load_model_spec(name)
         prior_set = load_prior_set("default", spec)
         if spec.kind == "milestones":
@@ -107,7 +110,15 @@ def sampler_rows(quick: bool) -> list[str]:
             data = index_longitudinal(series, spec)
             build, arrays = build_longitudinal_model, {"value": data.value}
         results = {}
-        for sampler in ("pymc", "nutpie", "numpyro"):
+        for sampler in SAMPLERS:
+            if sampler == "stan":
+                try:
+                    idata, compile_s, sample_s = stan_fit(spec, data, prior_set, draws)
+                except ImportError:
+                    rows.append(f"| {name} | stan | skipped: PyStan not installed | | | |")
+                    continue
+                results["stan"] = sampler_row(rows, name, "stan", idata, compile_s, sample_s)
+                continue
             model = build(data, spec, prior_set)
             settings = SamplerSettings(sampler="nutpie" if sampler == "nutpie" else "pymc",
                                        draws=draws, tune=draws)
@@ -132,16 +143,10 @@ def sampler_rows(quick: bool) -> list[str]:
                                               result.sample_seconds)
                 again = sample_posterior(model, settings, key, hyperparameter_values(prior_set))
                 results[f"{sampler}_reuse"] = again.compile_seconds + again.sample_seconds
-            wall = time.perf_counter() - start
-            names = [v for v in idata.posterior.data_vars if not v.startswith("loglik")]
-            ess = float(np.nanmin(az.ess(idata.posterior[names]).to_array().values))
-            divergences = int(idata.sample_stats["diverging"].sum())
-            results[sampler] = ess / wall
-            rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s, "
-                        f"sampling {sample_s:.1f} s) | "
-                        f"{ess:.0f} | {ess / wall:.1f} | {divergences} |")
+            results[sampler] = sampler_row(rows, name, sampler, idata, compile_s, sample_s,
+                                           time.perf_counter() - start)
         base = results.get("pymc")
-        for sampler in ("nutpie", "numpyro"):
+        for sampler in ("nutpie", "numpyro", "stan"):
             if sampler in results and base:
                 rows.append(f"| {name} | {sampler} / pymc ESS-per-second ratio | | | "
                             f"{results[sampler] / base:.2f} | |")
@@ -151,11 +156,145 @@ def sampler_rows(quick: bool) -> list[str]:
     return rows
 
 
+def peer_versions() -> str:
+    from importlib import metadata
+
+    found = []
+    for name in ("pymc", "nutpie", "numpyro", "jax", "pystan", "httpstan"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
+def sampler_row(rows: list[str], name: str, sampler: str, idata, compile_s: float,
+                sample_s: float, wall: float | None = None) -> float:
+    """Append the row of one sampler's fit; return its ESS per second (min bulk ESS over the
+    model's parameters, wall time including compilation)."""
+    import arviz as az
+
+    wall = compile_s + sample_s if wall is None else wall
+    names = [v for v in idata.posterior.data_vars if not v.startswith("loglik")
+             and v not in ("base",)]
+    ess = float(np.nanmin(az.ess(idata.posterior[names]).to_array().values))
+    divergences = int(idata.sample_stats["diverging"].sum())
+    rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s, "
+                f"sampling {sample_s:.1f} s) | {ess:.0f} | {ess / wall:.1f} | {divergences} |")
+    return ess / wall
+
+
+def stan_fit(spec, data, prior_set, draws: int, seed: int = 1):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import stan  # noqa: F401  (ImportError: reported as skipped)
+    import stan_peer
+
+    if spec.kind == "milestones":
+        return stan_peer.sample_stan("milestones", stan_peer.milestone_data(data, spec,
+                                                                            prior_set),
+                                     4, draws, seed)
+    return stan_peer.sample_stan("longitudinal", stan_peer.longitudinal_data(data, spec,
+                                                                             prior_set),
+                                 4, draws, seed)
+
+
+AGREEMENT = ("intercept", "dispersion", "beta_group", "sigma_cell", "sigma_patient")
+
+
+def agreement_rows(quick: bool) -> list[str]:
+    """nutpie and Stan on the same milestone model, data and priors: posterior means and SDs
+    compared within their Monte Carlo errors (z = difference / combined MCSE)."""
+    import arviz as az
+    from scipy import stats
+
+    from jdmbayes.indexing import index_milestones
+    from jdmbayes.milestone_model import build_milestone_model
+    from jdmbayes.priors import hyperparameter_values
+    from jdmbayes.sampling import SamplerSettings, sample_posterior
+    from jdmbayes.spec import load_model_spec, load_prior_set
+    from jdmbayes.validate import load_series
+
+    name = "gc_discontinuation" if quick else "rash_milestones"
+    spec = load_model_spec(name)
+    prior_set = load_prior_set("default", spec)
+    data = index_milestones(load_series(ROOT / "data" / "ding2021"), spec)
+    ours = sample_posterior(build_milestone_model(data, spec, prior_set),
+                            SamplerSettings(seed=11), f"agreement-{name}",
+                            hyperparameter_values(prior_set)).idata.posterior
+    try:
+        theirs = stan_fit(spec, data, prior_set, 1000, seed=12)[0].posterior
+    except ImportError:
+        return ["| skipped: PyStan not installed | | | | | |"]
+    rows, worst = [], 0.0
+    for variable in AGREEMENT:
+        if variable not in ours:
+            continue
+        a = ours[variable].values.reshape(*ours[variable].shape[:2], -1)
+        b = theirs[variable].values.reshape(*theirs[variable].shape[:2], -1)
+        for j in range(a.shape[-1]):
+            label = variable + (f"[{j}]" if a.shape[-1] > 1 else "")
+            stats_ = []
+            for draws in (a[..., j], b[..., j]):      # (chain, draw)
+                stats_.append((float(draws.mean()), float(draws.std()),
+                               float(az.mcse(draws, method="mean")),
+                               float(az.mcse(draws, method="sd"))))
+            (ma, sa, ea, esa), (mb, sb, eb, esb) = stats_
+            z_mean = (ma - mb) / np.hypot(ea, eb)
+            z_sd = (sa - sb) / np.hypot(esa, esb)
+            worst = max(worst, abs(z_mean), abs(z_sd))
+            rows.append(f"| {name} | {label} | {ma:.4f} / {mb:.4f} | {z_mean:+.2f} | "
+                        f"{sa:.4f} / {sb:.4f} | {z_sd:+.2f} |")
+    limit = float(stats.norm.isf(0.025 / (2 * len(rows))))
+    rows.append(f"| {name} | largest \\|z\\| over {2 * len(rows)} comparisons | | "
+                f"{worst:.2f} | limit {limit:.2f} (Bonferroni, 5%) | "
+                f"{'agree' if worst < limit else 'DISAGREE'} |")
+    return rows
+
+
+def scale_rows(quick: bool) -> list[str]:
+    """Synthetic series of 25 / 250 / 2,500 patients (benchmarks/scale.py): the package's
+    default parameterisation and sampler settings against the one chosen for many
+    patients, compile + tune + sample in this process."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import scale
+
+    from jdmbayes.sampling import SamplerSettings
+
+    configurations = {
+        "milestones, spec defaults (rash: centred frailty, non-centred cells, diag mass "
+        "matrix, 4 x 1000 draws, target 0.99)":
+            ("milestones", "centred", "non_centred", SamplerSettings(seed=3)),
+        "milestones, chosen for scale (centred frailty, interaction cells, low-rank mass "
+        "matrix, 4 x 600 draws after 300, target 0.8)":
+            ("milestones", "centred", "interaction",
+             SamplerSettings(draws=600, tune=300, target_accept=0.8, seed=3,
+                             mass_matrix="low_rank")),
+        "CMAS, up to 10 visits, same choices (non-centred patient effects)":
+            ("longitudinal", "", "interaction",
+             SamplerSettings(draws=600, tune=300, target_accept=0.8, seed=3,
+                             mass_matrix="low_rank")),
+    }
+    rows = []
+    for n in (25, 250) if quick else (25, 250, 2500):
+        milestones, scores = scale.synthetic(n, seed=n)
+        for label, (kind, frailty, cells, settings) in configurations.items():
+            result = scale.fit_once(kind, milestones if kind == "milestones" else scores,
+                                    frailty, cells, settings)
+            target = ("meets" if result["wall_s"] < 60 and result["min_ess_bulk"] >= 400
+                      and result["max_rhat"] <= 1.01 else "misses")
+            rows.append(f"| {n} | {label} | {result['parameters']} | {result['wall_s']:.1f} s "
+                        f"(compile {result['compile_s']:.1f}, sampling "
+                        f"{result['sample_s']:.1f}) | {result['min_ess_bulk']:.0f} "
+                        f"({result['lowest_ess']}) | {result['max_rhat']:.4f} | "
+                        f"{result['divergences']} | {target} |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one model, shorter chains")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    parser.add_argument("--sections", default="end_to_end,grid,samplers",
+    parser.add_argument("--sections", default="end_to_end,grid,samplers,agreement,scale",
                         help="comma-separated sections to run; the others are kept as they "
                         "are in --out")
     args = parser.parse_args()
@@ -168,6 +307,14 @@ def main() -> int:
         "samplers": ("## Samplers per model (4 chains, equal draws)", lambda: [
             "| model | sampler | wall time | min ESS (bulk) | ESS per second | divergences |",
             "|---|---|---|---|---|---|", *sampler_rows(args.quick)]),
+        "agreement": ("## Agreement with Stan (same model, data and priors)", lambda: [
+            "| model | parameter | mean nutpie / Stan | z (mean) | SD nutpie / Stan | z (SD) |",
+            "|---|---|---|---|---|---|", *agreement_rows(args.quick)]),
+        "scale": ("## Scale (synthetic series; target at 2,500: under 60 s, min bulk ESS "
+                  ">= 400, R-hat <= 1.01)", lambda: [
+            "| patients | model and configuration | parameters | wall time | min ESS bulk "
+            "(variable) | max R-hat | divergences | target |",
+            "|---|---|---|---|---|---|---|---|", *scale_rows(args.quick)]),
     }
     wanted = args.sections.split(",")
     old = args.out.read_text() if args.out.is_file() else ""
@@ -180,6 +327,16 @@ def main() -> int:
         else:
             continue
         lines += [heading, "", *body, ""]
+    lines += ["## How these were measured", "",
+              "- Every number above comes from one run of this script on the machine named at "
+              "the top; sections not rerun (`--sections`) are kept from the earlier run.",
+              f"- Peers: {peer_versions()}. PyMC's NUTS, nutpie and numpyro sample the same "
+              "PyMC model; Stan samples `benchmarks/stan/*.stan`, the same models written "
+              "independently on the same arrays and priors (`benchmarks/stan_peer.py`).",
+              "- ESS per second = min bulk ESS over the model's parameters / wall time "
+              "including compilation; ratios are against PyMC's NUTS in the same run.",
+              "- Scale: `benchmarks/scale.py` (synthetic series, known values); wall time is "
+              "build + compile + tune + sample in the benchmark process.", ""]
     text = "\n".join(lines)
     print(text)
     args.out.write_text(text + "\n")

@@ -1,7 +1,8 @@
-"""Command line: ``jdmbayes fit|validate|describe`` (``scripts/*.py`` call these).
+"""Command line: ``jdmbayes fit|sensitivity|sbc|validate|describe`` (``scripts/*.py`` call these).
 
 Exit codes: 0 ok; 2 bad input or usage (a clear message, nothing written); 3 a diagnostic
-gate failed (results written, marked as failing).
+gate failed (results written, marked as failing); 1 a calibration check failed (``sbc``;
+the report is written and says which).
 """
 
 from __future__ import annotations
@@ -206,6 +207,72 @@ def describe_command(args) -> int:
     return EXIT_OK
 
 
+def sbc_command(args) -> int:
+    import json
+    import shutil
+    import time
+
+    from .batch import close_client, open_client
+    from .results import data_provenance, now
+    from .runfolder import RunFolder, package_versions, write_json
+    from .sbc import SBCSettings, run_sbc, uniformity
+    from .sbc_report import write_sbc_report
+    from .spec import load_model_spec, load_prior_set
+    from .validate import load_series
+
+    if args.replicates < 10 or args.thin_to < 9 or args.jobs < 1:
+        raise InputError("--replicates must be at least 10, --thin-to at least 9 and --jobs "
+                         f"at least 1 (got {args.replicates}, {args.thin_to}, {args.jobs})")
+    series = load_series(args.data)
+    specs = [load_model_spec(m) for m in (args.model or _default_models())]
+    for spec in specs:
+        load_prior_set(args.priors or spec.prior_set, spec)
+    settings = SBCSettings(args.replicates, args.chains, args.tune, args.draws, args.thin_to,
+                           seed=args.seed, chunk=args.chunk)
+    folder = RunFolder(args.out, args.overwrite)
+    folder.check()
+    work = folder.out.parent / f".{folder.out.name}.chunks"
+    marker = {"data": data_provenance(args.data, series), "priors": args.priors,
+              "settings": settings.as_dict()}
+    if (work / "settings.json").exists():
+        if json.loads((work / "settings.json").read_text()) != json.loads(json.dumps(marker)):
+            if not args.overwrite:
+                raise InputError(f"{work} holds replicates of another configuration; pass "
+                                 "--overwrite to discard them")
+            shutil.rmtree(work)
+        else:
+            print(f"resuming: {len(list(work.glob('*-*.csv')))} saved chunks in {work}")
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / "settings.json", marker)
+    reused = len(list(work.glob("*-*.csv")))
+    started = time.perf_counter()
+    client = open_client(args.scheduler, args.jobs) if args.scheduler or args.jobs > 1 else None
+    try:
+        ranks = run_sbc(args.data, [s.name for s in specs], args.priors, settings, work, client)
+    finally:
+        if client is not None:
+            close_client(client)
+    table = uniformity(ranks, settings.thin_to, settings.bins, settings.alpha)
+    manifest = {"created": now(), "command": "python scripts/sbc.py " + " ".join(args.argv),
+                "data": {**marker["data"], "folder_name": Path(args.data).name,
+                         "kind": "reconstructed" if marker["data"]["reconstructed"]
+                         else "user-supplied"},
+                "prior_set": args.priors or "each spec's own", "settings": settings.as_dict(),
+                "models": [s.name for s in specs], "seconds": time.perf_counter() - started,
+                "chunks_reused": reused, "chunks": len(list(work.glob("*-*.csv"))),
+                "workers": args.jobs if client is not None or args.scheduler else 0,
+                "versions": package_versions()}
+    with folder as tmp:
+        write_sbc_report(tmp, ranks, table, manifest, settings)
+    shutil.rmtree(work, ignore_errors=True)
+    for model, frame in table.groupby("model", sort=False):
+        failing = frame.loc[~frame["passes"], "parameter"].tolist()
+        print(f"{model}: {int(frame['passes'].sum())}/{len(frame)} parameters calibrated"
+              + (f"; FAILING: {', '.join(failing)}" if failing else ""))
+    print(f"wrote {folder.out}")
+    return EXIT_OK if table["passes"].all() else 1
+
+
 def _sampling_options(parser) -> None:
     parser.add_argument("--data", default=str(BUNDLED), help="series folder")
     parser.add_argument("--out", help="run folder to write (exactly this folder)")
@@ -250,6 +317,27 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated prior set names or paths")
     _sampling_options(grid)
     grid.set_defaults(handler=sensitivity_command)
+    calibrate = sub.add_parser("sbc", help="simulation-based calibration of models on the "
+                               "series' design (Dask)")
+    calibrate.add_argument("--model", action="append", help="model name or spec path "
+                           "(repeatable; default: every model)")
+    calibrate.add_argument("--priors", help="prior set name or path (default: each spec's)")
+    calibrate.add_argument("--data", default=str(BUNDLED), help="series folder (the design)")
+    calibrate.add_argument("--out", default="validation/sbc", help="report folder")
+    calibrate.add_argument("--replicates", type=int, default=200)
+    calibrate.add_argument("--chains", type=int, default=2)
+    calibrate.add_argument("--draws", type=int, default=500)
+    calibrate.add_argument("--tune", type=int, default=500)
+    calibrate.add_argument("--thin-to", type=int, default=99,
+                           help="posterior draws kept per replicate (ranks 0..this)")
+    calibrate.add_argument("--chunk", type=int, default=25, help="replicates per Dask task")
+    calibrate.add_argument("--seed", type=int, default=20240601)
+    calibrate.add_argument("--jobs", type=int, default=2, help="Dask worker processes "
+                           "(1 = in this process)")
+    calibrate.add_argument("--scheduler", help="an existing Dask scheduler, tcp://HOST:PORT")
+    calibrate.add_argument("--overwrite", action="store_true",
+                           help="replace --out and discard saved replicates of another run")
+    calibrate.set_defaults(handler=sbc_command)
     for name, handler, text in (("validate", validate_command, "check a series folder"),
                                 ("describe", describe_command, "describe a series folder")):
         command = sub.add_parser(name, help=text)
@@ -259,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)

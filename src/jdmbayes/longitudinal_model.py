@@ -11,7 +11,7 @@ trajectory, so a patient with a missing baseline still contributes):
     h(t) = 1 - e^{-t/\tau}, \\
     \Delta_i &= \delta + x^{grp}_i{}^\top\beta_{group} + \sigma_{cell} z_{c(i)}
                 + x^{cov}_i{}^\top \beta_{cov} + \sigma_{change} w_i, \\
-    u_i, w_i, z_c &\sim \mathcal N(0,1) \quad\text{(non-centred)},
+    u_i, w_i, z_c &\sim \mathcal N(0,1) \quad\text{(non-centred; cells centred by spec)},
 
 :math:`\Delta_i` is the patient's change from baseline at the plateau, approached with time
 constant :math:`\tau` (weeks). With ``random_change = false`` in the spec the term
@@ -81,7 +81,7 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
         u = pm.Normal("z_intercept", 0.0, 1.0, dims="patient")
         baseline = pm.Deterministic("baseline", alpha + sigma_intercept * u, dims="patient")
         delta = create_prior_variable(prior_set, "change", "change")
-        change = delta + group_effects(data.design, prior_set, n)
+        change = delta + group_effects(data.design, prior_set, n, spec.cell_deviations)
         if spec.random_change:
             sigma_change = create_prior_variable(prior_set, "sigma_change", "sigma_change")
             w = pm.Normal("z_change", 0.0, 1.0, dims="patient")

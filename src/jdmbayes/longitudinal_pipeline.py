@@ -10,7 +10,7 @@ from . import predict_longitudinal as pl
 from .diagnostics import diagnose
 from .indexing import index_longitudinal
 from .longitudinal_model import build_longitudinal_model
-from .pipeline import ModelResult, data_groups, sample_model
+from .pipeline import ModelResult, data_groups, gated_variables, sample_model
 from .power_scaling import power_scaling_table
 from .sampling import SamplerSettings
 from .spec import ModelSpec, PriorSet
@@ -74,9 +74,8 @@ def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
     rows += summarise_quantities(quantities, chains, spec.name, ci_prob, ci_kind)
     tables = trajectory_checks(data, replicated)
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
-    diagnostics = diagnose(idata, [v for v in idata.posterior.data_vars
-                                   if v not in ("cell_deviation", "baseline", "patient_change")],
-                           spec.measure)
+    diagnostics = diagnose(idata, gated_variables(idata.posterior,
+                                                  ("baseline", "patient_change")), spec.measure)
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     direction = "rise" if spec.improvement == "increase" else "fall"
     notes = [f"{data.n_patients} patients, {len(data.value)} values of '{spec.measure}' "

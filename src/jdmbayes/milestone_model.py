@@ -11,7 +11,7 @@ For patient :math:`i` and milestone :math:`k = 1..K` (ordered), the gap
     \log G_{ik} &= \eta_{ik} + \sigma_k \varepsilon_{ik}, \\
     \eta_{ik} &= \alpha_k + x^{grp}_i{}^\top \beta_{group} + \sigma_{cell} z_{c(i)}
                  + x^{cov}_i{}^\top \beta_{cov} + \sigma_{patient} u_i, \\
-    z_c, u_i &\sim \mathcal N(0, 1) \quad\text{(non-centred)},
+    z_c, u_i &\sim \mathcal N(0, 1) \quad\text{(non-centred; centred by spec)},
 
 so every milestone time is a cumulative sum of positive gaps and the milestones are ordered
 in every predictive draw. Group effects (reference-coded main effects of each grouping
@@ -24,6 +24,10 @@ Likelihood per gap: exact :math:`\log f`; right-censored :math:`\log S`; interva
 with a later milestone is sampled as a latent time
 :math:`T = L' + (R - L')\,v`, :math:`v \sim U(0,1)`, :math:`L' = \max(L, T_{prev})`, whose
 Jacobian :math:`\log(R-L')` makes the marginal equal :math:`\log(S(L')-S(R))`.
+
+The censoring kind of each cell is data (``obs_kind``), so one compiled model serves every
+dataset of the same shape and latent-time pattern (simulation-based calibration, new prior
+sets); only the latent cells are structure.
 
 Data
 ----
@@ -55,8 +59,24 @@ def group_coords(design) -> dict:
     return coords
 
 
-def group_effects(design, prior_set: PriorSet, n: int):
-    """Sum of the group (main + pooled cell) and covariate effects for each patient."""
+def interaction_basis(design) -> np.ndarray:
+    """(cells, q) orthonormal basis of the cell contrasts orthogonal to the intercept and
+    the main effects."""
+    main = np.column_stack([np.ones(len(design.cells)), design.cell_effects])
+    u, singular, _ = np.linalg.svd(main, full_matrices=True)
+    rank = int((singular > 1e-10).sum())
+    return u[:, rank:]
+
+
+def group_effects(design, prior_set: PriorSet, n: int, cells: str = "non_centred"):
+    """Sum of the group (main + pooled cell) and covariate effects for each patient.
+
+    Cell deviations (spec ``cell_deviations``) are non-centred (``z_cell``, for few patients
+    per cell), centred, or ``interaction``: confined to the directions the main effects and
+    intercept cannot express (an orthonormal basis ``B`` of that complement, ``deviation =
+    B w``, ``w ~ N(0, sigma_cell)``, centred; one direction in a 2 x 2 design), so they do
+    not trade off against the main effects when every cell has many patients (chosen by
+    measurement for large series: ``benchmarks/RESULTS.md``)."""
     x_group = pm.Data("x_group", design.cell_effects[design.patient_cell] if
                       design.effect_labels else np.zeros((n, 0)), dims=("patient", "effect"))
     patient_cell = pm.Data("patient_cell", design.patient_cell, dims="patient")
@@ -66,9 +86,18 @@ def group_effects(design, prior_set: PriorSet, n: int):
         total = total + pt.dot(x_group, beta_group)
     if len(design.cells) > 1:
         sigma_cell = create_prior_variable(prior_set, "sigma_cell", "sigma_cell")
-        z_cell = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
-        pm.Deterministic("cell_deviation", sigma_cell * z_cell, dims="cell")
-        total = total + sigma_cell * z_cell[patient_cell]
+        if cells == "interaction":
+            basis = interaction_basis(design)
+            w = pm.Normal("w_interaction", 0.0, sigma_cell, shape=basis.shape[1])
+            deviation = pm.Deterministic("cell_deviation", pt.dot(basis, w), dims="cell")
+        elif cells == "centred":
+            deviation = pm.Normal("cell_deviation", 0.0, sigma_cell, dims="cell")
+        else:
+            z_cell = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
+            pm.Deterministic("cell_deviation", sigma_cell * z_cell, dims="cell")
+            total = total + sigma_cell * z_cell[patient_cell]
+        if cells in ("interaction", "centred"):
+            total = total + deviation[patient_cell]
     if design.covariate_names:
         x_cov = pm.Data("x_covariate", design.covariates, dims=("patient", "covariate"))
         beta_cov = create_prior_variable(prior_set, "beta_covariate", "beta_covariate",
@@ -78,24 +107,29 @@ def group_effects(design, prior_set: PriorSet, n: int):
 
 
 def gap_observations(data: MilestoneData) -> dict[str, np.ndarray]:
-    """Flatten the informative (patient, milestone) cells into gap-time observations.
+    """One gap-time observation per (patient, milestone) cell, in patient-major order.
 
     ``origin`` is the previous milestone's exact time (0 for the first); where the previous
     milestone is latent, ``origin_latent`` gives its index (else -1) and ``origin`` is unused.
+    Cells with no information (``NONE``) get harmless values (origin 0, interval (0, 1]) and
+    contribute nothing, so every censoring pattern without latent times gives arrays of the
+    same shape: the pattern is data, not structure.
     """
     rows = {key: [] for key in ("patient", "outcome", "kind", "lo", "hi", "origin",
                                 "origin_latent", "latent")}
     latent = data.latent
     n, k_count = data.kind.shape
     for i in range(n):
-        origin, origin_latent = 0.0, -1
+        origin, origin_latent, informative = 0.0, -1, True
         for k in range(k_count):
-            kind = data.kind[i, k]
-            if kind == NONE:
-                break
+            kind = data.kind[i, k] if informative else NONE
+            informative = informative and kind != NONE
+            useful = kind != NONE
             for key, value in (("patient", i), ("outcome", k), ("kind", kind),
-                               ("lo", data.lo[i, k]), ("hi", data.hi[i, k]),
-                               ("origin", origin), ("origin_latent", origin_latent),
+                               ("lo", data.lo[i, k] if useful else 0.0),
+                               ("hi", data.hi[i, k] if useful else 1.0),
+                               ("origin", origin if useful else 0.0),
+                               ("origin_latent", origin_latent if useful else -1),
                                ("latent", latent.index((i, k)) if kind == LATENT else -1)):
                 rows[key].append(value)
             if kind == EXACT:
@@ -104,6 +138,41 @@ def gap_observations(data: MilestoneData) -> dict[str, np.ndarray]:
                 origin_latent = latent.index((i, k))
     ints = ("patient", "outcome", "kind", "origin_latent", "latent")
     return {k: np.asarray(v, dtype=int if k in ints else float) for k, v in rows.items()}
+
+
+def observation_data(data: MilestoneData) -> dict[str, np.ndarray]:
+    """The ``pm.Data`` values of the observations: a dataset with the same latent-time
+    pattern swaps these in (``compiled.with_data``) without rebuilding the model."""
+    obs = gap_observations(data)
+    return {"obs_kind": obs["kind"], "obs_time_lo": obs["lo"], "obs_time_hi": obs["hi"],
+            "obs_origin": obs["origin"]}
+
+
+def latent_pattern(data: MilestoneData) -> np.ndarray:
+    """What of the observations is structure rather than data: the latent cells and the
+    cells that start at a latent time."""
+    obs = gap_observations(data)
+    return np.stack([obs["latent"], obs["origin_latent"]])
+
+
+def censored_gap_terms(family: str, kind, lo, hi, origin, eta, sigma):
+    """Log-likelihood of each gap by its censoring kind (a data array): exact ``log f``,
+    right-censored ``log S``, interval-censored ``log(S(L)-S(R))`` (left-censored when
+    ``L <= origin``); 0 for ``NONE`` and ``LATENT`` (latent gaps are added separately).
+
+    Every branch is evaluated on every cell; the arguments of the branches a cell does not
+    take are replaced by safe values first, so their gradients stay finite.
+    """
+    log_gap = pt.log(hi - origin)
+    gap_lo = lo - origin
+    has_lo = pt.eq(kind, INTERVAL) & (gap_lo > 0)
+    log_s = families.log_survival(family, log_gap, eta, sigma)
+    log_s_lo = pt.switch(has_lo, families.log_survival(
+        family, pt.log(pt.switch(has_lo, gap_lo, 1.0)), eta, sigma), 0.0)
+    interval = log_s_lo + pt.log1mexp(pt.switch(pt.eq(kind, INTERVAL), log_s - log_s_lo, -1.0))
+    return pt.switch(pt.eq(kind, EXACT), families.log_density(family, log_gap, eta, sigma),
+                     pt.switch(pt.eq(kind, RIGHT), log_s,
+                               pt.switch(pt.eq(kind, INTERVAL), interval, 0.0)))
 
 
 def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
@@ -119,12 +188,13 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
     with pm.Model(coords=coords) as model:
         obs_patient = pm.Data("obs_patient", obs["patient"], dims="obs")
         obs_outcome = pm.Data("obs_outcome", obs["outcome"], dims="obs")
+        obs_kind = pm.Data("obs_kind", obs["kind"], dims="obs")
         obs_hi = pm.Data("obs_time_hi", obs["hi"], dims="obs")
         obs_lo = pm.Data("obs_time_lo", obs["lo"], dims="obs")
         obs_origin = pm.Data("obs_origin", obs["origin"], dims="obs")
         alpha = create_prior_variable(prior_set, "intercept", "intercept", dims="outcome")
         sigma = create_prior_variable(prior_set, "dispersion", "dispersion", dims="outcome")
-        base = group_effects(data.design, prior_set, n)
+        base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         if k_count > 1:  # a frailty is identified only by several milestones per patient
             sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
             if spec.frailty == "centred":
@@ -143,37 +213,20 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
             origin_of = obs["origin_latent"]
             for j in np.argsort([k for _, k in latent], kind="stable"):
                 row = int(np.flatnonzero(obs["latent"] == j)[0])
-                start = obs["origin"][row] if origin_of[row] < 0 else t_latent[origin_of[row]]
-                lo_eff = pt.maximum(obs["lo"][row], start)
-                t_latent = pt.set_subtensor(t_latent[j], lo_eff + (obs["hi"][row] - lo_eff)
-                                            * v[j])
+                start = obs_origin[row] if origin_of[row] < 0 else t_latent[origin_of[row]]
+                lo_eff = pt.maximum(obs_lo[row], start)
+                t_latent = pt.set_subtensor(t_latent[j], lo_eff + (obs_hi[row] - lo_eff) * v[j])
             uses = np.flatnonzero(origin_of >= 0)
             origin = pt.set_subtensor(obs_origin[uses], t_latent[origin_of[uses]])
-        terms = pt.zeros(len(obs["kind"]))
-        for kind in (EXACT, RIGHT, INTERVAL, LATENT):
-            idx = np.flatnonzero(obs["kind"] == kind)
-            if idx.size == 0:
-                continue
+        terms = censored_gap_terms(family, obs_kind, obs_lo, obs_hi, origin, eta, scale)
+        idx = np.flatnonzero(obs["kind"] == LATENT)
+        if idx.size:
             e, s, o, hi = eta[idx], scale[idx], origin[idx], obs_hi[idx]
-            if kind in (EXACT, RIGHT):
-                log_gap = pt.log(hi - o)
-                term = (families.log_density if kind == EXACT else families.log_survival)(
-                    family, log_gap, e, s)
-            elif kind == INTERVAL:
-                gap_lo = obs_lo[idx] - o
-                has_lo = gap_lo > 0
-                log_hi = pt.log(hi - o)
-                log_lo = pt.log(pt.switch(has_lo, gap_lo, 1.0))
-                log_s_lo = pt.switch(has_lo, families.log_survival(family, log_lo, e, s), 0.0)
-                log_s_hi = families.log_survival(family, log_hi, e, s)
-                term = log_s_lo + pt.log1mexp(log_s_hi - log_s_lo)
-            else:
-                j = obs["latent"][idx]
-                lo_eff = pt.maximum(obs_lo[idx], o)
-                t = lo_eff + (hi - lo_eff) * v[j]
-                term = (families.log_density(family, pt.log(t - o), e, s)
-                        + pt.log(hi - lo_eff))
-            terms = pt.set_subtensor(terms[idx], term)
+            j = obs["latent"][idx]
+            lo_eff = pt.maximum(obs_lo[idx], o)
+            t = lo_eff + (hi - lo_eff) * v[j]
+            terms = pt.set_subtensor(terms[idx], families.log_density(
+                family, pt.log(t - o), e, s) + pt.log(hi - lo_eff))
         per_patient = pt.zeros(n)
         per_patient = pt.inc_subtensor(per_patient[obs_patient], terms)
         per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")

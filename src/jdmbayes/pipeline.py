@@ -85,6 +85,14 @@ def data_groups(prior: az.InferenceData, subject_ids, design) -> xr.Dataset:
         cell_label=("patient", design.patient_cell_labels))
 
 
+def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:
+    """The posterior variables the diagnostic gates judge: all but ``derived`` ones and the
+    cell deviations when they are derived from other parameters (not centred)."""
+    derived_cells = "z_cell" in posterior or "w_interaction" in posterior
+    skip = set(derived) | ({"cell_deviation"} if derived_cells else set())
+    return [v for v in posterior.data_vars if v not in skip]
+
+
 def split_loglik(idata: az.InferenceData, name: str) -> None:
     loglik = idata.posterior["loglik_patient"].rename(name)
     idata.add_groups(log_likelihood=xr.Dataset({name: loglik}))
@@ -138,9 +146,7 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
                                             list(prior_set.priors)),
               "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
-    diagnostics = diagnose(idata, [v for v in idata.posterior.data_vars
-                                   if v not in ("cell_deviation",)],
-                           "milestones")
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, ()), "milestones")
     notes = [f"{data.n_patients} patients; family {spec.family}; "
              f"observations: {int((data.kind == 0).sum())} exact, "
              f"{int((data.kind == 1).sum())} right-censored, "

@@ -28,6 +28,10 @@ class SamplerSettings:
     tune: int = 1000
     target_accept: float = 0.99
     seed: int = 20211028
+    # nutpie's mass matrix: "diag" (default) or "low_rank" (diagonal plus low-rank
+    # corrections, for posteriors with strong correlations such as many patients whose
+    # group effects and cell deviations trade off)
+    mass_matrix: str = "diag"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +96,8 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
         compiled_at = time.perf_counter()
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, seed=settings.seed, cores=2,
-                              target_accept=settings.target_accept, progress_bar=False)
+                              target_accept=settings.target_accept, progress_bar=False,
+                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank")
         if model.deterministics:
             with model:
                 if data:

@@ -53,7 +53,7 @@ PARAMETERS = {
 }
 SPEC_KEYS = {
     "common": {"name", "kind", "description", "population", "grouping", "covariates",
-               "contrasts", "priors", "replicates"},
+               "contrasts", "priors", "replicates", "cell_deviations"},
     "milestones": {"outcomes", "family", "frailty"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
                      "improvement", "random_change"},
@@ -77,6 +77,7 @@ class ModelSpec:
     outcomes: tuple[str, ...] = ()
     family: str = "weibull"
     frailty: str = "non_centred"
+    cell_deviations: str = "non_centred"
     measure: str = ""
     likelihood: str = ""
     upper: float | None = None
@@ -161,7 +162,12 @@ def load_model_spec(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSp
         grouping=tuple(table.get("grouping", ())), covariates=tuple(table.get("covariates", ())),
         contrasts=tuple(tuple(c) for c in table.get("contrasts", ())),
         population=tuple(table.get("population", {}).items()),
-        prior_set=table.get("priors", "default"), replicates=int(table.get("replicates", 40)))
+        prior_set=table.get("priors", "default"), replicates=int(table.get("replicates", 40)),
+        cell_deviations=table.get("cell_deviations", "non_centred"))
+    if common["cell_deviations"] not in ("centred", "non_centred", "interaction"):
+        problems.append(Problem(str(path), "cell_deviations", "cell_deviations must be "
+                                "'centred', 'non_centred' or 'interaction', got "
+                                f"{common['cell_deviations']!r}", column="cell_deviations"))
     for contrast in common["contrasts"]:
         if len(contrast) != 3 or contrast[0] not in common["grouping"]:
             problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} must be "

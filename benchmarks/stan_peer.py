@@ -1,0 +1,99 @@
+"""Stan (PyStan 3, whose httpstan wheel carries Stan and its compiler glue) as a peer: the
+same models on the same arrays and priors, for the benchmark and the agreement check.
+
+Only the benchmark uses this; PyStan is not a dependency of the package (``pip install
+-e ".[bench]"``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FAMILY_CODES = {"weibull": 1, "lognormal": 2, "loglogistic": 3}
+EXPECTED = {"intercept": "Normal", "dispersion": "LogNormal", "beta_group": "Normal",
+            "sigma_cell": "HalfNormal", "sigma_patient": "HalfNormal",
+            "sigma_intercept": "HalfNormal", "change": "Normal", "sigma_change": "HalfNormal",
+            "tau_weeks": "LogNormal", "noise": "LogNormal"}
+
+
+def _hyper(prior_set, name: str) -> dict:
+    prior = prior_set.priors[name]
+    if prior.distribution != EXPECTED[name]:
+        raise ValueError(f"the Stan program has {EXPECTED[name]} for {name}, the prior set "
+                         f"{prior.distribution}")
+    return {k: float(v) for k, v in prior.parameters.items()}
+
+
+def _design(design, n: int) -> dict:
+    x_group = (design.cell_effects[design.patient_cell] if design.effect_labels
+               else np.zeros((n, 0)))
+    if design.covariate_names:
+        raise ValueError("the Stan programs have no covariates")
+    return {"N": n, "E": x_group.shape[1], "C": max(len(design.cells), 1),
+            "x_group": x_group, "cell": (design.patient_cell + 1).tolist()}
+
+
+def milestone_data(data, spec, prior_set) -> dict:
+    from jdmbayes.milestone_model import gap_observations
+
+    if data.latent:
+        raise ValueError("the Stan program has no latent interval-censored milestones")
+    obs = gap_observations(data)
+    keep = obs["kind"] != 4
+    h = {k: _hyper(prior_set, k) for k in ("intercept", "dispersion", "beta_group",
+                                           "sigma_cell", "sigma_patient")}
+    return {"family": FAMILY_CODES[spec.family], "K": len(data.outcomes),
+            **_design(data.design, data.n_patients), "M": int(keep.sum()),
+            "patient": (obs["patient"][keep] + 1).tolist(),
+            "outcome": (obs["outcome"][keep] + 1).tolist(), "kind": obs["kind"][keep].tolist(),
+            "lo": obs["lo"][keep], "hi": obs["hi"][keep], "origin": obs["origin"][keep],
+            "centred": int(spec.frailty == "centred"),
+            "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
+            "dispersion_mu": h["dispersion"]["mu"],
+            "dispersion_sigma": h["dispersion"]["sigma"],
+            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
+            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
+            "sigma_patient_sigma": h["sigma_patient"]["sigma"]}
+
+
+def longitudinal_data(data, spec, prior_set) -> dict:
+    if spec.likelihood != "beta_binomial" or not spec.random_change:
+        raise ValueError("the Stan program is the beta-binomial model with random change")
+    h = {k: _hyper(prior_set, k) for k in ("intercept", "sigma_intercept", "change",
+                                           "beta_group", "sigma_cell", "sigma_change",
+                                           "tau_weeks", "noise")}
+    return {**_design(data.design, data.n_patients), "M": len(data.value),
+            "patient": (data.patient + 1).tolist(), "week": data.week,
+            "upper": int(spec.upper), "value": data.value.astype(int).tolist(),
+            "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
+            "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
+            "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],
+            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
+            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
+            "sigma_change_sigma": h["sigma_change"]["sigma"],
+            "tau_mu": h["tau_weeks"]["mu"], "tau_sigma": h["tau_weeks"]["sigma"],
+            "noise_mu": h["noise"]["mu"], "noise_sigma": h["noise"]["sigma"]}
+
+
+def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
+                delta: float = 0.99):
+    """(InferenceData, build seconds, sampling seconds). The build compiles the program the
+    first time (httpstan caches it on disk by program text) and links the data."""
+    import arviz as az
+    import stan
+
+    program = (HERE / "stan" / f"{kind}.stan").read_text()
+    start = time.perf_counter()
+    posterior = stan.build(program, data=stan_data, random_seed=seed)
+    built = time.perf_counter()
+    fit = posterior.sample(num_chains=chains, num_samples=draws, num_warmup=draws,
+                           delta=delta)
+    done = time.perf_counter()
+    idata = az.from_pystan(posterior=fit)
+    if "frailty_raw" in idata.posterior:
+        idata.posterior = idata.posterior.rename({"frailty_raw": "frailty"})
+    return idata, built - start, done - built

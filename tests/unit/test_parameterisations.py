@@ -1,0 +1,78 @@
+"""Structure that is data: one built model serves any censoring pattern without latent
+times; the interaction basis of cell deviations; the spec's parameterisation choices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from jdmbayes.design_simulation import simulate_milestones, visit_schedule
+from jdmbayes.errors import InputError
+from jdmbayes.indexing import index_milestones
+from jdmbayes.milestone_model import (
+    build_milestone_model,
+    interaction_basis,
+    latent_pattern,
+    observation_data,
+)
+from jdmbayes.spec import load_model_spec, load_prior_set
+from jdmbayes.validate import load_series
+from tests.conftest import BUNDLED
+from tests.unit.test_milestone_likelihood import point_loglik
+
+
+def test_new_censoring_pattern_swapped_in_as_data_gives_the_rebuilt_likelihood():
+    series = load_series(BUNDLED)
+    spec = load_model_spec("rash_milestones")
+    prior_set = load_prior_set("default", spec)
+    real = index_milestones(series, spec)
+    visits = visit_schedule(series, real.subject_ids, real.followup)
+    truth = {"intercept": np.array([1.0, 2.0, 3.5]), "dispersion": np.array([0.9, 0.8, 1.0]),
+             "beta_group": np.zeros(2), "frailty": np.zeros(real.n_patients)}
+    simulated = simulate_milestones(real, visits, "weibull", truth, np.random.default_rng(5))
+    assert not np.array_equal(simulated.kind, real.kind)        # another pattern
+    assert np.array_equal(latent_pattern(simulated), latent_pattern(real))
+    model = build_milestone_model(real, spec, prior_set)
+    rebuilt = build_milestone_model(simulated, spec, prior_set)
+    point = {"intercept": np.array([0.7, 1.9, 3.1]), "dispersion_log__": np.log([0.8, 0.7, 1.1]),
+             "beta_group": np.array([0.2, -0.3]), "frailty": np.linspace(-0.5, 0.5, 24)}
+    before = point_loglik(model, point)
+    with model:
+        pm.set_data(observation_data(simulated))
+    assert point_loglik(model, point) == pytest.approx(point_loglik(rebuilt, point), rel=1e-12)
+    assert point_loglik(model, point) != pytest.approx(before, rel=1e-6)
+
+
+def test_interaction_basis_is_orthogonal_to_the_main_effects():
+    spec = load_model_spec("rash_milestones")
+    design = index_milestones(load_series(BUNDLED), spec).design
+    basis = interaction_basis(design)
+    main = np.column_stack([np.ones(len(design.cells)), design.cell_effects])
+    assert basis.shape == (len(design.cells), len(design.cells) - main.shape[1])
+    assert np.allclose(main.T @ basis, 0, atol=1e-12)
+    assert np.allclose(basis.T @ basis, np.eye(basis.shape[1]), atol=1e-12)
+
+
+@pytest.mark.parametrize("choice", ["centred", "interaction"])
+def test_cell_parameterisations_build(choice):
+    spec = dataclasses.replace(load_model_spec("rash_milestones"), cell_deviations=choice)
+    data = index_milestones(load_series(BUNDLED), spec)
+    model = build_milestone_model(data, spec, load_prior_set("default", spec))
+    free = {v.name for v in model.free_RVs}
+    assert ("cell_deviation" in free) == (choice == "centred")
+    assert ("w_interaction" in free) == (choice == "interaction")
+    assert "cell_deviation" in model.named_vars
+
+
+def test_spec_rejects_an_unknown_cell_parameterisation(tmp_path):
+    text = (load_model_spec("gc_discontinuation").path.read_text()
+            .replace('priors = "default"', 'priors = "default"\ncell_deviations = "sideways"'))
+    path = tmp_path / "gc.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as error:
+        load_model_spec(str(path))
+    assert [p.rule for p in error.value.problems] == ["cell_deviations"]
+    assert "'centred', 'non_centred' or 'interaction'" in str(error.value.problems[0])
