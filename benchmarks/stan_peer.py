@@ -68,7 +68,7 @@ def longitudinal_data(data, spec, prior_set) -> dict:
                                            "tau_weeks", "noise")}
     return {**_design(data.design, data.n_patients), "M": len(data.value),
             "patient": (data.patient + 1).tolist(), "week": data.week,
-            "upper": int(spec.upper), "value": data.value.astype(int).tolist(),
+            "top": int(spec.upper), "value": data.value.astype(int).tolist(),
             "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
             "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
             "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],

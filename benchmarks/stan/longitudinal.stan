@@ -11,8 +11,8 @@ data {
   int<lower=0> M;
   array[M] int<lower=1, upper=N> patient;
   vector[M] week;
-  int<lower=1> upper;
-  array[M] int<lower=0, upper=upper> value;
+  int<lower=1> top;                 // the top of the scale (N)
+  array[M] int<lower=0, upper=top> value;
   real intercept_mu;
   real<lower=0> intercept_sigma;
   real<lower=0> sigma_intercept_sigma;
@@ -59,5 +59,5 @@ model {
   tau_weeks ~ lognormal(tau_mu, tau_sigma);
   noise ~ lognormal(noise_mu, noise_sigma);
   p = inv_logit(baseline[patient] + patient_change[patient] .* (1 - exp(-week / tau_weeks)));
-  value ~ beta_binomial(upper, p * noise, (1 - p) * noise);
+  value ~ beta_binomial(top, p * noise, (1 - p) * noise);
 }

@@ -46,9 +46,11 @@ class ModelResult:
 def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
     """What a compiled model depends on: the spec, the prior families and the data.
 
-    The observation arrays are hashed whole (not just their shapes): which observation is
-    exact, censored or interval-censored is part of the compiled graph. Hyperparameter
-    values are not part of the key: they are swapped in as data.
+    The observation arrays are hashed whole (not just their shapes): a cached model holds
+    the data it was built with, so another dataset is built afresh. (The censoring kinds are
+    data in the graph; only latent interval-censored cells are structure, and simulation-
+    based calibration swaps datasets into one compiled model itself: :mod:`jdmbayes.sbc`.)
+    Hyperparameter values are not part of the key: they are swapped in as data.
     """
     digest = {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
               for k, v in arrays.items()}

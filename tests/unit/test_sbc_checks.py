@@ -101,3 +101,18 @@ def test_simulated_values_keep_the_design(model):
     else:
         expected = np.exp(mu + 0.2**2 / 2)
     assert np.allclose(sims.mean(axis=0), expected, rtol=0.03)
+
+
+def test_sbc_command_refuses_bad_options_and_foreign_replicates(tmp_path, capsys):
+    from jdmbayes.cli import main
+
+    out = tmp_path / "sbc"
+    assert main(["sbc", "--replicates", "5", "--out", str(out)]) == 2
+    assert "--replicates must be at least 10" in capsys.readouterr().err
+    work = tmp_path / ".sbc.chunks"
+    work.mkdir()
+    (work / "settings.json").write_text('{"settings": {"replicates": 999}}')
+    assert main(["sbc", "--model", "gc_discontinuation", "--replicates", "10",
+                 "--out", str(out)]) == 2
+    assert "holds replicates of another configuration" in capsys.readouterr().err
+    assert not out.exists() and list(work.iterdir()) == [work / "settings.json"]
