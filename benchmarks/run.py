@@ -290,7 +290,8 @@ def scale_rows(quick: bool) -> list[str]:
         for label, (kind, frailty, cells, settings) in configurations.items():
             if n == 2500 and "spec defaults" in label:
                 # stopped: it had not finished after 10 minutes in this harness
-                rows.append(f"| {n} | {label} | | not finished in 10 min (stopped) | | | | misses |")
+                rows.append(f"| {n} | {label} | | not finished in 10 min (stopped) | | | | "
+                            "misses |")
                 continue
             result = scale.fit_once(kind, milestones if kind == "milestones" else scores,
                                     frailty, cells, settings)
