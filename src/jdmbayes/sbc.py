@@ -31,6 +31,7 @@ Säilynoja, Bürkner & Vehtari (2022), *Stat Comput* 32:32; Modrák et al. (2023
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,6 +99,12 @@ class SBCProblem:
     model: object
     visits: list | None
 
+    @functools.cached_property
+    def real_latent_pattern(self) -> np.ndarray:
+        from .milestone_model import latent_pattern
+
+        return latent_pattern(self.data)
+
     def simulate(self, truth: dict, rng: np.random.Generator):
         from . import design_simulation as ds
 
@@ -109,7 +116,7 @@ class SBCProblem:
         if self.spec.kind == "milestones":
             from .milestone_model import latent_pattern, observation_data
 
-            if not np.array_equal(latent_pattern(simulated), latent_pattern(self.data)):
+            if not np.array_equal(latent_pattern(simulated), self.real_latent_pattern):
                 raise ValueError(f"{self.name}: a simulated dataset has latent times where the "
                                  "real series has none; calibration needs one compiled model")
             return observation_data(simulated)
@@ -245,7 +252,7 @@ def uniformity(ranks: pd.DataFrame, thin_to: int, bins: int, alpha: float) -> pd
     bins = min(bins, levels)
     edges = np.linspace(0, levels, bins + 1)
     levels_per_bin = np.histogram(np.arange(levels), bins=edges)[0]
-    rows, bands = [], {}
+    rows = []
     for (model, parameter), frame in groups:
         values = frame["rank"].to_numpy()
         n = len(values)
@@ -253,9 +260,7 @@ def uniformity(ranks: pd.DataFrame, thin_to: int, bins: int, alpha: float) -> pd
         expected = n * levels_per_bin / levels
         chi2 = float(((counts - expected) ** 2 / expected).sum())
         p = float(stats.chi2.sf(chi2, bins - 1))
-        if n not in bands:
-            bands[n] = ecdf_band(n, thin_to, 1 - alpha / m)
-        points, lower, upper = bands[n]
+        points, lower, upper = ecdf_band(n, thin_to, 1 - alpha / m)
         ecdf = np.searchsorted(np.sort(values), points, side="right") / n
         inside = bool(((ecdf >= lower - 1e-12) & (ecdf <= upper + 1e-12)).all())
         rows.append({"model": model, "parameter": parameter, "replicates": n,
@@ -280,8 +285,10 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.cache
 def ecdf_band(n: int, thin_to: int, prob: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluation points (ranks) and the simultaneous band of the rank ECDF at ``prob``."""
+    """Evaluation points (ranks) and the simultaneous band of the rank ECDF at ``prob``
+    (computed once per arguments: the verdicts and every figure panel share it)."""
     from arviz.stats.ecdf_utils import ecdf_confidence_band
 
     levels = thin_to + 1
