@@ -314,7 +314,7 @@ def results_text(machine: str, sections: dict, bodies: dict) -> str:
               "- Every number above comes from one run of this script on the machine named at "
               "the top; sections not rerun (`--sections`) are kept from the earlier run.",
               f"- Peers: {peer_versions()}. PyMC's NUTS, nutpie and numpyro sample the same "
-              "PyMC model; Stan samples `benchmarks/stan/*.stan`, the same models written "
+              "PyMC model; Stan samples `benchmarks/stan_programs/*.stan`, the same models written "
               "independently on the same arrays and priors (`benchmarks/stan_peer.py`).",
               "- ESS per second = min bulk ESS over the model's parameters / wall time "
               "including compilation; ratios are against PyMC's NUTS in the same run.",

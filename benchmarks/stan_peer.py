@@ -86,7 +86,7 @@ def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
     import arviz as az
     import stan
 
-    program = (HERE / "stan" / f"{kind}.stan").read_text()
+    program = (HERE / "stan_programs" / f"{kind}.stan").read_text()
     start = time.perf_counter()
     posterior = stan.build(program, data=stan_data, random_seed=seed)
     built = time.perf_counter()

@@ -29,6 +29,8 @@ class FitJob:
     ci_prob: float
     ci_kind: str
     folder: str = ""        # where run_saved_group writes it ("" for in-memory fits)
+    progress_topic: str = ""   # Dask event topic the worker reports progress on ("": none)
+    verbose: bool = False      # let third-party warnings through to the console
 
 
 def open_client(scheduler: str | None, workers: int):
@@ -50,26 +52,35 @@ def close_client(client) -> None:
         cluster.close()
 
 
-def fit_job(job: FitJob, series=None):
+def fit_job(job: FitJob, series=None, report=None):
     """Fit one job in this process and render its figures (``ModelResult``); ``series`` if
-    already loaded."""
+    already loaded. Progress goes to ``report``, or to the job's Dask event topic; warnings
+    and third-party log lines are kept in ``result.log`` (and shown only if ``verbose``)."""
+    from .console import CapturedLog, worker_reporter
     from .pipeline import fit_model
     from .report_plots import render_figures
     from .spec import load_model_spec, load_prior_set
     from .validate import load_series
 
-    spec = load_model_spec(job.model)
-    prior_set = load_prior_set(job.priors or spec.prior_set, spec)
-    result = fit_model(series or load_series(job.data), spec, prior_set, job.settings,
-                       job.ci_prob, job.ci_kind)
-    result.figures = render_figures(result)
+    if report is None and job.progress_topic:
+        report = worker_reporter(job.progress_topic)
+    with CapturedLog(echo=job.verbose) as log:
+        spec = load_model_spec(job.model)
+        prior_set = load_prior_set(job.priors or spec.prior_set, spec)
+        result = fit_model(series or load_series(job.data), spec, prior_set, job.settings,
+                           job.ci_prob, job.ci_kind, report)
+        result.figures = render_figures(result)
+    result.log = log.lines
+    if report is not None:
+        report(model=spec.name, stage="done", done=1, total=1)
     return result
 
 
-def run_in_memory(jobs: list[FitJob], client=None) -> list:
-    """Fit every job and return the results in order: on ``client`` when given, else here."""
+def run_in_memory(jobs: list[FitJob], client=None, report=None) -> list:
+    """Fit every job and return the results in order: on ``client`` when given, else here
+    (``report`` hears of an in-process fit's progress; workers use the jobs' topic)."""
     if client is None:
-        return [fit_job(job) for job in jobs]
+        return [fit_job(job, report=report) for job in jobs]
     futures = client.map(fit_job, jobs, pure=False)
     return client.gather(futures)
 

@@ -44,8 +44,11 @@ def _run_out(args, prefix: str = "") -> Path:
 
 
 def fit_command(args) -> int:
-    from .batch import FitJob, close_client, open_client, run_in_memory
-    from .results import now, run_manifest, write_results
+    """``jdmbayes fit``: :func:`jdmbayes.api.fit_checked`, then :meth:`Fit.write`."""
+    from .api import fit_checked
+    from .console import final_table
+    from .pipeline import check_models
+    from .results import now
     from .runfolder import RunFolder
     from .sampling import SamplerSettings
     from .spec import load_model_spec, load_prior_set
@@ -56,43 +59,37 @@ def fit_command(args) -> int:
     series = load_series(args.data)
     specs = [load_model_spec(name) for name in (args.model or _default_models())]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
+    check_models(series, specs)
     if args.prior_predictive:
         return prior_predictive_command(args, series, specs, prior_sets, started)
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
                                tune=args.tune, seed=args.seed)
     out = _run_out(args)
-    folder = RunFolder(out, overwrite=args.overwrite)
-    folder.check()
-    for spec, prior_set in zip(specs, prior_sets):
-        print(f"fitting {spec.name} ({spec.kind}, priors '{prior_set.name}') ...", flush=True)
-    jobs = [FitJob(args.data, str(spec.path), str(prior_set.path), settings, args.ci_prob,
-                   args.ci_kind) for spec, prior_set in zip(specs, prior_sets)]
-    if args.scheduler or (args.jobs > 1 and len(jobs) > 1):
-        # models in parallel Dask worker processes: their compilations overlap
-        client = open_client(args.scheduler, min(args.jobs, len(jobs)))
-        try:
-            results = run_in_memory(jobs, client)
-        finally:
-            close_client(client)
-    else:
-        results = run_in_memory(jobs)
-    manifest = run_manifest(args.data, series, results, settings, args.ci_prob, args.ci_kind,
-                            ["jdmbayes", *sys.argv[1:]], started, shareable=args.shareable)
-    with folder as tmp:
-        write_results(tmp, results, manifest, shareable=args.shareable,
-                      allow_failed=args.allow_failed_diagnostics)
-    for r in results:
-        d = r.diagnostics
-        print(f"{r.name}: {d['verdict']} (max R-hat {d['r_hat_max']:.4f}, min ESS bulk "
-              f"{d['ess_bulk_min']:.0f} / tail {d['ess_tail_min']:.0f}, divergences "
-              f"{d['divergences']})")
-        for failure in d["failures"]:
-            print(f"  FAILED {failure['problem']}; try: {failure['try']}")
-    if manifest["data"]["reconstructed"]:
+    RunFolder(out, overwrite=args.overwrite).check()
+    print(f"fitting {len(specs)} model(s) ({', '.join(s.name for s in specs)}): "
+          f"{settings.chains} chains x {settings.draws} draws after {settings.tune} tuning, "
+          f"seed {settings.seed}", flush=True)
+    fitted = fit_checked(series, args.data, specs, prior_sets, settings, args.ci_prob,
+                         args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
+                         progress=True, verbose=args.verbose, started=started,
+                         command=["jdmbayes", *sys.argv[1:]])
+    fitted.write(out, overwrite=args.overwrite, shareable=args.shareable,
+                 allow_failed_diagnostics=args.allow_failed_diagnostics)
+    print(final_table(fitted.results))
+    for r in fitted.results:
+        for failure in r.diagnostics["failures"]:
+            print(f"  {r.name}: FAILED {failure['problem']}; try: {failure['try']}")
+    if series_is_reconstructed(args.data):
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
+    print(f"warnings and log lines: {out / 'log.txt'}")
     print(out)
-    verdict = manifest["diagnostics_verdict"]
-    return EXIT_OK if verdict == "pass" else EXIT_DIAGNOSTICS_FAILED
+    return EXIT_OK if fitted.passed else EXIT_DIAGNOSTICS_FAILED
+
+
+def series_is_reconstructed(data: str) -> bool:
+    from .io import series_provenance
+
+    return bool(series_provenance(data)["reconstructed"])
 
 
 def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
@@ -127,73 +124,44 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
 
 
 def sensitivity_command(args) -> int:
-    """``jdmbayes sensitivity``: every model under every prior set, on Dask, resumable."""
-    from .batch import close_client, open_client
-    from .io import series_provenance
-    from .results import now
-    from .sampling import SamplerSettings
-    from .sensitivity import collect, grid_config, grid_jobs, prepare_folder, robustness, run_grid
-    from .sensitivity import speed as speed_of
-    from .sensitivity_report import write_sensitivity
-    from .spec import load_model_spec, load_prior_set
-    from .validate import load_series
+    """``jdmbayes sensitivity``: :func:`jdmbayes.api.sensitivity` (Dask, resumable)."""
+    from .api import sensitivity
 
-    _check_common(args)
     prior_names = [p.strip() for p in args.priors.split(",") if p.strip()]
-    if len(prior_names) < 2 or len(set(prior_names)) != len(prior_names):
-        raise InputError(f"--priors needs two or more different prior sets, got {args.priors!r}")
-    names = _default_models() if args.model in (None, ["all"]) else args.model
-    series = load_series(args.data)
-    specs = [load_model_spec(name) for name in names]
-    problems = []
-    prior_sets = {}
-    for spec in specs:
-        prior_sets[spec.name] = []
-        for name in prior_names:
-            try:
-                prior_sets[spec.name].append(load_prior_set(name, spec))
-            except InputError as error:
-                problems.extend(p for p in error.problems if p not in problems)
-    if problems:
-        raise InputError(problems)
-    settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
-                               tune=args.tune, seed=args.seed)
+    names = None if args.model in (None, ["all"]) else args.model
     out = _run_out(args, "sensitivity-")
-    config = grid_config(series, specs, prior_sets, settings, args.ci_prob, args.ci_kind)
-    resuming = prepare_folder(out, config, args.overwrite)
-    print(("resuming" if resuming else "starting") + f" grid in {out}: {len(specs)} model(s) "
-          f"x {len(prior_names)} prior sets", flush=True)
-    groups = grid_jobs(args.data, specs, prior_sets, settings, args.ci_prob, args.ci_kind, out)
-    extra = {"command": ["jdmbayes", *sys.argv[1:]], "grid": str(out.resolve()),
-             "grid_started": now()}
-    client = open_client(args.scheduler, args.jobs)
     try:
-        statuses, wall = run_grid(groups, extra, client)
+        tables = sensitivity(names, priors=prior_names, out=out, data=args.data,
+                             seed=args.seed, draws=args.draws, tune=args.tune,
+                             chains=args.chains, sampler=args.sampler, ci_prob=args.ci_prob,
+                             ci_kind=args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
+                             overwrite=args.overwrite, command=["jdmbayes", *sys.argv[1:]],
+                             echo=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print(f"interrupted; the fits already finished are kept in {out}: rerun the same "
               "command to resume.", file=sys.stderr)
         return 130
-    finally:
-        close_client(client)
-    tables = collect(out, specs, prior_names)
-    verdicts = robustness(tables["estimands"], tables["diagnostics"], prior_names)
-    speed = speed_of(statuses, wall)
-    provenance = series_provenance(args.data)
-    write_sensitivity(out, tables, verdicts, prior_names, speed, config, provenance)
-    for spec in specs:
-        v = verdicts[verdicts["model"] == spec.name]
-        print(f"{spec.name}: {int((v['verdict'] == 'robust').sum())} of {len(v)} key "
+    verdicts = tables["verdicts"]
+    for model in dict.fromkeys(verdicts["model"]):
+        v = verdicts[verdicts["model"] == model]
+        print(f"{model}: {int((v['verdict'] == 'robust').sum())} of {len(v)} key "
               f"estimands hold under every prior set")
-    if provenance["reconstructed"]:
+    if series_is_reconstructed(args.data):
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
     return EXIT_OK
 
 
 def validate_command(args) -> int:
+    from .pipeline import check_models
+    from .spec import load_model_spec
     from .validate import load_series
 
     series = load_series(args.data)
+    specs = [load_model_spec(name) for name in (getattr(args, "model", None) or [])]
+    check_models(series, specs)
+    if specs:
+        print(f"{args.data}: every rule of {', '.join(s.name for s in specs)} holds")
     print(f"{args.data}: valid ({len(series.subjects)} subjects, {len(series.events)} event "
           f"rows, {len(series.measurements)} measurement rows)")
     return EXIT_OK
@@ -289,6 +257,8 @@ def _sampling_options(parser) -> None:
     parser.add_argument("--ci-kind", choices=("eti", "hdi"), default="eti",
                         help="equal-tailed or highest-density interval")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--verbose", action="store_true", help="show third-party warnings and "
+                        "log lines on the console too (they are always kept in log.txt)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("describe", describe_command, "describe a series folder")):
         command = sub.add_parser(name, help=text)
         command.add_argument("data", nargs="?", default=str(BUNDLED))
+        if name == "validate":
+            command.add_argument("--model", action="append", help="also check the series "
+                                 "against this spec, as fit would (repeatable)")
         command.set_defaults(handler=handler)
     return parser
 

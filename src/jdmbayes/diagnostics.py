@@ -7,6 +7,9 @@ import warnings
 import arviz as az
 import numpy as np
 
+from .draws import group_dataset
+from .summarise import TAIL
+
 GATES = {"r_hat_max": 1.01, "ess_min": 400, "divergences_max": 0, "ebfmi_min": 0.3}
 ADVICE = {
     "r_hat": "chains disagree: run longer (--tune, --draws) or check for multimodality",
@@ -21,12 +24,13 @@ ADVICE = {
 
 def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dict:
     """Max R-hat, min ESS, divergences, E-BFMI per chain, max Pareto k and the verdict."""
-    posterior = idata.posterior[[p for p in parameters if p in idata.posterior]]
+    posterior = group_dataset(idata, "posterior")
+    posterior = posterior[[p for p in parameters if p in posterior]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rhat = az.rhat(posterior)
         ess_bulk = az.ess(posterior, method="bulk")
-        ess_tail = az.ess(posterior, method="tail")
+        ess_tail = az.ess(posterior, method="tail", prob=TAIL)
     def extreme(dataset, fn):
         values = np.concatenate([np.atleast_1d(v.values).ravel() for v in dataset.values()])
         values = values[np.isfinite(values)]
@@ -34,7 +38,8 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dic
 
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    ebfmi = [float(x) for x in az.bfmi(idata)] if "energy" in stats else []
+    ebfmi = ([float(x) for x in az.bfmi(idata)["energy"].values] if "energy" in stats
+             else [])
     result = {
         "r_hat_max": extreme(rhat, np.max),
         "ess_bulk_min": extreme(ess_bulk, np.min),
@@ -49,8 +54,8 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dic
             loo = az.loo(idata, var_name=loglik_var, pointwise=True)
         result.update(pareto_k_max=float(np.max(loo.pareto_k.values)),
                       n_pareto_k_above_0_7=int((loo.pareto_k.values > 0.7).sum()),
-                      elpd_loo=float(loo.elpd_loo), elpd_loo_se=float(loo.se),
-                      p_loo=float(loo.p_loo), loo_unit="patient")
+                      elpd_loo=float(loo.elpd), elpd_loo_se=float(loo.se),
+                      p_loo=float(loo.p), loo_unit="patient")
     failures = []
     if not result["r_hat_max"] <= GATES["r_hat_max"]:
         failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))

@@ -85,15 +85,31 @@ class GroupDesign:
 
 
 def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:
+    """The subjects the spec's population filter selects (an error if it selects no one)."""
     subjects = series.subjects
+    path = str(series.paths["subjects"])
     mask = pd.Series(True, index=subjects.index)
     for column, value in spec.population:
         if column not in subjects.columns:
-            raise InputError([Problem(str(series.paths["subjects"]), "spec_column",
+            raise InputError([Problem(path, "spec_column",
                                       f"model '{spec.name}' selects on '{column}', which is not "
                                       "a column of subjects", column=column)])
         mask &= subjects[column] == value
+    if spec.population and not mask.any():
+        wanted = ", ".join(f"{c} = {v!r}" for c, v in spec.population)
+        raise InputError([Problem(path, "empty_population", f"model '{spec.name}' selects "
+                                  f"the patients with {wanted}, and no subject has that; "
+                                  "change [model.population] in the spec or check the values",
+                                  column=spec.population[0][0])])
     return subjects[mask].reset_index(drop=True)
+
+
+def _level_matches(column: str, values: list, level) -> list[int]:
+    """Positions of ``level`` (as the spec writes it: the value, its label or a dose number)
+    among a grouping column's ``values``."""
+    return [i for i, v in enumerate(values) if str(v) == str(level)
+            or level_label(column, v) == str(level)
+            or (isinstance(v, float) and _number(level) == v)]
 
 
 def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> GroupDesign:
@@ -101,24 +117,52 @@ def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> Gr
     for column in (*spec.grouping, *spec.covariates):
         if column not in subjects.columns:
             problems.append(Problem(path, "spec_column", f"model '{spec.name}' names column "
-                                    f"'{column}', which is not in subjects", column=column))
+                                    f"'{column}', which is not in subjects; add it or remove "
+                                    "it from the spec", column=column))
     if problems:
         raise InputError(problems)
+    for column in spec.grouping:
+        for row in subjects.index[_blank(subjects[column])]:
+            problems.append(Problem(path, "grouping_missing", f"subject "
+                                    f"'{subjects.at[row, 'subject_id']}' has no value of "
+                                    f"grouping column '{column}'; every modelled patient needs "
+                                    "one", column=column))
+    for column in spec.covariates:
+        values = subjects[column]
+        blank = _blank(values)
+        numeric = pd.to_numeric(values.where(~blank), errors="coerce")
+        for row in subjects.index[blank]:
+            problems.append(Problem(path, "covariate_missing", f"subject "
+                                    f"'{subjects.at[row, 'subject_id']}' has no value of "
+                                    f"covariate '{column}'; fill it in or leave the patient "
+                                    "out with the population filter", column=column))
+        for row in subjects.index[~blank & numeric.isna()]:
+            problems.append(Problem(path, "covariate_not_numeric", f"subject "
+                                    f"'{subjects.at[row, 'subject_id']}': covariate "
+                                    f"'{column}' is {values[row]!r}, not a number; code it as a "
+                                    "number", column=column))
     levels, reference = {}, {}
     for column in spec.grouping:
-        values = sorted(subjects[column].dropna().unique().tolist())
-        levels[column] = values
+        levels[column] = sorted(subjects[column][~_blank(subjects[column])].unique().tolist())
         reference[column] = 0
-        for contrast_column, _, denominator in spec.contrasts:
-            if contrast_column == column:
-                matches = [i for i, v in enumerate(values) if str(v) == str(denominator)
-                           or level_label(column, v) == str(denominator)
-                           or (isinstance(v, float) and _number(denominator) == v)]
-                if not matches:
-                    raise InputError([Problem(str(spec.path), "contrast", f"contrast level "
-                                              f"{denominator!r} is not a level of '{column}' "
-                                              f"(levels: {values})", column="contrasts")])
-                reference[column] = matches[0]
+    for contrast_column, numerator, denominator in spec.contrasts:
+        if contrast_column not in levels:
+            continue
+        values = levels[contrast_column]
+        shown = ", ".join(level_label(contrast_column, v) for v in values)
+        for role, level in (("numerator", numerator), ("denominator", denominator)):
+            matches = _level_matches(contrast_column, values, level)
+            if not matches:
+                problems.append(Problem(str(spec.path), "contrast_level", f"model "
+                                        f"'{spec.name}': contrast {role} {level!r} is not a "
+                                        f"level of '{contrast_column}' among the modelled "
+                                        f"patients (levels: {shown}); change or remove the "
+                                        "contrast in the spec",
+                                        column="contrasts"))
+            elif role == "denominator":
+                reference[contrast_column] = matches[0]
+    if problems:
+        raise InputError(problems)
     patient_levels = np.array([[levels[c].index(v) for c, v in zip(spec.grouping, row)]
                                for row in subjects[list(spec.grouping)].itertuples(index=False)],
                               dtype=int).reshape(len(subjects), len(spec.grouping))
@@ -132,15 +176,17 @@ def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> Gr
     centre, scale, columns = {}, {}, []
     for column in spec.covariates:
         values = pd.to_numeric(subjects[column], errors="coerce")
-        if values.isna().any():
-            raise InputError([Problem(path, "covariate", f"covariate '{column}' must be numeric "
-                                      "with no blanks in the modelled patients", column=column)])
         centre[column], scale[column] = float(values.mean()), float(values.std(ddof=0) or 1.0)
         columns.append(((values - centre[column]) / scale[column]).to_numpy(float))
     covariates = np.column_stack(columns) if columns else np.zeros((len(subjects), 0))
     return GroupDesign(tuple(spec.grouping), levels, reference, patient_levels, effect_labels,
                        cells, cell_labels, patient_cell, tuple(spec.covariates), covariates,
                        centre, scale)
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing or empty (a column the contract does not type is read as text)."""
+    return values.isna() | (values.astype(str).str.strip() == "")
 
 
 def _number(value):
@@ -226,6 +272,13 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
                                             "the previous milestone", column="time_wk"))
                 kind[i, k] = EXACT
                 previous_time = row["time_wk"]
+    for k, event in enumerate(spec.outcomes):
+        if not problems and not np.isin(kind[:, k], (EXACT, INTERVAL, LATENT)).any():
+            problems.append(Problem(path, "no_events", f"model '{spec.name}': no modelled "
+                                    f"patient has an observed '{event}' (all {n} are censored "
+                                    "or uninformative); a time-to-event model cannot be "
+                                    "estimated from it: remove the outcome or add events",
+                                    column="event"))
     if problems:
         raise InputError(problems)
     return MilestoneData(subjects["subject_id"].tolist(), tuple(spec.outcomes), kind, hi, lo,
@@ -264,6 +317,11 @@ def index_longitudinal(series: Series, spec: ModelSpec) -> LongitudinalData:
     rows = rows[rows["subject_id"].isin(position)].sort_values(["subject_id", "week"])
     present = rows[rows["value"].notna()]
     missing = rows[rows["value"].isna()]
+    if present.empty:
+        raise InputError([Problem(str(series.paths["measurements"]), "no_values",
+                                  f"model '{spec.name}': every '{spec.measure}' value of the "
+                                  "modelled patients is missing; nothing to fit",
+                                  column="value")])
     return LongitudinalData(
         subjects["subject_id"].tolist(), spec.measure,
         present["subject_id"].map(position).to_numpy(int), present["week"].to_numpy(float),

@@ -8,6 +8,7 @@ import xarray as xr
 
 from . import predict_longitudinal as pl
 from .diagnostics import diagnose
+from .draws import group_dataset, set_group
 from .indexing import index_longitudinal
 from .longitudinal_model import build_longitudinal_model
 from .pipeline import ModelResult, data_groups, gated_variables, sample_model
@@ -46,24 +47,25 @@ def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
 
 
 def fit_longitudinal(series: Series, spec: ModelSpec, prior_set: PriorSet,
-                     settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
+                     settings: SamplerSettings, ci_prob: float, ci_kind: str,
+                     report=None) -> ModelResult:
     data = index_longitudinal(series, spec)
     sampled, prior = sample_model(lambda: build_longitudinal_model(data, spec, prior_set), spec,
                                   prior_set, settings,
                                   {"patient": data.patient, "week": data.week,
-                                   "value": data.value}, data.design, spec.measure)
+                                   "value": data.value}, data.design, spec.measure, report)
     idata = sampled.idata
     rng = np.random.default_rng([settings.seed, 2])
     post = pl.posterior_arrays(idata.posterior)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     replicated = pl.predict_observations(post, data, spec, rng)
-    idata.add_groups(posterior_predictive=xr.Dataset({"value_pred": xr.DataArray(
+    set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
         replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
         coords={"obs": np.arange(len(data.value))})}))
-    idata.add_groups(
-        observed_data=xr.Dataset({"value": ("obs", data.value)},
-                                 coords={"obs": np.arange(len(data.value))}),
-        prior=prior.prior, constant_data=data_groups(prior, data.subject_ids, data.design))
+    set_group(idata, "observed_data", xr.Dataset({"value": ("obs", data.value)},
+                                                 coords={"obs": np.arange(len(data.value))}))
+    set_group(idata, "prior", group_dataset(prior, "prior"))
+    set_group(idata, "constant_data", data_groups(prior, data.subject_ids, data.design))
 
     quantities = pl.derived_quantities(post, data, spec, rng)
     quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))

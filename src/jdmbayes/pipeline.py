@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -14,6 +13,8 @@ import xarray as xr
 
 from . import predict_milestones as pm_pred
 from .diagnostics import diagnose
+from .draws import group_dataset, set_group
+from .errors import InputError
 from .indexing import index_milestones
 from .milestone_model import build_milestone_model
 from .observed_curves import survival_check_table
@@ -34,13 +35,14 @@ class ModelResult:
     name: str
     spec: ModelSpec
     prior_set: PriorSet
-    idata: az.InferenceData
+    idata: xr.DataTree
     summary_rows: list[dict]
     diagnostics: dict
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)   # name -> PNG, once rendered
+    log: list[str] = field(default_factory=list)   # warnings and log lines of the fit
 
 
 def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
@@ -60,7 +62,7 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
 
 
 def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-                 data_arrays: dict, design, loglik_name: str):
+                 data_arrays: dict, design, loglik_name: str, report=None):
     """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
     per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
 
@@ -73,16 +75,19 @@ def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerS
     values = hyperparameter_values(prior_set)
     with model:
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
-    sampled = sample_posterior(model, settings, key, values)
+    sampled = sample_posterior(model, settings, key, values, report, spec.name)
+    if report is not None:
+        report(model=spec.name, stage="summarising", done=1, total=1)
     split_loglik(sampled.idata, loglik_name)
-    sampled.idata.add_groups(log_prior=log_prior_dataset(prior_set, sampled.idata.posterior))
+    set_group(sampled.idata, "log_prior",
+              log_prior_dataset(prior_set, group_dataset(sampled.idata, "posterior")))
     sampled.reused_model = reused_model
     return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed)
 
 
-def data_groups(prior: az.InferenceData, subject_ids, design) -> xr.Dataset:
+def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
     """constant_data: the model's data containers plus the patient map (identifiers)."""
-    return prior.constant_data.assign(
+    return group_dataset(prior, "constant_data").assign(
         subject_id=("patient", np.array(subject_ids, dtype=str)),
         cell_label=("patient", design.patient_cell_labels))
 
@@ -95,33 +100,36 @@ def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:
     return [v for v in posterior.data_vars if v not in skip]
 
 
-def split_loglik(idata: az.InferenceData, name: str) -> None:
-    loglik = idata.posterior["loglik_patient"].rename(name)
-    idata.add_groups(log_likelihood=xr.Dataset({name: loglik}))
-    idata.posterior = idata.posterior.drop_vars("loglik_patient")
+def split_loglik(idata: xr.DataTree, name: str) -> None:
+    posterior = group_dataset(idata, "posterior")
+    set_group(idata, "log_likelihood",
+              xr.Dataset({name: posterior["loglik_patient"].rename(name)}))
+    set_group(idata, "posterior", posterior.drop_vars("loglik_patient"))
 
 
 def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
-                   settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
+                   settings: SamplerSettings, ci_prob: float, ci_kind: str,
+                   report=None) -> ModelResult:
     data = index_milestones(series, spec)
     sampled, prior = sample_model(lambda: build_milestone_model(data, spec, prior_set), spec,
                                   prior_set, settings,
                                   {"kind": data.kind, "hi": data.hi, "lo": data.lo},
-                                  data.design, "milestones")
+                                  data.design, "milestones", report)
     idata = sampled.idata
 
     rng = np.random.default_rng([settings.seed, 1])
     draws = pm_pred.extract_draws(idata.posterior, data)
     times = pm_pred.predict_observed_patients(draws, data, spec.family, rng)
     shape = (draws.chains, draws.draws)
-    idata.add_groups(posterior_predictive=xr.Dataset({"time_pred": xr.DataArray(
+    set_group(idata, "posterior_predictive", xr.Dataset({"time_pred": xr.DataArray(
         times.reshape(*shape, *times.shape[1:]), dims=("chain", "draw", "patient", "outcome"),
         coords={"patient": np.arange(1, data.n_patients + 1), "outcome": list(data.outcomes)})}))
     coords = {"patient": np.arange(1, data.n_patients + 1), "outcome": list(data.outcomes)}
-    idata.add_groups(observed_data=xr.Dataset({
+    set_group(idata, "observed_data", xr.Dataset({
         "time_hi": (("patient", "outcome"), data.hi), "time_lo": (("patient", "outcome"), data.lo),
         "kind": (("patient", "outcome"), data.kind)}, coords=coords))
-    idata.add_groups(prior=prior.prior, constant_data=data_groups(
+    set_group(idata, "prior", group_dataset(prior, "prior"))
+    set_group(idata, "constant_data", data_groups(
         prior, data.subject_ids, data.design).assign(followup_wk=("patient", data.followup)))
 
     quantities = pm_pred.derived_quantities(draws, data, spec.family, spec.replicates, rng)
@@ -161,10 +169,33 @@ def fit_milestones(series: Series, spec: ModelSpec, prior_set: PriorSet,
                        sampled.timings())
 
 
-def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-              ci_prob: float, ci_kind: str) -> ModelResult:
+def index_model(series: Series, spec: ModelSpec):
+    """The arrays ``spec`` is fitted to (every spec-against-series rule is checked here)."""
     if spec.kind == "milestones":
-        return fit_milestones(series, spec, prior_set, settings, ci_prob, ci_kind)
+        return index_milestones(series, spec)
+    from .indexing import index_longitudinal
+
+    return index_longitudinal(series, spec)
+
+
+def check_models(series: Series, specs: list[ModelSpec]) -> None:
+    """Every problem of every spec against the series, before anything is sampled or
+    written: one ``InputError`` listing them all."""
+    problems = []
+    for spec in specs:
+        try:
+            index_model(series, spec)
+        except InputError as error:
+            problems.extend(p for p in error.problems if p not in problems)
+    if problems:
+        raise InputError(problems)
+
+
+def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+              ci_prob: float, ci_kind: str, report=None) -> ModelResult:
+    """One model end to end; ``report`` hears of its progress (:mod:`jdmbayes.console`)."""
+    if spec.kind == "milestones":
+        return fit_milestones(series, spec, prior_set, settings, ci_prob, ci_kind, report)
     from .longitudinal_pipeline import fit_longitudinal
 
-    return fit_longitudinal(series, spec, prior_set, settings, ci_prob, ci_kind)
+    return fit_longitudinal(series, spec, prior_set, settings, ci_prob, ci_kind, report)

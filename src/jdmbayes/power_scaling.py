@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .draws import from_groups, group_dataset
 from .estimands import is_key
 
 THRESHOLD = 0.05
@@ -32,7 +33,7 @@ def diagnosis(prior: float, likelihood: float, threshold: float = THRESHOLD) -> 
     return "-"
 
 
-def power_scaling_table(idata: az.InferenceData, quantities: dict, model: str,
+def power_scaling_table(idata: xr.DataTree, quantities: dict, model: str,
                         parameters: list[str]) -> pd.DataFrame:
     """Sensitivity of each key estimand in ``quantities`` ((outcome, quantity, group) ->
     (chains * draws,) draws) and of each named scalar-or-vector parameter."""
@@ -56,12 +57,13 @@ def power_scaling_table(idata: az.InferenceData, quantities: dict, model: str,
             key = f"p{len(labels)}"
             labels[key] = (outcome, name, ",".join(str(v) for v in coords.values()))
             columns[key] = (("chain", "draw"), element.transpose("chain", "draw").values)
-    data = az.InferenceData(posterior=xr.Dataset(columns),
-                            log_prior=idata.log_prior, log_likelihood=idata.log_likelihood)
+    data = from_groups({"posterior": xr.Dataset(columns),
+                        "log_prior": group_dataset(idata, "log_prior"),
+                        "log_likelihood": group_dataset(idata, "log_likelihood")})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prior = az.psens(data, component="prior")
-        likelihood = az.psens(data, component="likelihood")
+        prior = az.psense(data, group="prior")
+        likelihood = az.psense(data, group="likelihood")
     rows = []
     for key, (outcome, quantity, group) in labels.items():
         p, lik = float(prior[key]), float(likelihood[key])

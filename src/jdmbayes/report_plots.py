@@ -5,10 +5,10 @@ Patients appear only as numbers 1..n (model coordinates); no subject identifier 
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.stats import rankdata
 
 from .estimands import describe, null_value
 from .formatting import interval_label
@@ -24,21 +24,52 @@ def _present(idata, names):
     return [n for n in names if n in idata.posterior]
 
 
+def element_draws(array) -> list[tuple[str, np.ndarray]]:
+    """(label, (chains, draws) values) for each element of a posterior variable."""
+    extra = [d for d in array.dims if d not in ("chain", "draw")]
+    if not extra:
+        return [(array.name, array.transpose("chain", "draw").values)]
+    stacked = array.stack(element=extra).transpose("chain", "draw", "element")
+    labels = [", ".join(str(v) for v in np.atleast_1d(key)) for key in
+              stacked.indexes["element"]]
+    return [(f"{array.name}[{label}]", stacked.values[..., i]) for i, label in enumerate(labels)]
+
+
+def rank_panel(ax, values: np.ndarray, title: str, bins: int = 20) -> None:
+    """Rank plot (Vehtari et al. 2021): the draws of all chains ranked together, then each
+    chain's ranks as a histogram drawn with vertical lines about the uniform count."""
+    chains, draws = values.shape
+    ranks = rankdata(values.ravel()).reshape(chains, draws)
+    edges = np.linspace(0.5, chains * draws + 0.5, bins + 1)
+    expected = draws / bins
+    centres = np.arange(bins)
+    for chain in range(chains):
+        counts, _ = np.histogram(ranks[chain], edges)
+        offset = chain * (bins + 2)
+        colour = f"C{chain}"
+        ax.vlines(offset + centres, expected, counts, colors=colour, linewidth=1.2)
+        ax.hlines(expected, offset - 0.5, offset + bins - 0.5, colors=colour, linewidth=0.6)
+    ax.set_yticks([])
+    ax.set_xticks([c * (bins + 2) + bins / 2 for c in range(chains)],
+                  [str(c) for c in range(chains)], fontsize=7)
+    ax.set_xlabel("chain (ranks binned)", fontsize=7)
+    ax.set_title(title, fontsize=8)
+
+
 def rank_figure(result) -> Figure:
     """Rank plots of the key parameters: flat, overlapping histograms mean mixed chains."""
     names = _present(result.idata, KEY_PARAMETERS[result.spec.kind])
-    count = sum(int(np.prod([result.idata.posterior[n].sizes[d] for d in
-                             result.idata.posterior[n].dims if d not in ("chain", "draw")]))
-                for n in names)
+    panels = [(label, values) for name in names
+              for label, values in element_draws(result.idata["posterior"][name])]
+    count = len(panels)
     columns = 4
     rows = max(1, int(np.ceil(count / columns)))
     figure = Figure(figsize=(3.2 * columns, 2.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    az.plot_rank(result.idata, var_names=names, ax=axes[:count], kind="vlines")
+    for ax, (label, values) in zip(axes, panels):
+        rank_panel(ax, values, label)
     for ax in axes[count:]:
         ax.set_visible(False)
-    for ax in axes[:count]:
-        ax.title.set_fontsize(8)
     figure.suptitle(f"{result.name}: rank plots by chain (uniform = well mixed)", fontsize=10)
     return figure
 

@@ -12,9 +12,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import arviz as az
-
 from . import __version__
+from .cachedir import compile_folder
+from .draws import from_groups, group_dataset, group_names
 from .formatting import summary_markdown
 from .io import series_provenance
 from .pipeline import ModelResult
@@ -56,14 +56,22 @@ def run_manifest(data_folder: str, series, results: list[ModelResult], settings,
                    for r in results},
         "seed": settings.seed, "sampler": settings.as_dict(), "ci_prob": ci_prob,
         "ci_kind": ci_kind, "shareable": shareable, "versions": package_versions(),
+        "compile_cache": compile_folder(),
         "diagnostics_verdict": verdict, **(extra or {}),
     }
 
 
 def write_results(folder: Path, results: list[ModelResult], manifest: dict,
-                  shareable: bool = False, allow_failed: bool = False) -> None:
+                  shareable: bool = False, allow_failed: bool = False,
+                  log: list[str] | None = None) -> None:
+    """Every file of a run folder into ``folder``; ``log.txt`` holds ``log`` (the command's
+    own captured lines) and each model's warnings and log lines."""
     summary = summary_table([row for r in results for row in r.summary_rows])
     summary.to_csv(folder / "summary.csv", index=False, float_format="%.17g")
+    lines = list(log or [])
+    for result in results:
+        lines += [f"[{result.name}] {line}" for line in result.log]
+    (folder / "log.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
     diagnostics = {r.name: r.diagnostics for r in results}
     write_json(folder / "diagnostics.json", diagnostics)
     write_json(folder / "manifest.json", manifest)
@@ -72,13 +80,13 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
     for result in results:
         model_folder = folder / result.name
         model_folder.mkdir()
-        keep = [g for g in result.idata.groups() if not g.startswith("warmup")
+        keep = [g for g in group_names(result.idata) if not g.startswith("warmup")
                 and not (shareable and g in IDENTIFYING_GROUPS)]
-        idata = az.InferenceData(**{g: getattr(result.idata, g).copy() for g in keep})
         text = json.dumps({**manifest, "model": result.name}, default=str)
-        for group in idata.groups():
-            getattr(idata, group).attrs["jdmbayes_manifest"] = text
-        idata.to_netcdf(str(model_folder / "posterior.nc"))
+        groups = {g: group_dataset(result.idata, g) for g in keep}
+        for dataset in groups.values():
+            dataset.attrs["jdmbayes_manifest"] = text
+        from_groups(groups).to_netcdf(str(model_folder / "posterior.nc"), engine="h5netcdf")
         for name, table in result.tables.items():
             if shareable and name in PATIENT_LEVEL_TABLES:
                 continue

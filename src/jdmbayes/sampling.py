@@ -11,9 +11,11 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 
-import arviz as az
 import numpy as np
 import pymc as pm
+import xarray as xr
+
+from .draws import group_dataset, set_group
 
 SAMPLERS = ("nutpie", "pymc")
 _COMPILED: dict[str, object] = {}
@@ -39,7 +41,7 @@ class SamplerSettings:
 
 @dataclass
 class SamplingResult:
-    idata: az.InferenceData
+    idata: xr.DataTree
     compile_seconds: float
     sample_seconds: float
     reused_compiled: bool
@@ -66,28 +68,34 @@ def built_model(key: str, build) -> tuple[pm.Model, bool]:
 
 
 def compiled_model(model: pm.Model, key: str):
-    """The nutpie-compiled ``model``, compiled at most once per ``key`` in this process."""
-    import nutpie
+    """The nutpie-compiled ``model``, compiled at most once per ``key`` in this process and
+    its machine code cached on disk across processes (:mod:`jdmbayes.compiled`)."""
+    from .compiled import compile_cached
 
     if key not in _COMPILED:
         # only logp and gradient are compiled to numba; deterministics are computed after
         # sampling (PyTensor's C backend, cached on disk), which cuts compile time by ~25%
-        _COMPILED[key] = nutpie.compile_pymc_model(
-            model, var_names=[v.name for v in model.free_RVs])
+        _COMPILED[key], _ = compile_cached(model, [v.name for v in model.free_RVs])
         return _COMPILED[key], False
     return _COMPILED[key], True
 
 
 def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
-                     data: dict[str, np.ndarray] | None = None) -> SamplingResult:
+                     data: dict[str, np.ndarray] | None = None, report=None,
+                     name: str = "") -> SamplingResult:
     """Posterior draws of ``model``; ``data`` replaces ``pm.Data`` values (same shapes).
 
     Names in ``data`` that the model does not use (the prior of a parameter this model does
-    not have) are ignored.
+    not have) are ignored. ``report`` (a :mod:`jdmbayes.console` reporter) hears of the
+    compilation and of the chains' progress, under the model name ``name``.
     """
     data = {k: v for k, v in (data or {}).items() if k in model.named_vars}
+    if report is not None:
+        report(model=name, stage="compiling", chains=settings.chains)
     if settings.sampler == "nutpie":
         import nutpie
+
+        from .console import nutpie_callback
 
         start = time.perf_counter()
         compiled, reused = compiled_model(model, key)
@@ -97,13 +105,16 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, seed=settings.seed, cores=2,
                               target_accept=settings.target_accept, progress_bar=False,
-                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank")
+                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
+                              progress_callback=None if report is None
+                              else nutpie_callback(report, name))
         if model.deterministics:
             with model:
                 if data:
                     pm.set_data(data)
-                idata.posterior = pm.compute_deterministics(
-                    idata.posterior, model=model, merge_dataset=True, progressbar=False)
+                set_group(idata, "posterior", pm.compute_deterministics(
+                    group_dataset(idata, "posterior"), model=model, extend_dataset=True,
+                    progressbar=False))
         done = time.perf_counter()
         return SamplingResult(idata, compiled_at - start, done - compiled_at, reused)
     if settings.sampler == "pymc":
@@ -119,7 +130,7 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
     raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(SAMPLERS)}")
 
 
-def sample_prior(model: pm.Model, draws: int, seed: int) -> az.InferenceData:
+def sample_prior(model: pm.Model, draws: int, seed: int) -> xr.DataTree:
     """Prior draws of the model's parameters (the likelihood potential is not involved)."""
     names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics
                                                  if not v.name.startswith("loglik")]

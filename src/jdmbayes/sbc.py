@@ -181,7 +181,7 @@ def rank_rows(problem: SBCProblem, replicates: list[int], settings: SBCSettings,
         result = sample_posterior(problem.model, sampler, key,
                                   {**hyper, **problem.observation_data(simulated)})
         seconds = time.perf_counter() - started
-        posterior = result.idata.posterior
+        posterior = result.idata["posterior"].to_dataset()
         total = settings.chains * settings.draws
         keep = np.round(np.linspace(0, total - 1, settings.thin_to)).astype(int)
         names = sorted({variable for _, variable, _ in checked})
@@ -285,13 +285,21 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+BAND_SIMULATIONS = 20_000
+BAND_SEED = 2022
+
+
 @functools.cache
 def ecdf_band(n: int, thin_to: int, prob: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluation points (ranks) and the simultaneous band of the rank ECDF at ``prob``
     (computed once per arguments: the verdicts and every figure panel share it)."""
-    from arviz.stats.ecdf_utils import ecdf_confidence_band
+    from arviz_stats.ecdf_utils import get_pointwise_confidence_band, simulate_confidence_bands
 
     levels = thin_to + 1
     points = np.arange(levels - 1)
-    return (points, *ecdf_confidence_band(n, points, (points + 1) / levels, prob=prob,
-                                          method="optimized"))
+    uniform_cdf = (points + 1) / levels
+    # the pointwise level at which the band holds simultaneously with probability ``prob``
+    # (ArviZ's simulation method; a fixed generator makes the band the same in every run)
+    pointwise = simulate_confidence_bands(n, 1, uniform_cdf, prob, BAND_SIMULATIONS,
+                                          np.random.default_rng(BAND_SEED))
+    return (points, *get_pointwise_confidence_band(pointwise, n, uniform_cdf))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 CI_KINDS = ("eti", "hdi")
+TAIL = (0.05, 0.95)   # tail ESS: the smaller ESS of the 5% and 95% quantiles
 COLUMNS = ["model", "outcome", "quantity", "group", "mean", "sd", "median", "ci_low", "ci_high",
            "ci_prob", "ci_kind", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"]
 
@@ -23,7 +24,7 @@ def credible_interval(values: np.ndarray, ci_prob: float, ci_kind: str) -> tuple
     if ci_kind == "eti":
         low, high = np.quantile(flat, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
     elif ci_kind == "hdi":
-        low, high = az.hdi(flat, hdi_prob=ci_prob)
+        low, high = az.hdi(flat, prob=ci_prob)
     else:
         raise ValueError(f"unknown interval kind {ci_kind!r}; valid: {', '.join(CI_KINDS)}")
     return float(low), float(high)
@@ -38,7 +39,7 @@ def summarise_draws(values: np.ndarray, ci_prob: float, ci_kind: str, **labels) 
         warnings.simplefilter("ignore", RuntimeWarning)
         diagnostics = dict(
             ess_bulk=np.nan if constant else float(az.ess(values, method="bulk")),
-            ess_tail=np.nan if constant else float(az.ess(values, method="tail")),
+            ess_tail=np.nan if constant else float(az.ess(values, method="tail", prob=TAIL)),
             r_hat=np.nan if constant else float(az.rhat(values)),
             mcse_mean=0.0 if constant else float(np.ravel(az.mcse(values, method="mean"))[0]))
     return {**labels, "mean": float(values.mean()), "sd": float(values.std(ddof=1)),

@@ -1,0 +1,270 @@
+"""The Python front door: ``jdmbayes.fit``, ``jdmbayes.load_series``, ``jdmbayes.sensitivity``.
+
+    >>> import jdmbayes
+    >>> result = jdmbayes.fit("rash_milestones", seed=1, ci_prob=0.95, ci_kind="eti")
+    >>> result.summary()            # the rows and columns of summary.csv
+    >>> result.idata                # the posterior (an xarray DataTree, ArviZ 1)
+    >>> result.diagnostics          # gates, R-hat, ESS, divergences, LOO
+    >>> result.plot("rank")         # a matplotlib Figure
+    >>> result.write("results/run1")   # the run folder the command line writes
+
+Nothing is fitted when a :class:`Fit` is made: :func:`fit` fits, then returns one. The
+command line (``jdmbayes fit``) calls :func:`fit` and :meth:`Fit.write`, so both give the
+same files for the same arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .batch import FitJob, close_client, open_client, run_in_memory
+from .errors import InputError
+from .pipeline import ModelResult, check_models
+from .results import now, run_manifest, write_results
+from .runfolder import RunFolder
+from .sampling import SamplerSettings
+from .spec import MODELS_DIR, ROOT, load_model_spec, load_prior_set
+from .summarise import CI_KINDS, summary_table
+from .validate import Series
+from .validate import load_series as _load_series
+
+BUNDLED = ROOT / "data" / "ding2021"
+
+
+def default_models() -> list[str]:
+    """Every bundled model spec's name (``models/*.toml``)."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+
+
+def load_series(path: str | Path = BUNDLED) -> Series:
+    """Read and validate a series folder (``data/README.md``); ``InputError`` lists every
+    problem with file, row, column and rule."""
+    return _load_series(str(path))
+
+
+@dataclass
+class Fit:
+    """Fitted models of one series: the public result of :func:`fit`.
+
+    ``results`` holds one :class:`~jdmbayes.pipeline.ModelResult` per model, in the order
+    asked for; ``fit["cmas"]`` is one of them.
+    """
+
+    results: list[ModelResult]
+    data: str
+    series: Series
+    settings: SamplerSettings
+    ci_prob: float
+    ci_kind: str
+    started: str
+    command: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        return [r.name for r in self.results]
+
+    def __getitem__(self, model: str) -> ModelResult:
+        for result in self.results:
+            if result.name == model:
+                return result
+        raise KeyError(f"no model {model!r} in this fit; models: {', '.join(self.models)}")
+
+    def _one(self, model: str | None) -> ModelResult:
+        if model is not None:
+            return self[model]
+        if len(self.results) != 1:
+            raise ValueError(f"this fit has {len(self.results)} models "
+                             f"({', '.join(self.models)}); name one")
+        return self.results[0]
+
+    @property
+    def idata(self):
+        """The posterior draws and every other group of the fit (``xarray.DataTree``) when
+        one model was fitted; ``fit[name].idata`` for one of several."""
+        return self._one(None).idata
+
+    @property
+    def diagnostics(self) -> dict:
+        """model -> gates, max R-hat, min ESS, divergences, E-BFMI, patient-level LOO."""
+        return {r.name: r.diagnostics for r in self.results}
+
+    @property
+    def passed(self) -> bool:
+        return all(r.diagnostics["verdict"] == "pass" for r in self.results)
+
+    def summary(self) -> pd.DataFrame:
+        """Every parameter and estimand as one row, unrounded: ``summary.csv``."""
+        return summary_table([row for r in self.results for row in r.summary_rows])
+
+    def figures(self, model: str | None = None) -> dict:
+        """name -> matplotlib Figure of every report figure of ``model``."""
+        from .report_plots import figures_for
+
+        result = self._one(model)
+        return figures_for(result, pd.DataFrame(result.summary_rows))
+
+    def plot(self, name: str, model: str | None = None):
+        """One report figure: ``rank``, ``forest``, ``prior_posterior``, and
+        ``ppc_survival`` and ``survival_by_group`` (milestones) or ``trajectories``
+        (longitudinal)."""
+        figures = self.figures(model)
+        if name not in figures:
+            raise ValueError(f"no figure {name!r}; this model has: {', '.join(figures)}")
+        return figures[name]
+
+    def manifest(self, shareable: bool = False) -> dict:
+        return run_manifest(self.data, self.series, self.results, self.settings, self.ci_prob,
+                            self.ci_kind, self.command, self.started, shareable=shareable)
+
+    def write(self, folder: str | Path, overwrite: bool = False, shareable: bool = False,
+              allow_failed_diagnostics: bool = False) -> Path:
+        """Write the run folder (atomically: complete or absent). An existing folder is
+        replaced only with ``overwrite``."""
+        run = RunFolder(folder, overwrite=overwrite)
+        run.check()
+        manifest = self.manifest(shareable)
+        with run as tmp:
+            write_results(tmp, self.results, manifest, shareable=shareable,
+                          allow_failed=allow_failed_diagnostics, log=self.log)
+        return run.out
+
+
+def _check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
+                   jobs: int) -> None:
+    if not 0 < ci_prob < 1:
+        raise InputError(f"ci_prob (--ci-prob) must be between 0 and 1, got {ci_prob}")
+    if ci_kind not in CI_KINDS:
+        raise InputError(f"ci_kind (--ci-kind) must be one of {', '.join(CI_KINDS)}, "
+                         f"got {ci_kind!r}")
+    if jobs < 1:
+        raise InputError(f"jobs (--jobs) must be at least 1, got {jobs}")
+    for name, value in (("chains", chains), ("draws", draws), ("tune", tune)):
+        if value < 1:
+            raise InputError(f"{name} (--{name}) must be at least 1, got {value}")
+
+
+def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
+        priors: str | None = None, seed: int = 20211028, draws: int = 1000, tune: int = 1000,
+        chains: int = 4, sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
+        jobs: int = 1, scheduler: str | None = None, progress: bool = False,
+        verbose: bool = False, command: list[str] | None = None) -> Fit:
+    """Fit one model (a name in ``models/`` or a spec path), several, or (``None``) every
+    bundled model to the series in ``data``, and return the :class:`Fit`.
+
+    ``priors`` names a prior set (default: each spec's own). Intervals are ``ci_kind``
+    ('eti' equal-tailed or 'hdi' highest-density) at ``ci_prob``; both are written beside
+    every interval. ``jobs`` > 1 fits models in that many Dask worker processes
+    (``scheduler``: an existing cluster). Every spec is checked against the series before
+    anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
+    """
+    _check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    names = [model] if isinstance(model, str) else list(model or default_models())
+    started = now()
+    series = load_series(data)
+    specs = [load_model_spec(name) for name in names]
+    prior_sets = [load_prior_set(priors or spec.prior_set, spec) for spec in specs]
+    check_models(series, specs)
+    settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
+                               seed=seed)
+    return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
+                       jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
+                       started=started, command=command)
+
+
+def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerSettings,
+                ci_prob: float, ci_kind: str, *, jobs: int = 1, scheduler: str | None = None,
+                progress: bool = False, verbose: bool = False, started: str | None = None,
+                command: list[str] | None = None) -> Fit:
+    """:func:`fit` for specs and prior sets already loaded and checked against ``series``."""
+    from .console import CapturedLog, ProgressDisplay, subscribe
+
+    started = started or now()
+    parallel = bool(scheduler) or (jobs > 1 and len(specs) > 1)
+    topic = f"jdmbayes-progress-{id(specs)}" if parallel else ""
+    jobs_ = [FitJob(data, str(spec.path), str(prior_set.path), settings, ci_prob, ci_kind,
+                    progress_topic=topic, verbose=verbose)
+             for spec, prior_set in zip(specs, prior_sets)]
+    display = ProgressDisplay([s.name for s in specs], settings.chains, enabled=progress)
+    with CapturedLog(echo=verbose) as log, display:
+        if parallel:
+            # models in parallel Dask worker processes: their compilations overlap
+            client = open_client(scheduler, min(jobs, len(jobs_)))
+            try:
+                subscribe(client, topic, display)
+                results = run_in_memory(jobs_, client)
+            finally:
+                close_client(client)
+        else:
+            results = run_in_memory(jobs_, report=display)
+    return Fit(results, data, series, settings, ci_prob, ci_kind, started,
+               command=list(command) if command is not None else
+               ["python", "-c", f"jdmbayes.fit({[s.name for s in specs]!r}, ...)"],
+               log=log.lines)
+
+
+def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
+                out: str | Path, data: str | Path = BUNDLED, seed: int = 20211028,
+                draws: int = 1000, tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
+                ci_prob: float = 0.95, ci_kind: str = "eti", jobs: int = 2,
+                scheduler: str | None = None, overwrite: bool = False,
+                command: list[str] | None = None, echo=print) -> dict[str, pd.DataFrame]:
+    """Fit every model (``None``: every bundled one) under every prior set in ``priors`` on
+    Dask, saving each fit as it finishes (rerun to resume), and write the grid's tables,
+    figures and summaries to ``out`` (as ``jdmbayes sensitivity``).
+
+    Returns the grid's tables: ``estimands`` (every key estimand by prior set),
+    ``diagnostics`` (one row per fit) and ``verdicts`` (which conclusions hold under every
+    prior set). ``echo`` receives the progress lines.
+    """
+    from .batch import close_client, open_client
+    from .io import series_provenance
+    from .sensitivity import collect, grid_config, grid_jobs, prepare_folder, robustness, run_grid
+    from .sensitivity import speed as speed_of
+    from .sensitivity_report import write_sensitivity
+
+    _check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    if len(priors) < 2 or len(set(priors)) != len(priors):
+        raise InputError(f"priors needs two or more different prior sets, got {priors!r}")
+    names = [model] if isinstance(model, str) else list(model or default_models())
+    series = load_series(data)
+    specs = [load_model_spec(name) for name in names]
+    problems, prior_sets = [], {}
+    for spec in specs:
+        prior_sets[spec.name] = []
+        for name in priors:
+            try:
+                prior_sets[spec.name].append(load_prior_set(name, spec))
+            except InputError as error:
+                problems.extend(p for p in error.problems if p not in problems)
+    if problems:
+        raise InputError(problems)
+    check_models(series, specs)
+    settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
+                               seed=seed)
+    out = Path(out)
+    config = grid_config(series, specs, prior_sets, settings, ci_prob, ci_kind)
+    resuming = prepare_folder(out, config, overwrite)
+    echo(("resuming" if resuming else "starting") + f" grid in {out}: {len(specs)} model(s) "
+         f"x {len(priors)} prior sets")
+    groups = grid_jobs(str(data), specs, prior_sets, settings, ci_prob, ci_kind, out)
+    extra = {"command": list(command) if command is not None else
+             ["python", "-c", "jdmbayes.sensitivity(...)"],
+             "grid": str(out.resolve()), "grid_started": now()}
+    client = open_client(scheduler, jobs)
+    try:
+        statuses, wall = run_grid(groups, extra, client)
+    finally:
+        close_client(client)
+    tables = collect(out, specs, priors)
+    verdicts = robustness(tables["estimands"], tables["diagnostics"], priors)
+    write_sensitivity(out, tables, verdicts, priors, speed_of(statuses, wall), config,
+                      series_provenance(str(data)))
+    return {"estimands": tables["estimands"], "diagnostics": tables["diagnostics"],
+            "verdicts": verdicts}
+
+
+__all__ = ["Fit", "fit", "load_series", "sensitivity", "default_models", "BUNDLED"]

@@ -1,0 +1,41 @@
+"""Where compiled code is cached on disk: the user's cache folder.
+
+PyTensor keeps its compiled C modules and numba functions (and :mod:`jdmbayes.compiled` its
+nutpie wrappers) under ``base_compiledir``. Unless the user chose one (``PYTENSOR_FLAGS``
+naming ``base_compiledir`` or ``compiledir``), jdmbayes puts it in the user's cache folder
+(``platformdirs.user_cache_dir('jdmbayes')``, e.g. ``~/.cache/jdmbayes/pytensor`` on Linux;
+``JDMBAYES_CACHE_DIR`` overrides). This must run before PyTensor is first imported, so
+:mod:`jdmbayes` calls :func:`configure` first of all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    if os.environ.get("JDMBAYES_CACHE_DIR"):
+        return Path(os.environ["JDMBAYES_CACHE_DIR"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("jdmbayes"))
+
+
+def configure() -> None:
+    """Point PyTensor's ``base_compiledir`` at the user's cache folder, unless PyTensor is
+    already imported or the user set a compile folder."""
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "pytensor" in sys.modules or "compiledir" in flags:
+        return
+    folder = cache_root() / "pytensor"
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        part for part in (flags, f"base_compiledir={folder}") if part)
+
+
+def compile_folder() -> str:
+    """Where compiled code of this process is cached (for the run manifest)."""
+    import pytensor
+
+    return str(pytensor.config.base_compiledir)

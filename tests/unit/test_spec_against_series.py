@@ -1,0 +1,162 @@
+"""Every spec-against-series problem is found before sampling: exit 2, file and rule named,
+what to do said, nothing written (one test per rule; no sampling happens in any of them)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from jdmbayes.cli import main
+
+GC_SPEC = """[model]
+name = "{name}"
+kind = "milestones"
+outcomes = {outcomes}
+family = "weibull"
+grouping = {grouping}
+covariates = {covariates}
+contrasts = {contrasts}
+{population}
+"""
+DRUG_CONTRAST = '[["drug", "ruxolitinib", "tofacitinib"]]'
+
+
+def spec_file(tmp_path, name="check", outcomes='["gc_discontinuation"]',
+              grouping='["drug", "dose_start_mg_bid"]', covariates="[]",
+              contrasts=DRUG_CONTRAST, population="") -> str:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(GC_SPEC.format(name=name, outcomes=outcomes, grouping=grouping,
+                                   covariates=covariates, contrasts=contrasts,
+                                   population=population))
+    return str(path)
+
+
+def refused(capsys, tmp_path, series, spec, command="fit") -> str:
+    """Run ``command`` and return stderr, asserting exit 2 and that nothing was written."""
+    out = tmp_path / "run"
+    argv = [command, "--data", str(series), "--model", spec]
+    argv += ["--out", str(out)] if command == "fit" else []
+    if command == "validate":
+        argv = ["validate", str(series), "--model", spec]
+    assert main(argv) == 2
+    assert not out.exists() and not list(tmp_path.glob(".run*"))
+    err = capsys.readouterr().err
+    assert "nothing was written" in err
+    return err
+
+
+def edit(series, table: str, change) -> None:
+    path = series / f"{table}.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(frame)
+    frame.to_csv(path, index=False)
+
+
+def test_one_drug_series_refuses_the_drug_contrast_before_sampling(series_copy, tmp_path,
+                                                                     capsys):
+    """The issue's crash: a valid series with one drug and the default rash spec."""
+    def only_tofacitinib(frame):
+        frame["drug"] = "tofacitinib"
+    edit(series_copy, "subjects", only_tofacitinib)
+    err = refused(capsys, tmp_path, series_copy, "rash_milestones")
+    assert "[contrast_level]" in err and "rash_milestones.toml" in err
+    assert "contrast numerator 'ruxolitinib' is not a level of 'drug'" in err
+    assert "levels: tofacitinib" in err and "change or remove the contrast" in err
+
+
+def test_contrast_denominator_missing(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, contrasts='[["drug", "ruxolitinib", "baricitinib"]]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[contrast_level]" in err and "denominator 'baricitinib'" in err
+
+
+def test_grouping_column_missing(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, grouping='["drug", "centre"]', contrasts="[]")
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "subjects.csv, column 'centre': [spec_column]" in err
+    assert "add it or remove it from the spec" in err
+
+
+def test_grouping_column_with_missing_values(series_copy, tmp_path, capsys):
+    def add_centre(frame):   # a column the contract does not know, one value left blank
+        frame["centre"] = ["A", "B"] * (len(frame) // 2) + ["A"] * (len(frame) % 2)
+        frame.loc[3, "centre"] = ""
+    edit(series_copy, "subjects", add_centre)
+    spec = spec_file(tmp_path, grouping='["centre"]', contrasts="[]")
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[grouping_missing]" in err and "REC04" in err
+
+
+def test_covariate_column_missing(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, covariates='["bmi"]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "column 'bmi': [spec_column]" in err
+
+
+def test_covariate_not_numeric(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, covariates='["sex"]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[covariate_not_numeric]" in err and "covariate 'sex' is 'M', not a number" in err
+
+
+def test_covariate_with_missing_values(series_copy, tmp_path, capsys):
+    def add_bmi(frame):
+        frame["bmi"] = "17.5"
+        frame.loc[0, "bmi"] = ""
+    edit(series_copy, "subjects", add_bmi)
+    spec = spec_file(tmp_path, covariates='["bmi"]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[covariate_missing]" in err and "REC01" in err
+
+
+def test_outcome_with_no_events(series_copy, tmp_path, capsys):
+    def censor_all(frame):
+        rows = frame["event"] == "gc_discontinuation"
+        frame.loc[rows, "censored"] = "1"
+        frame.loc[rows, "time_lo_wk"] = ""
+    edit(series_copy, "events", censor_all)
+    err = refused(capsys, tmp_path, series_copy, spec_file(tmp_path))
+    assert "[no_events]" in err and "no modelled patient has an observed" in err
+
+
+def test_outcome_no_row_has(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, outcomes='["infection"]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[spec_event]" in err and "'infection'" in err
+
+
+def test_population_filter_selects_no_one(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, population='[model.population]\nrefractory_type = "none"')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[empty_population]" in err and "refractory_type = 'none'" in err
+
+
+def test_measure_with_no_patients(series_copy, tmp_path, capsys):
+    def drop_ldh(frame):
+        frame.drop(frame.index[frame["measure"] == "ldh"], inplace=True)
+    edit(series_copy, "measurements", drop_ldh)
+    err = refused(capsys, tmp_path, series_copy, "ldh")
+    assert "[spec_measure]" in err and "no modelled patient has measure 'ldh'" in err
+
+
+def test_measure_with_every_value_missing(series_copy, tmp_path, capsys):
+    def blank_ldh(frame):
+        frame.loc[frame["measure"] == "ldh", "value"] = ""
+        frame.loc[frame["measure"] == "ldh", "note"] = "not done"
+    edit(series_copy, "measurements", blank_ldh)
+    err = refused(capsys, tmp_path, series_copy, "ldh")
+    assert "[no_values]" in err
+
+
+@pytest.mark.parametrize("command", ["validate", "sensitivity"])
+def test_validate_and_sensitivity_run_the_same_checks(series_copy, tmp_path, capsys, command):
+    spec = spec_file(tmp_path, contrasts='[["drug", "ruxolitinib", "baricitinib"]]')
+    if command == "sensitivity":
+        out = tmp_path / "grid"
+        code = main(["sensitivity", "--data", str(series_copy), "--model", spec, "--priors",
+                     "default,vague", "--out", str(out)])
+        assert code == 2 and not out.exists()
+        err = capsys.readouterr().err
+    else:
+        err = refused(capsys, tmp_path, series_copy, spec, command="validate")
+    assert "[contrast_level]" in err and "denominator 'baricitinib'" in err
