@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("rash_milestones", "gc_discontinuation", "cmas")
+STAN_MODELS = ("cat_bm", "cmas", "gc_discontinuation", "rash_milestones")
 SAMPLERS = ("pymc", "nutpie", "numpyro", "stan")
 
 
@@ -47,16 +48,53 @@ def result_text(done: subprocess.CompletedProcess) -> str:
 
 
 def end_to_end(quick: bool) -> list[str]:
+    """fit.py from a cold cache (a new, empty compile folder) and again warm (a new process,
+    the folder the cold run filled), with the summaries compared byte for byte; then Stan
+    (PyStan) building and sampling the same models on the same arrays and priors."""
     extra = [] if not quick else ["--model", "gc_discontinuation"]
+    # the models the Stan programs cover (ldh's log-normal model has no Stan program)
+    stan_models = ["gc_discontinuation"] if quick else list(STAN_MODELS)
+    same_models = [a for m in stan_models for a in ("--model", m)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp / 'pytensor'}",
-                   NUMBA_CACHE_DIR=str(tmp / "numba"))
+        env = {k: v for k, v in os.environ.items() if k != "PYTENSOR_FLAGS"}
+        env["JDMBAYES_CACHE_DIR"] = str(tmp / "cache")
         cold, code_cold = timed_fit(env, tmp / "cold", extra)
         warm, code_warm = timed_fit(env, tmp / "warm", extra)
+        warm_same, code_same = timed_fit(env, tmp / "warm-same", same_models)
+        same = ((tmp / "cold" / "summary.csv").read_bytes()
+                == (tmp / "warm" / "summary.csv").read_bytes()
+                if (tmp / "cold" / "summary.csv").is_file()
+                and (tmp / "warm" / "summary.csv").is_file() else None)
     what = "all default models" if not quick else "gc_discontinuation only (--quick)"
-    return [f"| fit.py, {what}, cold | {cold:.1f} s | {code_cold} |",
-            f"| fit.py, {what}, warm | {warm:.1f} s | {code_warm} |"]
+    rows = [f"| fit.py, {what}, cold cache | {cold:.1f} s | {code_cold} |",
+            f"| fit.py, {what}, warm cache (new process) | {warm:.1f} s | {code_warm} |",
+            f"| summary.csv cold = warm, byte for byte | {same} | |"]
+    label = ", ".join(stan_models)
+    rows.append(f"| fit.py, {label}, warm cache | {warm_same:.1f} s | {code_same} |")
+    try:
+        stan = stan_end_to_end(stan_models, 1000)
+    except ImportError:
+        return rows + [f"| Stan, {label} | skipped: PyStan not installed | |"]
+    rows += [f"| Stan (PyStan), {label}: build + sample, 4 x 1000 | {stan:.1f} s | "
+             "sampling only: no summaries, figures or report |",
+             f"| ratio: fit.py warm / Stan, same models | {warm_same / stan:.2f} | |"]
+    return rows
+
+
+def stan_end_to_end(models: list[str], draws: int) -> float:
+    """Wall time of Stan building (httpstan caches programs by their text) and sampling
+    each model, one after another."""
+    from jdmbayes.pipeline import index_model
+    from jdmbayes.spec import load_model_spec, load_prior_set
+    from jdmbayes.validate import load_series
+
+    series = load_series(ROOT / "data" / "ding2021")
+    start = time.perf_counter()
+    for name in models:
+        spec = load_model_spec(name)
+        stan_fit(spec, index_model(series, spec), load_prior_set(spec.prior_set, spec), draws)
+    return time.perf_counter() - start
 
 
 def grid_rows(quick: bool) -> list[str]:
@@ -68,11 +106,12 @@ def grid_rows(quick: bool) -> list[str]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        separate = 0.0
+        separate, first = 0.0, 0.0
         for prior in priors:
             seconds, code = timed_fit(dict(os.environ), tmp / prior,
                                       ["--model", model, "--priors", prior, "--jobs", "1"])
             separate += seconds
+            first = first if prior != priors[0] else seconds
             rows.append(f"| fit.py --model {model} --priors {prior} (fresh process) | "
                         f"{seconds:.1f} s | {code} |")
         start = time.perf_counter()
@@ -82,7 +121,8 @@ def grid_rows(quick: bool) -> list[str]:
         grid = time.perf_counter() - start
     rows += [f"| sensitivity.py, {len(priors)} prior sets in one grid | {grid:.1f} s | "
              f"{result_text(done)} |",
-             f"| ratio: grid / {len(priors)} separate fits | {grid / separate:.2f} | |"]
+             f"| ratio: grid / {len(priors)} separate fits | {grid / separate:.2f} | |",
+             f"| ratio: grid / one fit ({priors[0]}) | {grid / first:.2f} | target < 2 |"]
     return rows
 
 
@@ -176,9 +216,10 @@ def sampler_row(rows: list[str], name: str, sampler: str, idata, compile_s: floa
     import arviz as az
 
     wall = compile_s + sample_s if wall is None else wall
-    names = [v for v in idata.posterior.data_vars if not v.startswith("loglik")
+    posterior = idata["posterior"].to_dataset()
+    names = [v for v in posterior.data_vars if not v.startswith("loglik")
              and v not in ("base",)]
-    ess = float(np.nanmin(az.ess(idata.posterior[names]).to_array().values))
+    ess = float(np.nanmin(az.ess(posterior[names]).to_array().values))
     divergences = int(idata.sample_stats["diverging"].sum())
     rows.append(f"| {name} | {sampler} | {wall:.1f} s (compile {compile_s:.1f} s, "
                 f"sampling {sample_s:.1f} s) | {ess:.0f} | {ess / wall:.1f} | "

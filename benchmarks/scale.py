@@ -90,7 +90,7 @@ def fit_once(kind: str, data, frailty: str, cells: str, settings) -> dict:
     result = sample_posterior(model, settings, f"scale-{kind}-{frailty}-{cells}-{data.n_patients}-"
                               f"{time.perf_counter()}", hyperparameter_values(prior_set))
     wall = time.perf_counter() - start
-    posterior = result.idata.posterior
+    posterior = result.idata["posterior"].to_dataset()
     names = [v for v in posterior.data_vars if not v.startswith("loglik")]
     ess_by = az.ess(posterior[names], method="bulk")
     worst = min(names, key=lambda v: float(np.nanmin(ess_by[v].values)))

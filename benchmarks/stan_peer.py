@@ -83,7 +83,6 @@ def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
                 delta: float = 0.99):
     """(InferenceData, build seconds, sampling seconds). The build compiles the program the
     first time (httpstan caches it on disk by program text) and links the data."""
-    import arviz as az
     import stan
 
     program = (HERE / "stan_programs" / f"{kind}.stan").read_text()
@@ -93,7 +92,30 @@ def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
     fit = posterior.sample(num_chains=chains, num_samples=draws, num_warmup=draws,
                            delta=delta)
     done = time.perf_counter()
-    idata = az.from_pystan(posterior=fit)
-    if "frailty_raw" in idata.posterior:
-        idata.posterior = idata.posterior.rename({"frailty_raw": "frailty"})
-    return idata, built - start, done - built
+    return draws_tree(fit), built - start, done - built
+
+
+def _chain_draw(values: np.ndarray, chains: int) -> np.ndarray:
+    """PyStan's (..., draws * chains) array, draw-major, as (chain, draw, ...)."""
+    values = np.asarray(values).reshape(*np.shape(values)[:-1], -1, chains)
+    return np.moveaxis(np.moveaxis(values, -1, 0), -1, 1)
+
+
+def draws_tree(fit):
+    """A PyStan 3 fit as an ArviZ 1 DataTree (posterior and sample_stats)."""
+    import xarray as xr
+
+    chains = fit.num_chains
+    posterior = {}
+    for name, dims in zip(fit.param_names, fit.dims):
+        values = _chain_draw(fit[name], chains)
+        if not dims:
+            values = values[..., 0]
+        label = "frailty" if name == "frailty_raw" else name
+        posterior[label] = (("chain", "draw", *(f"{label}_dim_{i}" for i in range(len(dims)))),
+                            values)
+    stats = {"diverging": (("chain", "draw"),
+                           _chain_draw(fit["divergent__"], chains)[..., 0].astype(bool)),
+             "energy": (("chain", "draw"), _chain_draw(fit["energy__"], chains)[..., 0])}
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(posterior),
+                                  "sample_stats": xr.Dataset(stats)})

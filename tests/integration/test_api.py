@@ -35,7 +35,7 @@ def test_api_and_cli_write_byte_identical_summaries(api_fit, tmp_path, capsys):
     # the console: a progress line per model, the final table, no third-party noise
     captured = capsys.readouterr()
     console = captured.out + captured.err
-    assert "gc_discontinuation: fitted in" in captured.err
+    assert "gc_discontinuation: done (" in captured.err
     assert "max R-hat" in captured.out and "Sampling:" not in console
     assert "Warning" not in console and "INFO" not in console
     # ... which the run folder's log keeps

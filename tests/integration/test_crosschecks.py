@@ -25,6 +25,7 @@
 
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -143,7 +144,10 @@ def test_aft_engine_matches_lifelines_mle(data_name, family):
         mean, sd = draws[name].mean(), draws[name].std()
         limit = 0.15 if data_name == "diabetes" else (1.0 if name == "scale" else 0.35)
         assert abs(mean - mle) < limit * se, (name, mean, mle, se)
-        assert abs(sd / se - 1) < 0.12, (name, sd, se)
+        # the posterior SD is itself an estimate: 12% plus three of its Monte Carlo SEs
+        # (across seeds the SD of rossi's 'mar' ranges over about +-5%)
+        mcse_sd = float(az.mcse(draws[name].reshape(SETTINGS.chains, -1), method="sd"))
+        assert abs(sd / se - 1) < 0.12 + 3 * mcse_sd / se, (name, sd, se, mcse_sd)
 
 
 def grunfeld(tau: float):
