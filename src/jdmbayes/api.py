@@ -250,7 +250,8 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
     resuming = prepare_folder(out, config, overwrite)
     echo(("resuming" if resuming else "starting") + f" grid in {out}: {len(specs)} model(s) "
          f"x {len(priors)} prior sets")
-    groups = grid_jobs(str(data), specs, prior_sets, settings, ci_prob, ci_kind, out)
+    groups = grid_jobs(str(data), specs, prior_sets, settings, ci_prob, ci_kind, out,
+                       workers=jobs)
     extra = {"command": list(command) if command is not None else
              ["python", "-c", "jdmbayes.sensitivity(...)"],
              "grid": str(out.resolve()), "grid_started": now()}

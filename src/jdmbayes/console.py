@@ -131,7 +131,8 @@ class ProgressDisplay:
             self.finished.add(model)
             if self.progress is None:
                 seconds = time.perf_counter() - self.started[model]
-                print(f"{model}: done ({seconds:.0f} s after the start)", file=sys.stderr, flush=True)
+                print(f"{model}: done ({seconds:.0f} s after the start)", file=sys.stderr,
+                      flush=True)
 
     def __enter__(self) -> ProgressDisplay:
         if self.progress is not None:

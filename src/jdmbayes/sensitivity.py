@@ -64,15 +64,25 @@ def prepare_folder(out: Path, config: dict, overwrite: bool) -> bool:
 
 
 def grid_jobs(data: str, specs, prior_sets: dict, settings, ci_prob, ci_kind,
-              out: Path) -> list[list[FitJob]]:
-    """One group per model and prior family signature: a group compiles once."""
+              out: Path, workers: int = 1) -> list[list[FitJob]]:
+    """Groups of fits, each run one after another by one worker: one group per model and
+    prior family signature (a group compiles once and swaps hyperparameters in as data),
+    the largest groups split in two until every one of ``workers`` has a group (a split
+    group loads the machine code the other compiled from the disk cache)."""
     groups: dict[tuple[str, str], list[FitJob]] = {}
     for spec in specs:
         for prior_set in prior_sets[spec.name]:
             job = FitJob(data, str(spec.path), str(prior_set.path), settings, ci_prob, ci_kind,
                          str(out / "fits" / spec.name / prior_set.name))
             groups.setdefault((spec.name, prior_set.family_signature()), []).append(job)
-    return list(groups.values())
+    tasks = list(groups.values())
+    while len(tasks) < workers:
+        largest = max(tasks, key=len)
+        if len(largest) < 2:
+            break
+        tasks.remove(largest)
+        tasks += [largest[0::2], largest[1::2]]
+    return tasks
 
 
 def run_grid(groups, manifest_extra: dict, client) -> tuple[list[dict], float]:
