@@ -97,7 +97,8 @@ def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
 
 def _chain_draw(values: np.ndarray, chains: int) -> np.ndarray:
     """PyStan's (..., draws * chains) array, draw-major, as (chain, draw, ...)."""
-    values = np.asarray(values).reshape(*np.shape(values)[:-1], -1, chains)
+    values = np.asarray(values)
+    values = values.reshape(*values.shape[:-1], values.shape[-1] // chains, chains)
     return np.moveaxis(np.moveaxis(values, -1, 0), -1, 1)
 
 
