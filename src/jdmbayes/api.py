@@ -133,8 +133,9 @@ class Fit:
         return run.out
 
 
-def _check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
+def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
                    jobs: int) -> None:
+    """The sampling and interval options of fit and sensitivity (InputError if invalid)."""
     if not 0 < ci_prob < 1:
         raise InputError(f"ci_prob (--ci-prob) must be between 0 and 1, got {ci_prob}")
     if ci_kind not in CI_KINDS:
@@ -161,7 +162,7 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     (``scheduler``: an existing cluster). Every spec is checked against the series before
     anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
     """
-    _check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     names = [model] if isinstance(model, str) else list(model or default_models())
     started = now()
     series = load_series(data)
@@ -226,7 +227,7 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
     from .sensitivity import speed as speed_of
     from .sensitivity_report import write_sensitivity
 
-    _check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     if len(priors) < 2 or len(set(priors)) != len(priors):
         raise InputError(f"priors needs two or more different prior sets, got {priors!r}")
     names = [model] if isinstance(model, str) else list(model or default_models())

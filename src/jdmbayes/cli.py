@@ -14,14 +14,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .api import BUNDLED, check_options
+from .api import default_models as _default_models
 from .errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
-from .spec import MODELS_DIR, ROOT
-
-BUNDLED = ROOT / "data" / "ding2021"
-
-
-def _default_models() -> list[str]:
-    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
 
 
 def _interrupt(signum, frame):
@@ -29,13 +24,7 @@ def _interrupt(signum, frame):
 
 
 def _check_common(args) -> None:
-    if not 0 < args.ci_prob < 1:
-        raise InputError(f"--ci-prob must be between 0 and 1, got {args.ci_prob}")
-    if args.jobs < 1:
-        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    for name in ("chains", "draws", "tune"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    check_options(args.ci_prob, args.ci_kind, args.chains, args.draws, args.tune, args.jobs)
 
 
 def _run_out(args, prefix: str = "") -> Path:
