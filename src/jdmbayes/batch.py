@@ -72,7 +72,7 @@ def fit_job(job: FitJob, series=None, report=None):
         result.figures = render_figures(result)
     result.log = log.lines
     if report is not None:
-        report(model=spec.name, stage="done", done=1, total=1)
+        report(model=spec.name, stage="done")
     return result
 
 

@@ -124,9 +124,11 @@ class ProgressDisplay:
     def __call__(self, model: str, stage: str, done: int = 0, total: int | None = None,
                  chains: int | None = None, divergences: int = 0) -> None:
         if self.progress is not None and model in self.tasks:
-            self.progress.update(self.tasks[model], stage=stage, completed=done,
-                                 total=total, chains=chains or self.chains,
-                                 divergences=f"{divergences} divergent" if divergences else "")
+            fields = {"stage": stage, "chains": chains or self.chains}
+            if stage == "sampling":   # the other stages keep the draws count as it was
+                fields.update(completed=done, total=total,
+                              divergences=f"{divergences} divergent" if divergences else "")
+            self.progress.update(self.tasks[model], **fields)
         if stage == "done" and model not in self.finished:
             self.finished.add(model)
             if self.progress is None:
@@ -195,4 +197,7 @@ def final_table(results, seconds: dict[str, float] | None = None) -> str:
         lines.append(f"{r.name:<20} {d['verdict']:<8} {d['r_hat_max']:>9.4f} "
                      f"{d['ess_bulk_min']:>9.0f} {d['ess_tail_min']:>9.0f} "
                      f"{d['divergences']:>7d} {d.get('n_pareto_k_above_0_7', 0):>9d}")
+    if any(not r.diagnostics.get("loo_trustworthy", True) for r in results):
+        lines.append("LOO k>0.7: patients whose Pareto k exceeds 0.7; where it is not 0, "
+                     "elpd_loo is not reliable (diagnostics.json says so)")
     return "\n".join(lines)

@@ -56,6 +56,12 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dic
                       n_pareto_k_above_0_7=int((loo.pareto_k.values > 0.7).sum()),
                       elpd_loo=float(loo.elpd), elpd_loo_se=float(loo.se),
                       p_loo=float(loo.p), loo_unit="patient")
+        result["loo_trustworthy"] = result["n_pareto_k_above_0_7"] == 0
+        if not result["loo_trustworthy"]:
+            result["loo_warning"] = (
+                f"{result['n_pareto_k_above_0_7']} of {loo.pareto_k.size} patients have "
+                "Pareto k > 0.7: elpd_loo is not reliable (conditional LOO with one random "
+                "effect per patient); do not compare models on it")
     failures = []
     if not result["r_hat_max"] <= GATES["r_hat_max"]:
         failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))

@@ -73,6 +73,8 @@ def summary_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict) -
                   f"E-BFMI min {min(diag['ebfmi_per_chain'] or [float('nan')]):.2f}"
                   + (f", max Pareto k {diag['pareto_k_max']:.2f}" if 'pareto_k_max' in diag
                      else "") + ").", ""]
+        if "loo_warning" in diag:
+            lines += [f"- Patient-level LOO: {diag['loo_warning']}.", ""]
         for failure in diag["failures"]:
             lines.append(f"- FAILED {failure['gate']}: {failure['problem']} — try: "
                          f"{failure['try']}")

@@ -184,6 +184,18 @@ def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> Gr
                        centre, scale)
 
 
+def outside_support(values: pd.Series, spec: ModelSpec) -> tuple[pd.Series, str]:
+    """Which values the spec's likelihood gives zero probability, and its rule in words."""
+    if spec.likelihood == "lognormal":
+        return values <= 0, "a log-normal value must be > 0"
+    upper = float(spec.upper or 0)
+    if spec.likelihood == "beta_binomial":
+        return ((values < 0) | (values > upper) | (values % 1 != 0),
+                f"a beta-binomial score must be a whole number from 0 to {upper:g}")
+    return ((values < 0) | (values > upper),
+            f"a censored-normal score must lie from 0 (floor) to {upper:g} (ceiling)")
+
+
 def _blank(values: pd.Series) -> pd.Series:
     """Missing or empty (a column the contract does not type is read as text)."""
     return values.isna() | (values.astype(str).str.strip() == "")
@@ -322,6 +334,14 @@ def index_longitudinal(series: Series, spec: ModelSpec) -> LongitudinalData:
                                   f"model '{spec.name}': every '{spec.measure}' value of the "
                                   "modelled patients is missing; nothing to fit",
                                   column="value")])
+    outside, rule = outside_support(present["value"], spec)
+    if outside.any():
+        raise InputError([Problem(str(series.paths["measurements"]), "outside_support",
+                                  f"{spec.measure} = {value:g} is outside what model "
+                                  f"'{spec.name}' ({spec.likelihood}) can take: {rule}; "
+                                  "correct the value, leave it blank with a note, or choose "
+                                  "another likelihood", row=int(index) + 1, column="value")
+                          for index, value in present.loc[outside, "value"].items()])
     return LongitudinalData(
         subjects["subject_id"].tolist(), spec.measure,
         present["subject_id"].map(position).to_numpy(int), present["week"].to_numpy(float),

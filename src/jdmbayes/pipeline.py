@@ -77,7 +77,7 @@ def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerS
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
     sampled = sample_posterior(model, settings, key, values, report, spec.name)
     if report is not None:
-        report(model=spec.name, stage="summarising", done=1, total=1)
+        report(model=spec.name, stage="summarising")
     split_loglik(sampled.idata, loglik_name)
     set_group(sampled.idata, "log_prior",
               log_prior_dataset(prior_set, group_dataset(sampled.idata, "posterior")))

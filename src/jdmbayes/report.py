@@ -40,7 +40,9 @@ def gate_rows(d: dict) -> list[dict]:
     if "pareto_k_max" in d:
         rows.append({"gate": "max Pareto k (patient-level LOO)", "rule": "reported, not a gate",
                      "value": diagnostic("pareto_k", d["pareto_k_max"]),
-                     "result": f"{d['n_pareto_k_above_0_7']} patient(s) above 0.7"})
+                     "result": f"{d['n_pareto_k_above_0_7']} patient(s) above 0.7"
+                     + ("" if d.get("loo_trustworthy", True) else
+                        ": elpd_loo is NOT reliable; do not compare models on it")})
     return rows
 
 

@@ -33,6 +33,9 @@ def test_default_fit_passes_every_gate(run):
         assert d["verdict"] == "pass", d["failures"]
         assert d["r_hat_max"] <= 1.01 and d["ess_bulk_min"] >= 400 and d["divergences"] == 0
         assert min(d["ebfmi_per_chain"]) >= 0.3 and "pareto_k_max" in d
+        # LOO that cannot be trusted says so (issue 18): a flag and a warning
+        assert d["loo_trustworthy"] == (d["n_pareto_k_above_0_7"] == 0)
+        assert ("loo_warning" in d) == (not d["loo_trustworthy"])
 
 
 def test_report_files_and_grant_sentences_match_summary(run):

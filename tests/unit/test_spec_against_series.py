@@ -160,3 +160,30 @@ def test_validate_and_sensitivity_run_the_same_checks(series_copy, tmp_path, cap
     else:
         err = refused(capsys, tmp_path, series_copy, spec, command="validate")
     assert "[contrast_level]" in err and "denominator 'baricitinib'" in err
+
+
+CMAS_SPEC = """[model]
+name = "{name}"
+kind = "longitudinal"
+measure = "cmas"
+likelihood = "{likelihood}"
+upper = {upper}
+grouping = ["drug"]
+"""
+
+
+@pytest.mark.parametrize("likelihood, upper, value, rule", [
+    ("lognormal", 52, "0", "a log-normal value must be > 0"),
+    ("censored_normal", 40, "45", "from 0 (floor) to 40 (ceiling)")])
+def test_values_outside_the_likelihood_support(series_copy, tmp_path, capsys, likelihood,
+                                               upper, value, rule):
+    """A 0 fitted log-normal used to crash the sampler (segfault, exit 139)."""
+    frame = pd.read_csv(series_copy / "measurements.csv", dtype=str, keep_default_na=False)
+    row = int(frame.index[(frame["measure"] == "cmas") & (frame["value"] != "")][0])
+    frame.loc[row, "value"] = value
+    frame.to_csv(series_copy / "measurements.csv", index=False)
+    spec = tmp_path / "support.toml"
+    spec.write_text(CMAS_SPEC.format(name="support", likelihood=likelihood, upper=upper))
+    err = refused(capsys, tmp_path, series_copy, str(spec))
+    assert f"measurements.csv, row {row + 1}, column 'value': [outside_support]" in err
+    assert rule in err
