@@ -15,8 +15,12 @@ cache locator under a key that hashes
 * the dimensions, this module's ``CACHE_VERSION`` and the nutpie, numba and PyTensor versions,
 
 so that a changed model, likelihood, prior family or data layout can never load another
-model's machine code (``tests/unit/test_compiled_cache.py`` shows it). New values of the data
-(``compiled.with_data``) go through the pointers and need no compile at all.
+model's machine code (``tests/integration/test_compile_cache.py`` shows it). New values of
+the data (``compiled.with_data``) go through the pointers and need no compile at all.
+
+The graphs are compiled without numba's fast-math flags: with them, the machine code (and so
+the last bits of every gradient, which a sampler amplifies) depended on whether the graph was
+compiled fresh or loaded from the cache, and the same seed gave other draws on a warm cache.
 
 The cache lives where PyTensor keeps its numba cache (``<base_compiledir>/numba``), which
 :func:`jdmbayes.cachedir.configure` puts in the user's cache folder.
