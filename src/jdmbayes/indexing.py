@@ -71,6 +71,15 @@ class GroupDesign:
     def label(self, column: str, level: int) -> str:
         return level_label(column, self.levels[column][level])
 
+    def level_position(self, column: str, wanted) -> int:
+        """Position of a level of ``column`` as a spec names it (its value, its label such as
+        '5mg', or a dose number): the one rule the checks before sampling also apply."""
+        matches = _level_matches(column, self.levels[column], wanted)
+        if not matches:
+            raise KeyError(f"level {wanted!r} not in "
+                           f"{[self.label(column, i) for i in range(len(self.levels[column]))]}")
+        return matches[0]
+
     @property
     def patient_cell_labels(self) -> np.ndarray:
         return np.array(self.cell_labels or ["all"])[self.patient_cell]

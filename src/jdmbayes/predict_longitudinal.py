@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special, stats
 
 from .indexing import LongitudinalData
-from .predict_milestones import flat_draws, group_assignments, level_index
+from .predict_milestones import flat_draws, group_assignments
 
 
 def expected_value(likelihood: str, mu, noise, upper):
@@ -107,8 +107,8 @@ def contrasts(quantities: dict, data: LongitudinalData, spec_contrasts, measure:
     out = {}
     for column, numerator, denominator in spec_contrasts:
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
-        num = labels[level_index(labels, design.levels[column], numerator)]
-        den = labels[level_index(labels, design.levels[column], denominator)]
+        num = labels[design.level_position(column, numerator)]
+        den = labels[design.level_position(column, denominator)]
         out[(measure, "diff_mean_change_wk24", f"{num}-{den}")] = (
             quantities[(measure, "mean_change_wk24", num)]
             - quantities[(measure, "mean_change_wk24", den)])

@@ -154,8 +154,8 @@ def contrasts(draws: Draws, data: MilestoneData, spec_contrasts, family: str
     for column, numerator, denominator in spec_contrasts:
         c = design.columns.index(column)
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
-        num = level_index(labels, design.levels[column], numerator)
-        den = level_index(labels, design.levels[column], denominator)
+        num = design.level_position(column, numerator)
+        den = design.level_position(column, denominator)
         diffs = []
         for cell in design.cells:
             if cell[c] != num:
@@ -171,14 +171,6 @@ def contrasts(draws: Draws, data: MilestoneData, spec_contrasts, family: str
             if family == "weibull" and k == 0:
                 out[(outcome, "hazard_ratio", label)] = np.exp(-log_ratio / draws.dispersion[:, 0])
     return out
-
-
-def level_index(labels, levels, wanted) -> int:
-    """Position of a contrast level given by its label ('5mg') or its value (5.0)."""
-    for i, (label, value) in enumerate(zip(labels, levels)):
-        if str(wanted) in (label, str(value)):
-            return i
-    raise KeyError(f"level {wanted!r} not in {labels}")
 
 
 def observed_event_counts(data: MilestoneData) -> np.ndarray:
