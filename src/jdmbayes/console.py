@@ -65,10 +65,6 @@ class CapturedLog(logging.Handler):
         if self.echo and self._showwarning is not None:
             self._showwarning(message, category, filename, lineno, file, line)
 
-    def add(self, lines: list[str]) -> None:
-        """Lines captured elsewhere (a worker's)."""
-        self.lines.extend(lines)
-
     def stop(self) -> None:
         for name, (handlers, propagate, level) in self._saved.items():
             logger = logging.getLogger(name)
@@ -95,13 +91,12 @@ class ProgressDisplay:
         from rich.console import Console
 
         self.console = Console(stderr=True)
-        self.live = enabled and self.console.is_terminal
         self.chains = chains
-        self.started = {m: time.perf_counter() for m in models}
+        self.started = time.perf_counter()
         self.finished: set[str] = set()
         self.progress = None
         self.tasks = {}
-        if self.live:
+        if enabled and self.console.is_terminal:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -132,7 +127,7 @@ class ProgressDisplay:
         if stage == "done" and model not in self.finished:
             self.finished.add(model)
             if self.progress is None:
-                seconds = time.perf_counter() - self.started[model]
+                seconds = time.perf_counter() - self.started
                 print(f"{model}: done ({seconds:.0f} s after the start)", file=sys.stderr,
                       flush=True)
 

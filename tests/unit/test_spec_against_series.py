@@ -34,10 +34,8 @@ def spec_file(tmp_path, name="check", outcomes='["gc_discontinuation"]',
 def refused(capsys, tmp_path, series, spec, command="fit") -> str:
     """Run ``command`` and return stderr, asserting exit 2 and that nothing was written."""
     out = tmp_path / "run"
-    argv = [command, "--data", str(series), "--model", spec]
-    argv += ["--out", str(out)] if command == "fit" else []
-    if command == "validate":
-        argv = ["validate", str(series), "--model", spec]
+    argv = (["validate", str(series), "--model", spec] if command == "validate" else
+            ["fit", "--data", str(series), "--model", spec, "--out", str(out)])
     assert main(argv) == 2
     assert not out.exists() and not list(tmp_path.glob(".run*"))
     err = capsys.readouterr().err
@@ -178,10 +176,13 @@ grouping = ["drug"]
 def test_values_outside_the_likelihood_support(series_copy, tmp_path, capsys, likelihood,
                                                upper, value, rule):
     """A 0 fitted log-normal used to crash the sampler (segfault, exit 139)."""
-    frame = pd.read_csv(series_copy / "measurements.csv", dtype=str, keep_default_na=False)
-    row = int(frame.index[(frame["measure"] == "cmas") & (frame["value"] != "")][0])
-    frame.loc[row, "value"] = value
-    frame.to_csv(series_copy / "measurements.csv", index=False)
+    changed = []
+
+    def set_first_cmas(frame):
+        changed.append(int(frame.index[(frame["measure"] == "cmas") & (frame["value"] != "")][0]))
+        frame.loc[changed[0], "value"] = value
+    edit(series_copy, "measurements", set_first_cmas)
+    row = changed[0]
     spec = tmp_path / "support.toml"
     spec.write_text(CMAS_SPEC.format(name="support", likelihood=likelihood, upper=upper))
     err = refused(capsys, tmp_path, series_copy, str(spec))
