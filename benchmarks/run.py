@@ -85,9 +85,9 @@ def end_to_end(quick: bool) -> list[str]:
 def stan_end_to_end(models: list[str], draws: int) -> float:
     """Wall time of Stan building (httpstan caches programs by their text) and sampling
     each model, one after another."""
-    from jdmbayes.pipeline import index_model
-    from jdmbayes.spec import load_model_spec, load_prior_set
-    from jdmbayes.validate import load_series
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.fit import index_model
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     series = load_series(ROOT / "data" / "ding2021")
     start = time.perf_counter()
@@ -127,14 +127,14 @@ def grid_rows(quick: bool) -> list[str]:
 
 def sampler_rows(quick: bool) -> list[str]:
 
-    from jdmbayes.indexing import index_longitudinal, index_milestones
-    from jdmbayes.longitudinal_model import build_longitudinal_model
-    from jdmbayes.milestone_model import build_milestone_model
-    from jdmbayes.pipeline import structure_key
-    from jdmbayes.priors import hyperparameter_values
-    from jdmbayes.sampling import SamplerSettings, sample_posterior
-    from jdmbayes.spec import load_model_spec, load_prior_set
-    from jdmbayes.validate import load_series
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.inference.sampling import SamplerSettings, sample_posterior
+    from jdmbayes.kinds.fit import structure_key
+    from jdmbayes.models.indexing import index_longitudinal, index_milestones
+    from jdmbayes.models.longitudinal import build_longitudinal_model
+    from jdmbayes.models.milestones import build_milestone_model
+    from jdmbayes.models.priors import hyperparameter_values
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     series = load_series(ROOT / "data" / "ding2021")
     draws = 500 if quick else 1000
@@ -255,12 +255,12 @@ def agreement_rows(quick: bool) -> list[str]:
     compared within their Monte Carlo errors (z = difference / combined MCSE)."""
     from scipy import stats
 
-    from jdmbayes.indexing import index_milestones
-    from jdmbayes.milestone_model import build_milestone_model
-    from jdmbayes.priors import hyperparameter_values
-    from jdmbayes.sampling import SamplerSettings, sample_posterior
-    from jdmbayes.spec import load_model_spec, load_prior_set
-    from jdmbayes.validate import load_series
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.inference.sampling import SamplerSettings, sample_posterior
+    from jdmbayes.models.indexing import index_milestones
+    from jdmbayes.models.milestones import build_milestone_model
+    from jdmbayes.models.priors import hyperparameter_values
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     name = "gc_discontinuation" if quick else "rash_milestones"
     spec = load_model_spec(name)
@@ -308,7 +308,7 @@ def scale_rows(quick: bool) -> list[str]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import scale
 
-    from jdmbayes.sampling import SamplerSettings
+    from jdmbayes.inference.sampling import SamplerSettings
 
     configurations = {
         "milestones, spec defaults (rash: centred frailty, non-centred cells, diag mass "

@@ -6,7 +6,7 @@ Patients are assigned a drug (2) and starting dose (2) at random; follow-up is u
 patient has at least 7; ten when followed past week 60). Milestones are simulated from the
 milestone model at known values and observed as the bundled series observes them (the
 first two exactly, resolution between visits, right-censored at follow-up:
-:mod:`jdmbayes.design_simulation`); CMAS-like scores (0..52, beta-binomial) at every visit.
+:mod:`jdmbayes.estimands.simulate`); CMAS-like scores (0..52, beta-binomial) at every visit.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ TRUTH = {"intercept": np.array([0.4, 0.8, 2.6]), "dispersion": np.array([0.5, 0.
 
 def synthetic(n: int, seed: int):
     """(MilestoneData, LongitudinalData) of ``n`` synthetic patients."""
-    from jdmbayes.design_simulation import simulate_longitudinal, simulate_milestones
-    from jdmbayes.indexing import (
+    from jdmbayes.estimands.simulate import simulate_longitudinal, simulate_milestones
+    from jdmbayes.models.indexing import (
         INTERVAL,
         NONE,
         LongitudinalData,
         MilestoneData,
         build_group_design,
     )
-    from jdmbayes.spec import load_model_spec
+    from jdmbayes.models.spec import load_model_spec
 
     rng = np.random.default_rng(seed)
     subjects = pd.DataFrame({"subject_id": [f"S{i:05d}" for i in range(n)],
@@ -73,11 +73,11 @@ def fit_once(kind: str, data, frailty: str, cells: str, settings) -> dict:
     """Build, compile and sample in this process; wall time from build to draws."""
     import arviz as az
 
-    from jdmbayes.longitudinal_model import build_longitudinal_model
-    from jdmbayes.milestone_model import build_milestone_model
-    from jdmbayes.priors import hyperparameter_values
-    from jdmbayes.sampling import sample_posterior
-    from jdmbayes.spec import load_model_spec, load_prior_set
+    from jdmbayes.inference.sampling import sample_posterior
+    from jdmbayes.models.longitudinal import build_longitudinal_model
+    from jdmbayes.models.milestones import build_milestone_model
+    from jdmbayes.models.priors import hyperparameter_values
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     spec = load_model_spec("rash_milestones" if kind == "milestones" else "cmas")
     spec = replace(spec, cell_deviations=cells)

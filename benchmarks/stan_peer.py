@@ -38,7 +38,7 @@ def _design(design, n: int) -> dict:
 
 
 def milestone_data(data, spec, prior_set) -> dict:
-    from jdmbayes.milestone_model import gap_observations
+    from jdmbayes.models.milestones import gap_observations
 
     if data.latent:
         raise ValueError("the Stan program has no latent interval-censored milestones")

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from jdmbayes.published import load_published, recompute
-from jdmbayes.reconstruction import generate_series
+from jdmbayes.data.published import load_published, recompute
+from jdmbayes.data.reconstruction import generate_series
 
 HERE = Path(__file__).resolve().parent.parent / "data" / "ding2021"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jdmbayes import families
-from jdmbayes.validate import Series
+from jdmbayes.data.validate import Series
+from jdmbayes.models import families
 
 OUTCOMES = ("rash_improvement", "rash_marked_improvement", "rash_resolution")
 VISITS = np.array([0, 1, 2, 4, 8, 12, 24, 36, 48, 60, 72])

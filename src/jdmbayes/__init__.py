@@ -1,17 +1,17 @@
 """jdmbayes: hierarchical Bayesian models for small clinical series.
 
-Data flows one way: read (:mod:`jdmbayes.io`) -> validate (:mod:`jdmbayes.validate`) ->
-index (:mod:`jdmbayes.indexing`) -> build model (:mod:`jdmbayes.models`) -> sample
-(:mod:`jdmbayes.sampling`) -> diagnose (:mod:`jdmbayes.diagnostics`) -> summarise
-(:mod:`jdmbayes.summarise`) -> write (:mod:`jdmbayes.runfolder`).
+Data flows one way, and the subpackages name the steps (``ARCHITECTURE.md``): read and validate
+(:mod:`jdmbayes.data`) -> index and build (:mod:`jdmbayes.models`) -> sample, diagnose and
+summarise (:mod:`jdmbayes.inference`, with :mod:`jdmbayes.estimands` for the quantities) ->
+write (:mod:`jdmbayes.results`). :mod:`jdmbayes.kinds` runs one model of a registered kind end
+to end, :mod:`jdmbayes.batch` many at once; :mod:`jdmbayes.api` is the front door.
 """
 
-__version__ = "0.2.0"
-
-from .cachedir import configure as _configure_cache
+from jdmbayes.cachedir import configure as _configure_cache
+from jdmbayes.versions import __version__
 
 _configure_cache()   # before PyTensor is imported: compiled code goes to the user's cache
 
-from .api import Fit, fit, load_series, sensitivity  # noqa: E402  (the public front door)
+from jdmbayes.api import Fit, fit, load_series, sensitivity  # noqa: E402  (the public front door)
 
 __all__ = ["Fit", "fit", "load_series", "sensitivity", "__version__"]

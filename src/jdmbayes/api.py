@@ -1,4 +1,4 @@
-"""The Python front door: ``jdmbayes.fit``, ``jdmbayes.load_series``, ``jdmbayes.sensitivity``.
+"""The Python front door: ``jdmbayes.fit``, ``jdmbayes.load_series``, ``jdmbayes.batch.grid``.
 
     >>> import jdmbayes
     >>> result = jdmbayes.fit("rash_milestones", seed=1, ci_prob=0.95, ci_kind="eti")
@@ -20,23 +20,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from .batch import FitJob, close_client, open_client, run_in_memory
-from .errors import InputError
-from .pipeline import ModelResult, check_models
-from .results import now, run_manifest, write_results
-from .runfolder import RunFolder
-from .sampling import SamplerSettings
-from .spec import MODELS_DIR, ROOT, load_model_spec, load_prior_set
-from .summarise import CI_KINDS, summary_table
-from .validate import Series
-from .validate import load_series as _load_series
+from jdmbayes.batch.fits import FitJob, close_client, open_client, run_in_memory
+from jdmbayes.data.validate import Series
+from jdmbayes.data.validate import load_series as _load_series
+from jdmbayes.errors import InputError
+from jdmbayes.inference.fitted import ModelResult
+from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.inference.summarise import CI_KINDS, summary_table
+from jdmbayes.kinds.fit import check_models
+from jdmbayes.models.spec import (
+    MODELS_DIR,
+    ROOT,
+    is_model_spec,
+    load_model_spec,
+    load_prior_set,
+)
+from jdmbayes.results.runfolder import RunFolder
+from jdmbayes.results.writer import now, run_manifest, write_results
 
 BUNDLED = ROOT / "data" / "ding2021"
 
 
-def default_models() -> list[str]:
-    """Every bundled model spec's name (``models/*.toml``)."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+def default_models(models_dir: str | Path | None = None) -> list[str]:
+    """Every spec's name in ``models_dir`` (the user's folder), else every bundled model's
+    (``models/*.toml``)."""
+    folder = Path(models_dir) if models_dir is not None else MODELS_DIR
+    return sorted(p.stem for p in folder.glob("*.toml") if is_model_spec(p))
 
 
 def load_series(path: str | Path = BUNDLED) -> Series:
@@ -102,7 +111,7 @@ class Fit:
 
     def figures(self, model: str | None = None) -> dict:
         """name -> matplotlib Figure of every report figure of ``model``."""
-        from .report_plots import figures_for
+        from jdmbayes.results.report_plots import figures_for
 
         result = self._one(model)
         return figures_for(result, pd.DataFrame(result.summary_rows))
@@ -152,9 +161,12 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
         priors: str | None = None, seed: int = 20211028, draws: int = 1000, tune: int = 1000,
         chains: int = 4, sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
         jobs: int = 1, scheduler: str | None = None, progress: bool = False,
-        verbose: bool = False, command: list[str] | None = None) -> Fit:
-    """Fit one model (a name in ``models/`` or a spec path), several, or (``None``) every
-    bundled model to the series in ``data``, and return the :class:`Fit`.
+        verbose: bool = False, command: list[str] | None = None,
+        models_dir: str | Path | None = None) -> Fit:
+    """Fit one model (a spec path, or a name looked up in ``models_dir``, else the current
+    folder, then the bundled ``models/``), several, or (``None``) every model of
+    ``models_dir`` (else every bundled model) to the series in ``data``; return the
+    :class:`Fit`.
 
     ``priors`` names a prior set (default: each spec's own). Intervals are ``ci_kind``
     ('eti' equal-tailed or 'hdi' highest-density) at ``ci_prob``; both are written beside
@@ -163,10 +175,10 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
-    names = [model] if isinstance(model, str) else list(model or default_models())
+    names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started = now()
     series = load_series(data)
-    specs = [load_model_spec(name) for name in names]
+    specs = [load_model_spec(name, models_dir) for name in names]
     prior_sets = [load_prior_set(priors or spec.prior_set, spec) for spec in specs]
     check_models(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
@@ -181,7 +193,7 @@ def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerS
                 progress: bool = False, verbose: bool = False, started: str | None = None,
                 command: list[str] | None = None) -> Fit:
     """:func:`fit` for specs and prior sets already loaded and checked against ``series``."""
-    from .console import CapturedLog, ProgressDisplay, subscribe
+    from jdmbayes.console import CapturedLog, ProgressDisplay, subscribe
 
     started = started or now()
     parallel = bool(scheduler) or (jobs > 1 and len(specs) > 1)
@@ -212,27 +224,36 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
                 draws: int = 1000, tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
                 ci_prob: float = 0.95, ci_kind: str = "eti", jobs: int = 2,
                 scheduler: str | None = None, overwrite: bool = False,
-                command: list[str] | None = None, echo=print) -> dict[str, pd.DataFrame]:
-    """Fit every model (``None``: every bundled one) under every prior set in ``priors`` on
-    Dask, saving each fit as it finishes (rerun to resume), and write the grid's tables,
+                command: list[str] | None = None, echo=print,
+                models_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Fit every model (``None``: every one of ``models_dir``, else every bundled one) under
+    every prior set in ``priors`` on Dask, saving each fit as it finishes (rerun to resume),
+    and write the grid's tables,
     figures and summaries to ``out`` (as ``jdmbayes sensitivity``).
 
     Returns the grid's tables: ``estimands`` (every key estimand by prior set),
     ``diagnostics`` (one row per fit) and ``verdicts`` (which conclusions hold under every
     prior set). ``echo`` receives the progress lines.
     """
-    from .batch import close_client, open_client
-    from .io import series_provenance
-    from .sensitivity import collect, grid_config, grid_jobs, prepare_folder, robustness, run_grid
-    from .sensitivity import speed as speed_of
-    from .sensitivity_report import write_sensitivity
+    from jdmbayes.batch.fits import close_client, open_client
+    from jdmbayes.batch.grid import (
+        collect,
+        grid_config,
+        grid_jobs,
+        prepare_folder,
+        robustness,
+        run_grid,
+    )
+    from jdmbayes.batch.grid import speed as speed_of
+    from jdmbayes.data.io import series_provenance
+    from jdmbayes.results.sensitivity_report import write_sensitivity
 
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     if len(priors) < 2 or len(set(priors)) != len(priors):
         raise InputError(f"priors needs two or more different prior sets, got {priors!r}")
-    names = [model] if isinstance(model, str) else list(model or default_models())
+    names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     series = load_series(data)
-    specs = [load_model_spec(name) for name in names]
+    specs = [load_model_spec(name, models_dir) for name in names]
     problems, prior_sets = [], {}
     for spec in specs:
         prior_sets[spec.name] = []

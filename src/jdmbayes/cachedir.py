@@ -1,8 +1,9 @@
 """Where compiled code is cached on disk: the user's cache folder.
 
-PyTensor keeps its compiled C modules and numba functions (and :mod:`jdmbayes.compiled` its
-nutpie wrappers) under ``base_compiledir``. Unless the user chose one (``PYTENSOR_FLAGS``
-naming ``base_compiledir`` or ``compiledir``), jdmbayes puts it in the user's cache folder
+PyTensor keeps its compiled C modules and numba functions (and
+:mod:`jdmbayes.inference.compiled` its nutpie wrappers) under ``base_compiledir``. Unless the
+user chose one (``PYTENSOR_FLAGS`` naming ``base_compiledir`` or ``compiledir``), jdmbayes puts
+it in the user's cache folder
 (``platformdirs.user_cache_dir('jdmbayes')``, e.g. ``~/.cache/jdmbayes/pytensor`` on Linux;
 ``JDMBAYES_CACHE_DIR`` overrides). This must run before PyTensor is first imported, so
 :mod:`jdmbayes` calls :func:`configure` first of all.

@@ -13,10 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from .api import BUNDLED, check_options
-from .api import default_models as _default_models
-from .errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
+from jdmbayes.api import BUNDLED, check_options
+from jdmbayes.api import default_models as _default_models
+from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
+from jdmbayes.versions import __version__
 
 
 def _interrupt(signum, frame):
@@ -34,19 +34,20 @@ def _run_out(args, prefix: str = "") -> Path:
 
 def fit_command(args) -> int:
     """``jdmbayes fit``: :func:`jdmbayes.api.fit_checked`, then :meth:`Fit.write`."""
-    from .api import fit_checked
-    from .console import final_table
-    from .pipeline import check_models
-    from .results import now
-    from .runfolder import RunFolder
-    from .sampling import SamplerSettings
-    from .spec import load_model_spec, load_prior_set
-    from .validate import load_series
+    from jdmbayes.api import fit_checked
+    from jdmbayes.console import final_table
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.inference.sampling import SamplerSettings
+    from jdmbayes.kinds.fit import check_models
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
+    from jdmbayes.results.runfolder import RunFolder
+    from jdmbayes.results.writer import now
 
     _check_common(args)
     started = now()
     series = load_series(args.data)
-    specs = [load_model_spec(name) for name in (args.model or _default_models())]
+    specs = [load_model_spec(name, args.models_dir)
+             for name in (args.model or _default_models(args.models_dir))]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
     check_models(series, specs)
     if args.prior_predictive:
@@ -66,6 +67,8 @@ def fit_command(args) -> int:
                  allow_failed_diagnostics=args.allow_failed_diagnostics)
     print(final_table(fitted.results))
     for r in fitted.results:
+        print(f"  {r.name}: {r.rows_note()}")
+    for r in fitted.results:
         for failure in r.diagnostics["failures"]:
             print(f"  {r.name}: FAILED {failure['problem']}; try: {failure['try']}")
     if series_is_reconstructed(args.data):
@@ -76,18 +79,19 @@ def fit_command(args) -> int:
 
 
 def series_is_reconstructed(data: str) -> bool:
-    from .io import series_provenance
+    from jdmbayes.data.io import series_provenance
 
     return bool(series_provenance(data)["reconstructed"])
 
 
 def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     """``fit --prior-predictive``: what each prior set implies, without fitting."""
-    from .formatting import prior_predictive_markdown
-    from .plots import prior_predictive_figure, save_png
-    from .prior_predictive import prior_predictive_table, simulate_prior_predictive
-    from .results import data_provenance, now
-    from .runfolder import RunFolder, package_versions, write_json
+    from jdmbayes.kinds.prior_predictive import prior_predictive_table, simulate_prior_predictive
+    from jdmbayes.results.formatting import prior_predictive_markdown
+    from jdmbayes.results.plots import prior_predictive_figure, save_png
+    from jdmbayes.results.runfolder import RunFolder, write_json
+    from jdmbayes.results.writer import data_provenance, now
+    from jdmbayes.versions import package_versions
 
     out = _run_out(args, "prior-predictive-")
     folder = RunFolder(out, overwrite=args.overwrite)
@@ -114,13 +118,14 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
 
 def sensitivity_command(args) -> int:
     """``jdmbayes sensitivity``: :func:`jdmbayes.api.sensitivity` (Dask, resumable)."""
-    from .api import sensitivity
+    from jdmbayes.api import sensitivity
 
     prior_names = [p.strip() for p in args.priors.split(",") if p.strip()]
     names = None if args.model in (None, ["all"]) else args.model
     out = _run_out(args, "sensitivity-")
     try:
         tables = sensitivity(names, priors=prior_names, out=out, data=args.data,
+                             models_dir=args.models_dir,
                              seed=args.seed, draws=args.draws, tune=args.tune,
                              chains=args.chains, sampler=args.sampler, ci_prob=args.ci_prob,
                              ci_kind=args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
@@ -142,12 +147,13 @@ def sensitivity_command(args) -> int:
 
 
 def validate_command(args) -> int:
-    from .pipeline import check_models
-    from .spec import load_model_spec
-    from .validate import load_series
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.fit import check_models
+    from jdmbayes.models.spec import load_model_spec
 
     series = load_series(args.data)
-    specs = [load_model_spec(name) for name in (getattr(args, "model", None) or [])]
+    specs = [load_model_spec(name, getattr(args, "models_dir", None))
+             for name in (getattr(args, "model", None) or [])]
     check_models(series, specs)
     if specs:
         print(f"{args.data}: every rule of {', '.join(s.name for s in specs)} holds")
@@ -157,8 +163,8 @@ def validate_command(args) -> int:
 
 
 def describe_command(args) -> int:
-    from .describe import describe_series
-    from .validate import load_series
+    from jdmbayes.data.describe import describe_series
+    from jdmbayes.data.validate import load_series
 
     print(describe_series(load_series(args.data)))
     return EXIT_OK
@@ -169,13 +175,15 @@ def sbc_command(args) -> int:
     import shutil
     import time
 
-    from .batch import close_client, open_client
-    from .results import data_provenance, now
-    from .runfolder import RunFolder, package_versions, write_json
-    from .sbc import SBCSettings, run_sbc, uniformity
-    from .sbc_report import write_sbc_report
-    from .spec import load_model_spec, load_prior_set
-    from .validate import load_series
+    from jdmbayes.batch.fits import close_client, open_client
+    from jdmbayes.batch.sbc import run_sbc
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.inference.calibration import SBCSettings, uniformity
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
+    from jdmbayes.results.runfolder import RunFolder, write_json
+    from jdmbayes.results.sbc_report import write_sbc_report
+    from jdmbayes.results.writer import data_provenance, now
+    from jdmbayes.versions import package_versions
 
     if args.replicates < 10 or args.thin_to < 9 or args.jobs < 1:
         raise InputError("--replicates must be at least 10, --thin-to at least 9 and --jobs "
@@ -250,13 +258,21 @@ def _sampling_options(parser) -> None:
                         "log lines on the console too (they are always kept in log.txt)")
 
 
+def _models_dir_option(parser) -> None:
+    parser.add_argument("--models-dir", help="a folder of your own model specs (<name>.toml, "
+                        "with prior sets in its priors/): --model NAME looks there first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jdmbayes", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit models and write a run folder")
     fit.add_argument("--model", action="append", help="model name or spec path (repeatable; "
-                     f"default: every model in models/: {', '.join(_default_models())})")
+                     "a name is looked up in --models-dir, else the current folder, then in "
+                     f"the bundled models/; default: every model of --models-dir, else the "
+                     f"bundled {', '.join(_default_models())})")
+    _models_dir_option(fit)
     fit.add_argument("--priors", help="prior set name or path (default: each spec's)")
     _sampling_options(fit)
     fit.add_argument("--prior-predictive", action="store_true",
@@ -272,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "which conclusions hold under all of them")
     grid.add_argument("--model", action="append", help="model name or spec path (repeatable)"
                       ", or 'all' (default: all)")
+    _models_dir_option(grid)
     grid.add_argument("--priors", default="default,vague,sceptical,enthusiastic",
                       help="comma-separated prior set names or paths")
     _sampling_options(grid)
@@ -304,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "validate":
             command.add_argument("--model", action="append", help="also check the series "
                                  "against this spec, as fit would (repeatable)")
+            _models_dir_option(command)
         command.set_defaults(handler=handler)
     return parser
 

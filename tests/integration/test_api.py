@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 import jdmbayes
 from jdmbayes.cli import main
 from jdmbayes.errors import InputError
-from jdmbayes.summarise import COLUMNS
+from jdmbayes.inference.summarise import COLUMNS
 
 SHORT = dict(seed=7, draws=300, tune=300, chains=2)
 CLI_SHORT = ["--seed", "7", "--draws", "300", "--tune", "300", "--chains", "2"]

@@ -19,10 +19,10 @@ PROBE = textwrap.dedent("""
     import numpy as np
     import jdmbayes
     from dataclasses import replace
-    from jdmbayes.compiled import compile_cached
-    from jdmbayes.milestone_model import build_milestone_model
-    from jdmbayes.pipeline import index_model
-    from jdmbayes.spec import load_model_spec, load_prior_set
+    from jdmbayes.inference.compiled import compile_cached
+    from jdmbayes.models.milestones import build_milestone_model
+    from jdmbayes.kinds.fit import index_model
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     series = jdmbayes.load_series()
     spec = load_model_spec("gc_discontinuation")

@@ -33,11 +33,18 @@ from lifelines import LogNormalAFTFitter, WeibullAFTFitter
 from lifelines.datasets import load_diabetes, load_rossi
 from pymc_extras.prior import Prior
 
-from jdmbayes.indexing import EXACT, INTERVAL, RIGHT, GroupDesign, LongitudinalData, MilestoneData
-from jdmbayes.longitudinal_model import build_longitudinal_model
-from jdmbayes.milestone_model import build_milestone_model
-from jdmbayes.sampling import SamplerSettings, sample_posterior
-from jdmbayes.spec import ModelSpec, PriorSet
+from jdmbayes.inference.sampling import SamplerSettings, sample_posterior
+from jdmbayes.models.indexing import (
+    EXACT,
+    INTERVAL,
+    RIGHT,
+    GroupDesign,
+    LongitudinalData,
+    MilestoneData,
+)
+from jdmbayes.models.longitudinal import build_longitudinal_model
+from jdmbayes.models.milestones import build_milestone_model
+from jdmbayes.models.spec import ModelSpec, PriorSet
 
 pytestmark = pytest.mark.slow
 SETTINGS = SamplerSettings("nutpie", chains=4, draws=1000, tune=1000, target_accept=0.9,

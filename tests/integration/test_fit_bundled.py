@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jdmbayes.cli import main
-from jdmbayes.summarise import COLUMNS
+from jdmbayes.inference.summarise import COLUMNS
 from tests.conftest import BUNDLED
 
 MODELS = ["--model", "rash_milestones", "--model", "gc_discontinuation"]

@@ -12,10 +12,10 @@ import pytest
 from scipy import special, stats
 
 from jdmbayes.cli import main
-from jdmbayes.pipeline import fit_model
-from jdmbayes.sampling import SamplerSettings
-from jdmbayes.spec import load_model_spec, load_prior_set
-from jdmbayes.validate import load_series
+from jdmbayes.data.validate import load_series
+from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.kinds.fit import fit_model
+from jdmbayes.models.spec import load_model_spec, load_prior_set
 from tests.conftest import BUNDLED
 from tests.simulate import simulate_longitudinal_series
 

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from jdmbayes.cli import main
-from jdmbayes.prior_predictive import (
+from jdmbayes.data.validate import load_series
+from jdmbayes.kinds.prior_predictive import (
     outcome_scale_claims,
     prior_predictive_table,
     simulate_prior_predictive,
 )
-from jdmbayes.spec import PRIORS_DIR, load_model_spec, load_prior_set
-from jdmbayes.validate import load_series
+from jdmbayes.models.spec import PRIORS_DIR, load_model_spec, load_prior_set
 from tests.conftest import BUNDLED
 
 MODELS = ["rash_milestones", "gc_discontinuation", "cmas", "cat_bm", "ldh"]

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jdmbayes.pipeline import fit_model
-from jdmbayes.sampling import SamplerSettings
-from jdmbayes.spec import load_model_spec, load_prior_set
+from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.kinds.fit import fit_model
+from jdmbayes.models.spec import load_model_spec, load_prior_set
 from tests.simulate import simulate_milestone_series
 
 TRUTH = {"intercept": np.array([0.0, 0.4, 2.2]), "dispersion": np.array([0.5, 0.6, 0.8]),

@@ -70,9 +70,9 @@ def check_grant_against_summary(run) -> int:
     interval in that sentence equal the CSV's numbers to the digits shown."""
     import json
 
-    from jdmbayes.estimands import is_key
-    from jdmbayes.formatting import interval_label
-    from jdmbayes.grant import PROBABILITIES, sentence
+    from jdmbayes.estimands.names import is_key
+    from jdmbayes.results.formatting import interval_label
+    from jdmbayes.results.grant import PROBABILITIES, sentence
 
     manifest = json.loads((run / "manifest.json").read_text())
     ci = interval_label(manifest["ci_prob"], manifest["ci_kind"])

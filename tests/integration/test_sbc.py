@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from jdmbayes.batch.sbc import build_problem, rank_rows
 from jdmbayes.cli import main
-from jdmbayes.sbc import SBCSettings, build_problem, rank_rows, uniformity
+from jdmbayes.inference.calibration import SBCSettings, uniformity
 from tests.conftest import BUNDLED
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from jdmbayes.batch import FitJob, close_client, open_client, run_saved_group
-from jdmbayes.sampling import SamplerSettings, clear_caches
+from jdmbayes.batch.fits import FitJob, close_client, open_client, run_saved_group
+from jdmbayes.inference.sampling import SamplerSettings, clear_caches
 from tests.conftest import BUNDLED, ROOT
 
 SETTINGS = SamplerSettings(chains=2, draws=200, tune=200, seed=7)

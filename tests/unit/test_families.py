@@ -7,7 +7,7 @@ import pytensor.tensor as pt
 import pytest
 from scipy import stats
 
-from jdmbayes import families
+from jdmbayes.models import families
 
 ETA, SIGMA = 1.3, 0.6
 TIMES = np.array([0.05, 0.7, 2.0, 3.67, 11.0, 60.0])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from jdmbayes.longitudinal_model import observation_logp
-from jdmbayes.predict_longitudinal import draw_values, expected_value
+from jdmbayes.estimands.longitudinal import draw_values, expected_value
+from jdmbayes.models.longitudinal import observation_logp
 
 MU = np.array([-1.2, 0.0, 0.4, 2.5])
 

@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from jdmbayes.indexing import EXACT, INTERVAL, LATENT, RIGHT, MilestoneData, build_group_design
-from jdmbayes.milestone_model import build_milestone_model
-from jdmbayes.spec import load_model_spec, load_prior_set
+from jdmbayes.models.indexing import (
+    EXACT,
+    INTERVAL,
+    LATENT,
+    RIGHT,
+    MilestoneData,
+    build_group_design,
+)
+from jdmbayes.models.milestones import build_milestone_model
+from jdmbayes.models.spec import load_model_spec, load_prior_set
 
 
 def tiny_data(kind, hi, lo):

@@ -9,17 +9,17 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from jdmbayes.design_simulation import simulate_milestones, visit_schedule
+from jdmbayes.data.validate import load_series
 from jdmbayes.errors import InputError
-from jdmbayes.indexing import index_milestones
-from jdmbayes.milestone_model import (
+from jdmbayes.estimands.simulate import simulate_milestones, visit_schedule
+from jdmbayes.models.indexing import index_milestones
+from jdmbayes.models.milestones import (
     build_milestone_model,
     interaction_basis,
     latent_pattern,
     observation_data,
 )
-from jdmbayes.spec import load_model_spec, load_prior_set
-from jdmbayes.validate import load_series
+from jdmbayes.models.spec import load_model_spec, load_prior_set
 from tests.conftest import BUNDLED
 from tests.unit.test_milestone_likelihood import point_loglik
 

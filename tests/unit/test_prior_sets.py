@@ -9,11 +9,11 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from jdmbayes.batch.grid import prepare_folder, robustness
 from jdmbayes.errors import InputError
-from jdmbayes.power_scaling import diagnosis
-from jdmbayes.priors import log_prior_dataset
-from jdmbayes.sensitivity import prepare_folder, robustness
-from jdmbayes.spec import PRIORS_DIR, load_model_spec, load_prior_set
+from jdmbayes.inference.power_scaling import diagnosis
+from jdmbayes.models.priors import log_prior_dataset
+from jdmbayes.models.spec import PRIORS_DIR, load_model_spec, load_prior_set
 
 MODELS = ["rash_milestones", "gc_discontinuation", "cmas", "cat_bm", "ldh"]
 SETS = ["default", "vague", "sceptical", "enthusiastic", "informative"]

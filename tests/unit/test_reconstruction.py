@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jdmbayes.published import load_published, recompute
-from jdmbayes.reconstruction import generate_series
-from jdmbayes.validate import load_series
+from jdmbayes.data.published import load_published, recompute
+from jdmbayes.data.reconstruction import generate_series
+from jdmbayes.data.validate import load_series
 from tests.conftest import BUNDLED
 
 

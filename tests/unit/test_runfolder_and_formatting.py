@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from jdmbayes.errors import InputError
-from jdmbayes.formatting import decimals_for, interval_label
-from jdmbayes.runfolder import RunFolder
-from jdmbayes.summarise import credible_interval
+from jdmbayes.inference.summarise import credible_interval
+from jdmbayes.results.formatting import decimals_for, interval_label
+from jdmbayes.results.runfolder import RunFolder
 
 
 def test_run_folder_is_complete_or_absent(tmp_path):
@@ -58,7 +58,7 @@ def test_decimals_never_exceed_four_significant_digits():
 def _grant_inputs(verdict):
     import pandas as pd
 
-    from jdmbayes.summarise import COLUMNS
+    from jdmbayes.inference.summarise import COLUMNS
 
     summary = pd.DataFrame([{"model": "m", "outcome": "rash_resolution",
                              "quantity": "median_time_wk", "group": "overall", "mean": 16.9,
@@ -76,7 +76,7 @@ def _grant_inputs(verdict):
 
 
 def test_grant_sentence_states_interval_kind_and_level():
-    from jdmbayes.grant import grant_markdown
+    from jdmbayes.results.grant import grant_markdown
 
     text = grant_markdown(*_grant_inputs("pass"), allow_failed=False)
     assert ("- The estimated median time to complete rash resolution was 16.4 weeks (posterior "
@@ -85,7 +85,7 @@ def test_grant_sentence_states_interval_kind_and_level():
 
 
 def test_grant_withholds_sentences_when_a_gate_failed():
-    from jdmbayes.grant import grant_markdown
+    from jdmbayes.results.grant import grant_markdown
 
     refused = grant_markdown(*_grant_inputs("fail"), allow_failed=False)
     assert refused.splitlines()[2].startswith("**A diagnostic gate failed for: m.**")

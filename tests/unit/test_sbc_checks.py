@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from jdmbayes import families
-from jdmbayes.design_simulation import simulate_milestones, visit_schedule
-from jdmbayes.indexing import EXACT, INTERVAL, NONE, RIGHT, index_milestones
-from jdmbayes.sbc import holm, uniformity
-from jdmbayes.spec import load_model_spec
-from jdmbayes.validate import load_series
+from jdmbayes.data.validate import load_series
+from jdmbayes.estimands.simulate import simulate_milestones, visit_schedule
+from jdmbayes.inference.calibration import holm, uniformity
+from jdmbayes.models import families
+from jdmbayes.models.indexing import EXACT, INTERVAL, NONE, RIGHT, index_milestones
+from jdmbayes.models.spec import load_model_spec
 from tests.conftest import BUNDLED
 
 
@@ -81,8 +81,8 @@ def test_simulated_milestones_follow_the_family_and_the_design():
 
 @pytest.mark.parametrize("model", ["cmas", "ldh"])
 def test_simulated_values_keep_the_design(model):
-    from jdmbayes.design_simulation import simulate_longitudinal
-    from jdmbayes.indexing import index_longitudinal
+    from jdmbayes.estimands.simulate import simulate_longitudinal
+    from jdmbayes.models.indexing import index_longitudinal
 
     spec = load_model_spec(model)
     data = index_longitudinal(load_series(BUNDLED), spec)

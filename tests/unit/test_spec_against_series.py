@@ -91,10 +91,44 @@ def test_covariate_column_missing(series_copy, tmp_path, capsys):
     assert "column 'bmi': [spec_column]" in err
 
 
-def test_covariate_not_numeric(series_copy, tmp_path, capsys):
-    spec = spec_file(tmp_path, covariates='["sex"]')
+def test_text_covariate_becomes_indicators_against_its_reference(series_copy, tmp_path):
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.fit import index_model
+    from jdmbayes.models.spec import load_model_spec
+
+    series = load_series(str(series_copy))
+    sex = series.subjects["sex"].to_numpy()
+    design = index_model(series, load_model_spec(spec_file(tmp_path, covariates='["sex"]'))
+                         ).design
+    assert design.covariate_names == ("sex[M]",)     # reference: first level in sorted order
+    assert design.covariate_info["sex[M]"] == {"column": "sex", "kind": "indicator",
+                                               "level": "M", "reference": "F"}
+    assert (design.covariates[:, 0] == (sex == "M")).all()
+    spec = load_model_spec(spec_file(tmp_path, name="ref", covariates='["sex", "weight_kg"]',
+                                     population='covariate_reference = {sex = "M"}'))
+    design = index_model(series, spec).design
+    assert design.covariate_names == ("sex[F]", "weight_kg")
+    assert (design.covariates[:, 0] == (sex == "F")).all()
+    weight = series.subjects["weight_kg"].to_numpy(float)
+    info = design.covariate_info["weight_kg"]
+    assert info["centre"] == pytest.approx(weight.mean())
+    assert info["sd"] == pytest.approx(weight.std())
+    assert design.covariates[:, 1] == pytest.approx((weight - weight.mean()) / weight.std())
+
+
+def test_covariate_reference_not_a_level(series_copy, tmp_path, capsys):
+    spec = spec_file(tmp_path, covariates='["sex"]',
+                     population='covariate_reference = {sex = "female"}')
     err = refused(capsys, tmp_path, series_copy, spec)
-    assert "[covariate_not_numeric]" in err and "covariate 'sex' is 'M', not a number" in err
+    assert "[covariate_reference]" in err and "reference 'female' is not a value" in err
+
+
+def test_constant_covariate(series_copy, tmp_path, capsys):
+    def all_female(frame):
+        frame["sex"] = "F"
+    edit(series_copy, "subjects", all_female)
+    err = refused(capsys, tmp_path, series_copy, spec_file(tmp_path, covariates='["sex"]'))
+    assert "[covariate_constant]" in err and "covariate 'sex' is 'F' for every" in err
 
 
 def test_covariate_with_missing_values(series_copy, tmp_path, capsys):

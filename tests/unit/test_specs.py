@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from jdmbayes.errors import InputError
-from jdmbayes.spec import PRIORS_DIR, load_model_spec, load_prior_set
+from jdmbayes.models.spec import PRIORS_DIR, load_model_spec, load_prior_set
 
 
 def test_default_prior_set_round_trips_through_prior_dicts():
@@ -70,3 +70,32 @@ def test_unknown_model_and_family(tmp_path):
     with pytest.raises(InputError) as caught:
         load_model_spec(str(path))
     assert "unknown family 'gamma'; valid: weibull, lognormal, loglogistic" in str(caught.value)
+
+
+def test_model_names_are_found_in_the_users_folder_then_bundled(tmp_path, monkeypatch):
+    from jdmbayes.models.spec import MODELS_DIR
+
+    mine = tmp_path / "specs"
+    mine.mkdir()
+    text = (MODELS_DIR / "gc_discontinuation.toml").read_text()
+    (mine / "my_gc.toml").write_text(text.replace('name = "gc_discontinuation"',
+                                                  'name = "my_gc"'))
+    (mine / "pyproject.toml").write_text("[project]\nname = 'x'\n")   # not a spec
+    assert load_model_spec("my_gc", mine).path == mine / "my_gc.toml"
+    assert load_model_spec("my_gc", mine).name == "my_gc"
+    # a bundled name still resolves; the current folder is searched when no folder is named
+    assert load_model_spec("cmas", mine).path == MODELS_DIR / "cmas.toml"
+    monkeypatch.chdir(mine)
+    assert load_model_spec("my_gc").path == mine / "my_gc.toml"
+    with pytest.raises(InputError) as caught:
+        load_model_spec("pyproject")
+    message = str(caught.value)
+    assert "[unknown_model]" in message and "my_gc" in message and "pyproject," not in message
+    assert "or give the path to a model file (.toml)" in message
+    # a prior set named by a user's spec is looked up beside it first
+    (mine / "priors").mkdir()
+    bundled = (MODELS_DIR / "priors" / "default.toml").read_text()
+    (mine / "priors" / "mine.toml").write_text(bundled)
+    from jdmbayes.models.spec import load_prior_set
+
+    assert load_prior_set("mine", load_model_spec("my_gc")).path == mine / "priors" / "mine.toml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from jdmbayes.data.validate import load_series
 from jdmbayes.errors import InputError
-from jdmbayes.validate import load_series
 
 
 def _edit(folder, table, row, column, value):

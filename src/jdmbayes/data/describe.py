@@ -1,0 +1,25 @@
+"""A descriptive summary of a validated series (counts only: no patient rows)."""
+
+from __future__ import annotations
+
+from jdmbayes.data.validate import Series
+
+
+def describe_series(series: Series) -> str:
+    s, e, m = series.subjects, series.events, series.measurements
+    lines = [f"series {series.folder}: {len(s)} patients "
+             f"({(s['sex'] == 'F').sum()} female), follow-up median "
+             f"{s['followup_wk'].median():.1f} weeks (range {s['followup_wk'].min():g}-"
+             f"{s['followup_wk'].max():g})", "groups (drug x starting dose):"]
+    for (drug, dose), n in s.groupby(["drug", "dose_start_mg_bid"]).size().items():
+        lines.append(f"  {drug}:{dose:g}mg  n={n}")
+    lines.append("events (observed / right-censored / interval-censored):")
+    for event, rows in e.groupby("event", sort=False):
+        interval = rows["time_lo_wk"].notna()
+        lines.append(f"  {event}: {int(((rows['censored'] == 0) & ~interval).sum())} / "
+                     f"{int((rows['censored'] == 1).sum())} / {int(interval.sum())}")
+    lines.append("measurements (patients, values, missing):")
+    for measure, rows in m.groupby("measure", sort=False):
+        lines.append(f"  {measure}: {rows['subject_id'].nunique()}, "
+                     f"{int(rows['value'].notna().sum())}, {int(rows['value'].isna().sum())}")
+    return "\n".join(lines)

@@ -1,0 +1,286 @@
+"""Validate a series against the data contract (``data/README.md``) and type its columns.
+
+Every rule is checked and every violation reported at once, each naming file, row, column
+and rule. :func:`load_series` raises :class:`~jdmbayes.errors.InputError` with all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jdmbayes.data.io import RawSeries, read_series
+from jdmbayes.errors import InputError, Problem
+
+# Ordered rash milestones of the bundled contract: each must not come before the one before it.
+MILESTONE_ORDER = ("rash_improvement", "rash_marked_improvement", "rash_resolution")
+# Bounded integer scores: measure -> (lowest, highest).
+SCORE_RANGES = {"cmas": (0, 52), "cat_bm": (0, 17)}
+POSITIVE_MEASURES = ("ldh", "ck")
+
+# column -> (kind, required); kinds: id, text, float, binary, sex, refractory
+SUBJECT_COLUMNS = {
+    "subject_id": "id", "sex": "sex", "age_onset_y": "float", "age_start_y": "float",
+    "weight_kg": "float", "drug": "drug", "dose_start_mg_bid": "float",
+    "dose_max_mg_bid": "float", "disease_course_mo": "float", "refractory_type": "refractory",
+    "rash_at_start": "binary", "weak_at_start": "binary", "followup_wk": "float",
+}
+EVENT_COLUMNS = {"subject_id": "id", "event": "text", "time_wk": "float", "censored": "binary"}
+EVENT_OPTIONAL = {"time_lo_wk": "float"}
+MEASUREMENT_COLUMNS = {"subject_id": "id", "measure": "text", "week": "float", "value": "float"}
+MEASUREMENT_OPTIONAL = {"note": "text"}
+POSITIVE_SUBJECT_COLUMNS = ("weight_kg", "dose_start_mg_bid", "dose_max_mg_bid", "followup_wk")
+NONNEGATIVE_SUBJECT_COLUMNS = ("age_onset_y", "age_start_y", "disease_course_mo")
+
+
+@dataclass
+class Series:
+    """A validated series: typed tables plus where they came from."""
+
+    folder: Path
+    subjects: pd.DataFrame
+    events: pd.DataFrame
+    measurements: pd.DataFrame
+    paths: dict[str, Path]
+    sha256: dict[str, str]
+
+
+class _Checker:
+    def __init__(self, raw: RawSeries):
+        self.raw = raw
+        self.problems: list[Problem] = []
+
+    def add(self, table: str, rule: str, message: str, row: int | None = None,
+            column: str | None = None) -> None:
+        self.problems.append(Problem(str(self.raw.paths[table]), rule, message, row, column))
+
+    # -- columns and types -------------------------------------------------------------
+    def typed(self, table: str, required: dict[str, str], optional: dict[str, str]):
+        frame = self.raw.tables[table]
+        missing = [c for c in required if c not in frame.columns]
+        for column in missing:
+            self.add(table, "missing_column", f"required column '{column}' is missing",
+                     column=column)
+        if missing:
+            return None
+        out = pd.DataFrame(index=frame.index)
+        for column in frame.columns:
+            kind = required.get(column) or optional.get(column)
+            values = frame[column]
+            if kind is None:  # extra columns: keep, numeric where every cell is numeric
+                converted = pd.to_numeric(values.replace("", np.nan), errors="coerce")
+                ok = converted.notna() | (values == "")
+                out[column] = converted if ok.all() else values
+                continue
+            out[column] = self.convert(table, column, kind, values, column in required)
+        if optional:
+            for column, kind in optional.items():
+                if column not in out.columns:
+                    out[column] = np.nan if kind == "float" else ""
+        return out
+
+    def convert(self, table, column, kind, values, required):
+        result = []
+        for index, text in values.items():
+            row = int(index) + 1
+            blank = text == ""
+            if kind in ("id", "drug", "sex", "refractory") and blank:
+                self.add(table, "wrong_type", "value is blank; a value is required", row, column)
+                result.append(None)
+                continue
+            if kind == "float":
+                if blank:
+                    if required and not (table == "measurements" and column == "value"):
+                        self.add(table, "wrong_type", "value is blank; a number is required",
+                                 row, column)
+                    result.append(math.nan)
+                    continue
+                try:
+                    number = float(text)
+                except ValueError:
+                    self.add(table, "wrong_type", f"'{text}' is not a number", row, column)
+                    result.append(math.nan)
+                    continue
+                if not math.isfinite(number):
+                    self.add(table, "not_finite", f"'{text}' is not a finite number", row, column)
+                    result.append(math.nan)
+                    continue
+                result.append(number)
+            elif kind == "binary":
+                if text not in ("0", "1", "0.0", "1.0"):
+                    rule = "censored_binary" if column == "censored" else "binary_value"
+                    self.add(table, rule, f"'{text}' is not 0 or 1", row, column)
+                    result.append(None)
+                else:
+                    result.append(int(float(text)))
+            elif kind == "sex":
+                if text not in ("F", "M"):
+                    self.add(table, "sex_value", f"'{text}' is not F or M", row, column)
+                result.append(text)
+            elif kind == "refractory":
+                if text not in ("ineffective", "gc_dependent"):
+                    self.add(table, "refractory_value",
+                             f"'{text}' is not 'ineffective' or 'gc_dependent'", row, column)
+                result.append(text)
+            elif kind == "drug":
+                if text != text.lower():
+                    self.add(table, "drug_lower_case",
+                             f"drug name '{text}' must be lower case", row, column)
+                result.append(text)
+            else:
+                if kind in ("id", "text") and blank and required:
+                    self.add(table, "wrong_type", "value is blank; text is required", row, column)
+                result.append(text)
+        return pd.Series(result, index=values.index, dtype=object if kind != "float"
+                         else float)
+
+    # -- table rules -------------------------------------------------------------------
+    def subjects_rules(self, subjects: pd.DataFrame) -> None:
+        t = "subjects"
+        duplicated = subjects["subject_id"].duplicated(keep="first")
+        for index in subjects.index[duplicated]:
+            first = subjects.index[subjects["subject_id"] == subjects.at[index, "subject_id"]][0]
+            self.add(t, "duplicate_subject",
+                     f"subject_id '{subjects.at[index, 'subject_id']}' already on row "
+                     f"{first + 1}", index + 1, "subject_id")
+        for column in POSITIVE_SUBJECT_COLUMNS:
+            for index in subjects.index[subjects[column] <= 0]:
+                self.add(t, "positive_value", f"{column} must be > 0, got "
+                         f"{subjects.at[index, column]:g}", index + 1, column)
+        for column in NONNEGATIVE_SUBJECT_COLUMNS:
+            for index in subjects.index[subjects[column] < 0]:
+                self.add(t, "nonnegative_value", f"{column} must be >= 0, got "
+                         f"{subjects.at[index, column]:g}", index + 1, column)
+        for index in subjects.index[subjects["age_start_y"] < subjects["age_onset_y"]]:
+            self.add(t, "age_order", "age_start_y is before age_onset_y "
+                     f"({subjects.at[index, 'age_start_y']:g} < "
+                     f"{subjects.at[index, 'age_onset_y']:g})", index + 1, "age_start_y")
+        for index in subjects.index[subjects["dose_max_mg_bid"] < subjects["dose_start_mg_bid"]]:
+            self.add(t, "dose_order", "dose_max_mg_bid is below dose_start_mg_bid "
+                     f"({subjects.at[index, 'dose_max_mg_bid']:g} < "
+                     f"{subjects.at[index, 'dose_start_mg_bid']:g})", index + 1, "dose_max_mg_bid")
+
+    def known_subjects(self, table: str, frame: pd.DataFrame, known: set[str]) -> None:
+        for index in frame.index[~frame["subject_id"].isin(known)]:
+            self.add(table, "unknown_subject", f"subject_id '{frame.at[index, 'subject_id']}' "
+                     "is not in subjects", index + 1, "subject_id")
+
+    def events_rules(self, events: pd.DataFrame, followup: dict[str, float]) -> None:
+        t = "events"
+        duplicated = events.duplicated(["subject_id", "event"], keep="first")
+        for index in events.index[duplicated]:
+            self.add(t, "duplicate_event", f"subject '{events.at[index, 'subject_id']}' already "
+                     f"has a '{events.at[index, 'event']}' row", index + 1, "event")
+        for index in events.index[events["time_wk"] <= 0]:
+            self.add(t, "non_positive_time",
+                     f"time_wk must be > 0, got {events.at[index, 'time_wk']:g}", index + 1,
+                     "time_wk")
+        for index in events.index[events["time_lo_wk"] < 0]:
+            self.add(t, "non_positive_time",
+                     f"time_lo_wk must be >= 0, got {events.at[index, 'time_lo_wk']:g}",
+                     index + 1, "time_lo_wk")
+        for index in events.index[events["time_lo_wk"] >= events["time_wk"]]:
+            self.add(t, "interval_order", "time_lo_wk must be < time_wk "
+                     f"({events.at[index, 'time_lo_wk']:g} >= {events.at[index, 'time_wk']:g})",
+                     index + 1, "time_lo_wk")
+        interval = events["time_lo_wk"].notna()
+        for index in events.index[interval & (events["censored"] == 1)]:
+            self.add(t, "interval_censored_flag", "a row with time_lo_wk is an observed "
+                     "interval: censored must be 0", index + 1, "censored")
+        limit = events["subject_id"].map(followup)
+        for index in events.index[events["time_wk"] > limit + 1e-9]:
+            self.add(t, "after_followup", f"time_wk {events.at[index, 'time_wk']:g} is after "
+                     f"followup_wk {limit[index]:g}", index + 1, "time_wk")
+        self.milestone_order(events)
+
+    def milestone_order(self, events: pd.DataFrame) -> None:
+        rows = events[events["event"].isin(MILESTONE_ORDER)]
+        for subject, group in rows.groupby("subject_id", sort=False):
+            by_event = {r.event: (i, r) for i, r in zip(group.index, group.itertuples())}
+            present = [m for m in MILESTONE_ORDER if m in by_event]
+            for earlier, later in zip(present, present[1:]):
+                (_, a), (j, b) = by_event[earlier], by_event[later]
+                problem = None
+                if a.censored == 1 and b.censored == 0:
+                    problem = f"'{later}' is observed but '{earlier}' is censored"
+                elif a.censored == 0 and b.censored == 0:
+                    both_exact = math.isnan(a.time_lo_wk) and math.isnan(b.time_lo_wk)
+                    if b.time_wk < a.time_wk or (both_exact and b.time_wk == a.time_wk):
+                        problem = (f"'{later}' at {b.time_wk:g} wk is before '{earlier}' at "
+                                   f"{a.time_wk:g} wk")
+                elif a.censored == 0 and b.censored == 1 and b.time_wk < a.time_wk:
+                    problem = (f"'{later}' is censored at {b.time_wk:g} wk, before '{earlier}' "
+                               f"at {a.time_wk:g} wk")
+                if problem:
+                    self.add("events", "milestone_order",
+                             f"subject '{subject}': {problem} (order: "
+                             f"{' < '.join(MILESTONE_ORDER)})", j + 1, "time_wk")
+
+    def measurement_rules(self, measurements: pd.DataFrame, followup: dict[str, float]) -> None:
+        t = "measurements"
+        duplicated = measurements.duplicated(["subject_id", "measure", "week"], keep="first")
+        for index in measurements.index[duplicated]:
+            self.add(t, "duplicate_measurement", f"subject '{measurements.at[index, 'subject_id']}'"
+                     f" already has '{measurements.at[index, 'measure']}' at week "
+                     f"{measurements.at[index, 'week']:g}", index + 1, "week")
+        for index in measurements.index[measurements["week"] < 0]:
+            self.add(t, "negative_week", f"week must be >= 0, got "
+                     f"{measurements.at[index, 'week']:g}", index + 1, "week")
+        limit = measurements["subject_id"].map(followup)
+        for index in measurements.index[measurements["week"] > limit + 1e-9]:
+            self.add(t, "after_followup", f"week {measurements.at[index, 'week']:g} is after "
+                     f"followup_wk {limit[index]:g}", index + 1, "week")
+        values = measurements["value"]
+        for measure, (low, high) in SCORE_RANGES.items():
+            rows = measurements["measure"] == measure
+            bad = rows & values.notna() & ((values < low) | (values > high) | (values % 1 != 0))
+            for index in measurements.index[bad]:
+                self.add(t, f"{measure}_range", f"{measure} must be an integer from {low} to "
+                         f"{high}, got {values[index]:g}", index + 1, "value")
+        for measure in POSITIVE_MEASURES:
+            bad = (measurements["measure"] == measure) & (values <= 0)
+            for index in measurements.index[bad]:
+                self.add(t, f"{measure}_positive", f"{measure} must be > 0, got "
+                         f"{values[index]:g}", index + 1, "value")
+
+
+def validate_raw(raw: RawSeries) -> tuple[Series | None, list[Problem]]:
+    """Check every rule on already-read tables; return the typed series if none failed."""
+    checker = _Checker(raw)
+    typed = {}
+    specs = {"subjects": (SUBJECT_COLUMNS, {}), "events": (EVENT_COLUMNS, EVENT_OPTIONAL),
+             "measurements": (MEASUREMENT_COLUMNS, MEASUREMENT_OPTIONAL)}
+    for table, (required, optional) in specs.items():
+        if table in raw.tables:
+            typed[table] = checker.typed(table, required, optional)
+    subjects = typed.get("subjects")
+    if subjects is not None:
+        checker.subjects_rules(subjects)
+        known = set(subjects["subject_id"].dropna())
+        followup = dict(zip(subjects["subject_id"], subjects["followup_wk"]))
+        for table in ("events", "measurements"):
+            if typed.get(table) is not None:
+                checker.known_subjects(table, typed[table], known)
+        if typed.get("events") is not None:
+            checker.events_rules(typed["events"], followup)
+        if typed.get("measurements") is not None:
+            checker.measurement_rules(typed["measurements"], followup)
+    if checker.problems or any(typed.get(t) is None for t in specs):
+        return None, checker.problems
+    return Series(raw.folder, typed["subjects"], typed["events"], typed["measurements"],
+                  dict(raw.paths), dict(raw.sha256)), []
+
+
+def load_series(folder: str | Path) -> Series:
+    """Read and validate a series folder; raise :class:`InputError` listing every problem."""
+    raw, problems = read_series(folder)
+    series, more = validate_raw(raw) if not any(
+        p.rule in ("missing_folder",) for p in problems) else (None, [])
+    problems = problems + more
+    if problems or series is None:
+        raise InputError(problems)
+    return series

@@ -1,0 +1,2 @@
+"""Quantities computed from draws (posterior or prior): predictive times and values, population-
+averaged estimands, contrasts, observed curves, simulated designs. Imports models and data."""

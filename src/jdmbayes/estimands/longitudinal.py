@@ -1,0 +1,163 @@
+"""Posterior predictions of longitudinal models, in NumPy from posterior draws.
+
+* ``predict_observations``: a replicate of every observed value (the posterior predictive
+  group); every draw stays on the scale (counts in 0..N, censored normal clipped to the
+  floor and ceiling as censoring implies, log-normal positive).
+* ``derived_quantities``: population-averaged expected scores by g-computation, as for the
+  milestone models: every modelled patient keeps their covariates, is assigned the group and
+  gets new patient effects from the population distribution (``replicates`` per patient).
+  ``p_change_ge_threshold_wk24`` is the proportion of such patients whose expected change in
+  the improving direction (spec ``improvement``) is at least the spec's ``threshold``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+from jdmbayes.estimands.milestones import flat_draws, group_assignments
+from jdmbayes.estimands.names import covariate_label
+from jdmbayes.models.indexing import LongitudinalData
+
+
+def expected_value(likelihood: str, mu, noise, upper):
+    """E[y | mu] on the measure's own scale."""
+    if likelihood == "beta_binomial":
+        return upper * special.expit(mu)
+    if likelihood == "censored_normal":
+        a, b = (0.0 - mu) / noise, (1.0 - mu) / noise
+        inside = mu * (stats.norm.cdf(b) - stats.norm.cdf(a)) + noise * (
+            stats.norm.pdf(a) - stats.norm.pdf(b))
+        return upper * (inside + stats.norm.sf(b))
+    if likelihood == "lognormal":
+        return np.exp(mu + noise**2 / 2)
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def draw_values(likelihood: str, mu, noise, upper, rng):
+    if likelihood == "beta_binomial":
+        # extreme draws (vague priors) give p of exactly 0 or 1 in floating point, which
+        # numpy's beta sampler rejects; 1e-12 from the edge changes no count in 0..N
+        p = np.clip(special.expit(mu), 1e-12, 1 - 1e-12)
+        return rng.binomial(int(upper), rng.beta(p * noise, (1 - p) * noise)).astype(float)
+    if likelihood == "censored_normal":
+        return upper * np.clip(rng.normal(mu, noise), 0.0, 1.0)
+    if likelihood == "lognormal":
+        return np.exp(rng.normal(mu, noise))
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def shape(week, tau):
+    return 1 - np.exp(-np.asarray(week, float) / tau)
+
+
+def posterior_arrays(posterior) -> dict:
+    size = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return {name: flat_draws(posterior, name, size) for name in
+            ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
+             "baseline", "patient_change", "beta_group", "cell_deviation", "beta_covariate")}
+
+
+def predict_observations(post: dict, data: LongitudinalData, spec, rng) -> np.ndarray:
+    """(S, n_obs) replicated observations of the modelled patients."""
+    tau = post["tau_weeks"][:, None]
+    mu = (post["baseline"][:, data.patient]
+          + post["patient_change"][:, data.patient] * shape(data.week[None, :], tau))
+    return draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
+
+
+def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
+                       ) -> dict[tuple[str, str, str], np.ndarray]:
+    design = data.design
+    size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
+    effects = design.cell_effects
+    location = post["beta_group"] @ effects.T if design.effect_labels else np.zeros((size, 1))
+    if design.has_cell_deviations:
+        location = location + post["cell_deviation"]
+    covariates = post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
+    u = rng.standard_normal((size, n * r))
+    w = rng.standard_normal((size, n * r))
+    baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
+    tau = post["tau_weeks"][:, None]
+    noise = post["noise"][:, None]
+    upper = spec.upper or 1.0
+    sign = -1.0 if spec.improvement == "decrease" else 1.0
+    out = {}
+    for group, cells in group_assignments(data).items():
+        per_patient = location[:, cells] + covariates
+        change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
+                  + post["sigma_change"][:, None] * w)
+
+        def expected(week, change=change):
+            mu = baseline + change * shape(week, tau)
+            return expected_value(spec.likelihood, mu, noise, upper)
+
+        at0, at12, at24 = expected(0.0), expected(12.0), expected(24.0)
+        key = spec.measure
+        out[(key, "mean_change_wk12", group)] = (at12 - at0).mean(axis=1)
+        out[(key, "mean_change_wk24", group)] = (at24 - at0).mean(axis=1)
+        out[(key, "p_change_ge_threshold_wk24", group)] = (
+            sign * (at24 - at0) >= spec.threshold).mean(axis=1)
+        out[(key, "mean_final", group)] = expected(spec.final_week).mean(axis=1)
+    return out
+
+
+def covariate_effects(post: dict, data: LongitudinalData, spec, rng
+                      ) -> dict[tuple[str, str, str], np.ndarray]:
+    """Each covariate's effect on the mean change by week 24, on the score's own scale, by
+    g-computation over the modelled patients (each keeps their group and other covariates,
+    with new patient effects shared by both arms): a numeric covariate raised by one unit
+    and by one SD against as observed; a text one at its level against its reference."""
+    design = data.design
+    if not design.covariate_names:
+        return {}
+    size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
+    location = post["beta_group"] @ design.cell_effects.T if design.effect_labels else \
+        np.zeros((size, max(len(design.cells), 1)))
+    if design.has_cell_deviations:
+        location = location + post["cell_deviation"]
+    location = location[:, design.patient_cell]
+    u = rng.standard_normal((size, n * r))
+    w = rng.standard_normal((size, n * r))
+    baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
+    tau, noise, upper = post["tau_weeks"][:, None], post["noise"][:, None], spec.upper or 1.0
+    at0 = expected_value(spec.likelihood, baseline, noise, upper)
+
+    def mean_change(covariates: np.ndarray) -> np.ndarray:
+        per_patient = location + post["beta_covariate"] @ covariates.T
+        change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
+                  + post["sigma_change"][:, None] * w)
+        mu = baseline + change * shape(24.0, tau)
+        return (expected_value(spec.likelihood, mu, noise, upper) - at0).mean(axis=1)
+
+    out = {}
+    for j, name in enumerate(design.covariate_names):
+        info = design.covariate_info[name]
+        high, low = design.covariates.copy(), design.covariates.copy()
+        if info["kind"] == "indicator":
+            high[:, j], low[:, j] = 1.0, 0.0
+            out[(spec.measure, "diff_mean_change_wk24", covariate_label(info, "-"))] = (
+                mean_change(high) - mean_change(low))
+            continue
+        label = covariate_label(info, "-")
+        per_sd = high.copy()
+        per_sd[:, j] += 1.0
+        high[:, j] += 1.0 / info["sd"]
+        observed = mean_change(low)
+        out[(spec.measure, "diff_mean_change_wk24_per_unit", label)] = mean_change(high) - observed
+        out[(spec.measure, "diff_mean_change_wk24_per_sd", label)] = mean_change(per_sd) - observed
+    return out
+
+
+def contrasts(quantities: dict, data: LongitudinalData, spec_contrasts, measure: str) -> dict:
+    """Differences in mean change at week 24 between contrast levels ('num-den')."""
+    design = data.design
+    out = {}
+    for column, numerator, denominator in spec_contrasts:
+        labels = [design.label(column, i) for i in range(len(design.levels[column]))]
+        num = labels[design.level_position(column, numerator)]
+        den = labels[design.level_position(column, denominator)]
+        out[(measure, "diff_mean_change_wk24", f"{num}-{den}")] = (
+            quantities[(measure, "mean_change_wk24", num)]
+            - quantities[(measure, "mean_change_wk24", den)])
+    return out

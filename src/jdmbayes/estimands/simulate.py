@@ -1,0 +1,104 @@
+"""Datasets simulated from a model on a real design, given one set of parameter values.
+
+The design is that of a real series: its patients, their drug-by-dose groups, follow-up, visit
+schedule and missing values. What is simulated is what the model describes: milestone times
+(then observed as the real series observes them) and measured values. Used by
+simulation-based calibration (:mod:`jdmbayes.batch.sbc`).
+
+Observation process of milestones, read off the real series per outcome: an outcome that
+has any interval-censored time in the series is seen only at the patient's visits (the
+interval between the visits around the time); otherwise its time is recorded exactly. A
+time after the patient's follow-up is right-censored at follow-up, and later milestones
+of that patient carry no information.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from jdmbayes.estimands.longitudinal import draw_values, shape
+from jdmbayes.models import families
+from jdmbayes.models.indexing import (
+    EXACT,
+    INTERVAL,
+    LATENT,
+    NONE,
+    RIGHT,
+    LongitudinalData,
+    MilestoneData,
+)
+
+
+def visit_schedule(series, subject_ids: list[str], followup: np.ndarray) -> list[np.ndarray]:
+    """Each patient's visit weeks (any measure), with week 0 and the end of follow-up."""
+    weeks = series.measurements.groupby("subject_id")["week"].apply(
+        lambda w: np.unique(w.to_numpy(float)))
+    return [_clip(np.concatenate([[0.0, end], weeks.get(sid, np.zeros(0))]), end)
+            for sid, end in zip(subject_ids, followup)]
+
+
+def _clip(weeks: np.ndarray, end: float) -> np.ndarray:
+    weeks = np.unique(weeks)
+    return weeks[weeks <= end]
+
+
+def interval_outcomes(data: MilestoneData) -> np.ndarray:
+    """(K,) whether each outcome is seen only at visits in the real series."""
+    return ((data.kind == INTERVAL) | (data.kind == LATENT)).any(axis=0)
+
+
+def milestone_locations(data: MilestoneData, truth: dict) -> np.ndarray:
+    """(n, K) log-time location of each gap: intercept + group effects + frailty."""
+    design = data.design
+    n, k_count = data.kind.shape
+    eta = np.zeros(n)
+    if design.effect_labels:
+        eta = eta + design.cell_effects[design.patient_cell] @ truth["beta_group"]
+    if "cell_deviation" in truth:
+        eta = eta + truth["cell_deviation"][design.patient_cell]
+    if design.covariate_names:
+        eta = eta + design.covariates @ truth["beta_covariate"]
+    if "frailty" in truth:
+        eta = eta + truth["frailty"]
+    return eta[:, None] + truth["intercept"][None, :]
+
+
+def simulate_milestones(data: MilestoneData, visits: list[np.ndarray], family: str,
+                        truth: dict, rng: np.random.Generator) -> MilestoneData:
+    """A copy of ``data`` with milestone times drawn from the model at ``truth`` and observed
+    as the real series observes them (module docstring)."""
+    eta = milestone_locations(data, truth)
+    gaps = np.exp(eta + truth["dispersion"][None, :]
+                  * families.np_standard_error(family, rng, eta.shape))
+    times = np.cumsum(gaps, axis=1)
+    at_visits = interval_outcomes(data)
+    n, k_count = eta.shape
+    kind = np.full((n, k_count), NONE, dtype=int)
+    hi, lo = np.ones((n, k_count)), np.zeros((n, k_count))
+    for i in range(n):
+        end = data.followup[i]
+        for k in range(k_count):
+            t = times[i, k]
+            if t > end:
+                kind[i, k], hi[i, k] = RIGHT, end
+                break
+            if at_visits[k]:
+                schedule = visits[i]
+                hi[i, k] = schedule[schedule >= t][0]
+                lo[i, k] = schedule[schedule < t].max()
+                kind[i, k] = INTERVAL if k == k_count - 1 else LATENT
+            else:
+                kind[i, k], hi[i, k] = EXACT, t
+    return replace(data, kind=kind, hi=hi, lo=lo)
+
+
+def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
+                          rng: np.random.Generator) -> LongitudinalData:
+    """A copy of ``data`` with every observed value drawn from the model at ``truth`` (same
+    patients, visits and missing values)."""
+    mu = (truth["baseline"][data.patient]
+          + truth["patient_change"][data.patient] * shape(data.week, truth["tau_weeks"]))
+    values = draw_values(spec.likelihood, mu, truth["noise"], spec.upper or 1.0, rng)
+    return replace(data, value=np.asarray(values, float))

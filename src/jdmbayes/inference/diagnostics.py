@@ -1,0 +1,79 @@
+"""Convergence diagnostics of a fit and the verdict against the gates."""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+
+from jdmbayes.inference.draws import group_dataset
+from jdmbayes.inference.summarise import TAIL
+
+GATES = {"r_hat_max": 1.01, "ess_min": 400, "divergences_max": 0, "ebfmi_min": 0.3}
+ADVICE = {
+    "r_hat": "chains disagree: run longer (--tune, --draws) or check for multimodality",
+    "ess_bulk": "too few effective draws: increase --draws (and --chains)",
+    "ess_tail": "tails poorly explored: increase --draws; check heavy-tailed priors",
+    "divergences": "divergent transitions: the posterior has regions the sampler cannot "
+                   "follow; reparameterise or tighten weakly identified priors",
+    "ebfmi": "low E-BFMI: the sampler explores energy poorly; reparameterise "
+             "(non-centred random effects) or use more informative hyperpriors",
+}
+
+
+def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dict:
+    """Max R-hat, min ESS, divergences, E-BFMI per chain, max Pareto k and the verdict."""
+    posterior = group_dataset(idata, "posterior")
+    posterior = posterior[[p for p in parameters if p in posterior]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(posterior)
+        ess_bulk = az.ess(posterior, method="bulk")
+        ess_tail = az.ess(posterior, method="tail", prob=TAIL)
+    def extreme(dataset, fn):
+        values = np.concatenate([np.atleast_1d(v.values).ravel() for v in dataset.values()])
+        values = values[np.isfinite(values)]
+        return float(fn(values)) if values.size else float("nan")
+
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    ebfmi = ([float(x) for x in az.bfmi(idata)["energy"].values] if "energy" in stats
+             else [])
+    result = {
+        "r_hat_max": extreme(rhat, np.max),
+        "ess_bulk_min": extreme(ess_bulk, np.min),
+        "ess_tail_min": extreme(ess_tail, np.min),
+        "divergences": divergences,
+        "ebfmi_per_chain": ebfmi,
+        "n_draws": int(posterior.sizes["chain"] * posterior.sizes["draw"]),
+    }
+    if loglik_var is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loo = az.loo(idata, var_name=loglik_var, pointwise=True)
+        result.update(pareto_k_max=float(np.max(loo.pareto_k.values)),
+                      n_pareto_k_above_0_7=int((loo.pareto_k.values > 0.7).sum()),
+                      elpd_loo=float(loo.elpd), elpd_loo_se=float(loo.se),
+                      p_loo=float(loo.p), loo_unit="patient")
+        result["loo_trustworthy"] = result["n_pareto_k_above_0_7"] == 0
+        if not result["loo_trustworthy"]:
+            result["loo_warning"] = (
+                f"{result['n_pareto_k_above_0_7']} of {loo.pareto_k.size} patients have "
+                "Pareto k > 0.7: elpd_loo is not reliable (conditional LOO with one random "
+                "effect per patient); do not compare models on it")
+    failures = []
+    if not result["r_hat_max"] <= GATES["r_hat_max"]:
+        failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))
+    for kind in ("ess_bulk", "ess_tail"):
+        if not result[f"{kind}_min"] >= GATES["ess_min"]:
+            failures.append((kind, f"min {kind.split('_')[1]} ESS "
+                             f"{result[f'{kind}_min']:.0f} < {GATES['ess_min']}"))
+    if divergences > GATES["divergences_max"]:
+        failures.append(("divergences", f"{divergences} divergent transitions"))
+    if ebfmi and min(ebfmi) < GATES["ebfmi_min"]:
+        failures.append(("ebfmi", f"min E-BFMI {min(ebfmi):.3f} < {GATES['ebfmi_min']}"))
+    result["gates"] = dict(GATES)
+    result["failures"] = [{"gate": g, "problem": p, "try": ADVICE[g]} for g, p in failures]
+    result["verdict"] = "pass" if not failures else "fail"
+    return result

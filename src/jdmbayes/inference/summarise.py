@@ -1,0 +1,80 @@
+"""Posterior summaries as raw numbers: one row per parameter or derived quantity.
+
+Nothing is rounded here (:mod:`jdmbayes.results.formatting` does that for people). The interval
+probability and kind are explicit arguments of every function that makes an interval.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+CI_KINDS = ("eti", "hdi")
+TAIL = (0.05, 0.95)   # tail ESS: the smaller ESS of the 5% and 95% quantiles
+COLUMNS = ["model", "outcome", "quantity", "group", "mean", "sd", "median", "ci_low", "ci_high",
+           "ci_prob", "ci_kind", "ess_bulk", "ess_tail", "r_hat", "mcse_mean"]
+
+
+def credible_interval(values: np.ndarray, ci_prob: float, ci_kind: str) -> tuple[float, float]:
+    """Equal-tailed ('eti') or highest-density ('hdi') interval of the draws ``values``."""
+    flat = np.asarray(values, float).ravel()
+    if ci_kind == "eti":
+        low, high = np.quantile(flat, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
+    elif ci_kind == "hdi":
+        low, high = az.hdi(flat, prob=ci_prob)
+    else:
+        raise ValueError(f"unknown interval kind {ci_kind!r}; valid: {', '.join(CI_KINDS)}")
+    return float(low), float(high)
+
+
+def summarise_draws(values: np.ndarray, ci_prob: float, ci_kind: str, **labels) -> dict:
+    """One summary row of ``values`` shaped (chains, draws)."""
+    values = np.asarray(values, float)
+    low, high = credible_interval(values, ci_prob, ci_kind)
+    constant = np.ptp(values) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diagnostics = dict(
+            ess_bulk=np.nan if constant else float(az.ess(values, method="bulk")),
+            ess_tail=np.nan if constant else float(az.ess(values, method="tail", prob=TAIL)),
+            r_hat=np.nan if constant else float(az.rhat(values)),
+            mcse_mean=0.0 if constant else float(np.ravel(az.mcse(values, method="mean"))[0]))
+    return {**labels, "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
+            "median": float(np.median(values)), "ci_low": low, "ci_high": high,
+            "ci_prob": ci_prob, "ci_kind": ci_kind, **diagnostics}
+
+
+def summarise_parameters(posterior, model: str, names: list[str], ci_prob: float,
+                         ci_kind: str, outcome_dim: str = "outcome") -> list[dict]:
+    """Rows for each element of each named posterior variable."""
+    rows = []
+    for name in names:
+        if name not in posterior:
+            continue
+        array = posterior[name]
+        extra = [d for d in array.dims if d not in ("chain", "draw")]
+        stacked = array.stack(element=extra) if extra else array.expand_dims(element=[0], axis=-1)
+        for position in range(stacked.sizes["element"]):
+            element = stacked.isel(element=position)
+            coords = {d: element.coords[d].item() for d in extra}
+            outcome = str(coords.pop(outcome_dim, ""))
+            group = ",".join(str(v) for v in coords.values())
+            rows.append(summarise_draws(element.transpose("chain", "draw").values, ci_prob,
+                                        ci_kind, model=model, outcome=outcome, quantity=name,
+                                        group=group))
+    return rows
+
+
+def summarise_quantities(quantities: dict[tuple[str, str, str], np.ndarray], chains: int,
+                         model: str, ci_prob: float, ci_kind: str) -> list[dict]:
+    """Rows for derived quantities given as flattened (chains * draws,) arrays."""
+    return [summarise_draws(values.reshape(chains, -1), ci_prob, ci_kind, model=model,
+                            outcome=outcome, quantity=quantity, group=group)
+            for (outcome, quantity, group), values in quantities.items()]
+
+
+def summary_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,134 @@
+"""What every model kind shares: the kind's registration type, sampling a built model with
+its prior set (compiled once per structure), and the groups every fit's draws carry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from jdmbayes.inference.draws import group_dataset, set_group
+from jdmbayes.inference.sampling import SamplerSettings, built_model, sample_posterior, sample_prior
+from jdmbayes.models.priors import hyperparameter_values, log_prior_dataset
+from jdmbayes.models.spec import ModelSpec, PriorSet
+
+PRIOR_DRAWS = 500
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """Everything one model kind provides, registered in one place (:mod:`jdmbayes.kinds.registry`).
+
+    The fitting workflow, the CLI, prior predictive checks and simulation-based calibration
+    call these instead of branching on the kind. ``data`` below is what ``index`` returns.
+    """
+
+    name: str
+    spec_keys: frozenset[str]          # keys of the spec's [model] table this kind reads
+    prior_sections: tuple[str, ...]    # prior-set sections (``models/priors/*.toml``) it reads
+    index: Callable                    # (series, spec) -> data; every spec-against-series rule
+    build: Callable                    # (data, spec, prior_set) -> pm.Model
+    observed_arrays: Callable          # data -> {name: array}: what a built model holds
+    loglik_name: Callable              # spec -> name of the per-patient log-likelihood
+    outputs: Callable                  # (data, spec, prior_set, sampled, prior, settings,
+    #                                     ci_prob, ci_kind) -> ModelResult
+    prior_predictive: Callable         # (series, data, spec, prior_set, draws, seed)
+    #                                     -> PriorPredictive
+    simulator: Callable                # (series, data, spec) -> simulate(truth, rng) -> data
+    observation_data: Callable         # (spec, real data, simulated) -> pm.Data values
+    parameters: tuple[str, ...]        # posterior parameters in summary.csv
+    key_parameters: tuple[str, ...]    # those shown in the rank and prior-posterior figures
+    figures: tuple[str, ...]           # figure names (:mod:`jdmbayes.results.report_plots`)
+
+
+@dataclass
+class PriorPredictive:
+    model: str
+    kind: str
+    rows: list[dict]
+    # milestones: outcome -> (S * n,) simulated times of the modelled patients (weeks)
+    times: dict[str, np.ndarray] = field(default_factory=dict)
+    # longitudinal: weeks (W,), simulated values (S, W) of one random modelled patient per draw
+    weeks: np.ndarray | None = None
+    trajectories: np.ndarray | None = None
+    expected: np.ndarray | None = None      # (S, W) expected value of the same patients
+    measure: str = ""
+    upper: float | None = None
+
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def quantile_row(values: np.ndarray, **labels) -> dict:
+    values = np.asarray(values, float).ravel()
+    row = {**labels, "prior_mean": float(values.mean())}
+    for q, v in zip(QUANTILES, np.quantile(values, QUANTILES)):
+        row[f"q{round(100 * q):02d}"] = float(v)
+    return row
+
+
+def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
+    """What a compiled model depends on: the spec, the prior families and the data.
+
+    The observation arrays are hashed whole (not just their shapes): a cached model holds
+    the data it was built with, so another dataset is built afresh. (The censoring kinds are
+    data in the graph; only latent interval-censored cells are structure, and simulation-
+    based calibration swaps datasets into one compiled model itself: :mod:`jdmbayes.batch.sbc`.)
+    Hyperparameter values are not part of the key: they are swapped in as data.
+    """
+    digest = {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
+              for k, v in arrays.items()}
+    text = json.dumps([spec.name, spec.raw, prior_set.family_signature(), digest],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+                 data_arrays: dict, design, loglik_name: str, report=None):
+    """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
+    per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
+
+    A prior set that differs from an earlier one only in hyperparameter values reuses the
+    built and compiled model: the values are data. Returns the sampling result (with
+    ``reused_model``) and the prior draws.
+    """
+    key = structure_key(spec, prior_set, {**data_arrays, **design.key_arrays()})
+    model, reused_model = built_model(key, build)
+    values = hyperparameter_values(prior_set)
+    with model:
+        pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
+    sampled = sample_posterior(model, settings, key, values, report, spec.name)
+    if report is not None:
+        report(model=spec.name, stage="summarising")
+    split_loglik(sampled.idata, loglik_name)
+    set_group(sampled.idata, "log_prior",
+              log_prior_dataset(prior_set, group_dataset(sampled.idata, "posterior")))
+    sampled.reused_model = reused_model
+    return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed)
+
+
+def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
+    """constant_data: the model's data containers plus the patient map (identifiers)."""
+    return group_dataset(prior, "constant_data").assign(
+        subject_id=("patient", np.array(subject_ids, dtype=str)),
+        cell_label=("patient", design.patient_cell_labels))
+
+
+def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:
+    """The posterior variables the diagnostic gates judge: all but ``derived`` ones and the
+    cell deviations when they are derived from other parameters (not centred)."""
+    derived_cells = "z_cell" in posterior or "w_interaction" in posterior
+    skip = set(derived) | ({"cell_deviation"} if derived_cells else set())
+    return [v for v in posterior.data_vars if v not in skip]
+
+
+def split_loglik(idata: xr.DataTree, name: str) -> None:
+    posterior = group_dataset(idata, "posterior")
+    set_group(idata, "log_likelihood",
+              xr.Dataset({name: posterior["loglik_patient"].rename(name)}))
+    set_group(idata, "posterior", posterior.drop_vars("loglik_patient"))

@@ -1,0 +1,158 @@
+"""The longitudinal kind: a bounded or positive measure over visits, with a random baseline and a
+random change to a plateau per patient.
+
+Model: :func:`jdmbayes.models.longitudinal.build_longitudinal_model`; predictive quantities:
+:mod:`jdmbayes.estimands.longitudinal`; simulated designs: :mod:`jdmbayes.estimands.simulate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import jdmbayes.estimands.longitudinal as pl
+from jdmbayes.estimands.simulate import simulate_longitudinal
+from jdmbayes.inference.diagnostics import diagnose
+from jdmbayes.inference.draws import group_dataset, set_group
+from jdmbayes.inference.fitted import ModelResult
+from jdmbayes.inference.power_scaling import power_scaling_table
+from jdmbayes.inference.sampling import SamplerSettings, sample_prior
+from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
+from jdmbayes.kinds.common import (
+    ModelKind,
+    PriorPredictive,
+    data_groups,
+    gated_variables,
+    quantile_row,
+)
+from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
+from jdmbayes.models.longitudinal import build_longitudinal_model
+from jdmbayes.models.spec import PARAMETERS as PRIOR_PARAMETERS
+from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
+
+PARAMETERS = ("intercept", "sigma_intercept", "change", "beta_group", "sigma_cell",
+              "cell_deviation", "beta_covariate", "sigma_change", "tau_weeks", "noise")
+BAND = "95% equal-tailed posterior predictive"
+
+
+def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Observed values against predictive bands, per patient visit and per group and week."""
+    low, mid, high = np.quantile(replicated, [0.025, 0.5, 0.975], axis=0)
+    rows = pd.DataFrame({"patient": data.patient + 1, "week": data.week,
+                         "observed": data.value, "predicted_low": low,
+                         "predicted_median": mid, "predicted_high": high, "band": BAND})
+    rows["inside_band"] = (rows["observed"] >= low) & (rows["observed"] <= high)
+    labels = data.design.patient_cell_labels
+    group_rows = []
+    cell = labels[data.patient]
+    for group in sorted(set(cell)):
+        for week in sorted(set(np.round(data.week[cell == group]))):
+            use = (cell == group) & (np.round(data.week) == week)
+            means = replicated[:, use].mean(axis=1)
+            a, b = np.quantile(means, [0.025, 0.975])
+            group_rows.append({"group": group, "week": float(week), "n": int(use.sum()),
+                               "observed_mean": float(data.value[use].mean()),
+                               "predicted_mean": float(means.mean()), "predicted_low": a,
+                               "predicted_high": b, "band": BAND})
+    return {"ppc_trajectories": rows, "ppc_groups": pd.DataFrame(group_rows)}
+
+
+def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
+                         sampled, prior, settings: SamplerSettings, ci_prob: float,
+                         ci_kind: str) -> ModelResult:
+    """Replicated values, population-averaged changes, contrasts, checks and summary rows."""
+    idata = sampled.idata
+    rng = np.random.default_rng([settings.seed, 2])
+    post = pl.posterior_arrays(idata.posterior)
+    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    replicated = pl.predict_observations(post, data, spec, rng)
+    set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
+        replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
+        coords={"obs": np.arange(len(data.value))})}))
+    set_group(idata, "observed_data", xr.Dataset({"value": ("obs", data.value)},
+                                                 coords={"obs": np.arange(len(data.value))}))
+    set_group(idata, "prior", group_dataset(prior, "prior"))
+    set_group(idata, "constant_data", data_groups(prior, data.subject_ids, data.design))
+
+    quantities = pl.derived_quantities(post, data, spec, rng)
+    quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))
+    quantities.update(pl.covariate_effects(post, data, spec, rng))
+    rows = summarise_parameters(idata.posterior, spec.name, list(PARAMETERS), ci_prob,
+                                ci_kind)
+    for row in rows:
+        row["outcome"] = spec.measure
+    rows += summarise_quantities(quantities, chains, spec.name, ci_prob, ci_kind)
+    tables = trajectory_checks(data, replicated)
+    tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
+    diagnostics = diagnose(idata, gated_variables(idata.posterior,
+                                                  ("baseline", "patient_change")), spec.measure)
+    notes_missing = data.missing["note"].replace("", "no note").value_counts()
+    direction = "rise" if spec.improvement == "increase" else "fall"
+    notes = [f"{data.n_patients} patients, {len(data.value)} values of '{spec.measure}' "
+             f"({spec.likelihood}); {len(data.missing)} missing value(s) left out of the "
+             "likelihood" + (": " + "; ".join(f"{n} x '{note}'" for note, n in
+                                               notes_missing.items()) if len(data.missing)
+                             else "") + ".",
+             f"p_change_ge_threshold_wk24: proportion of patients whose expected "
+             f"{spec.measure} at week 24 is at least {spec.threshold:g} better than baseline "
+             f"(improvement = a {direction}).",
+             f"mean_final: expected value at week {spec.final_week:g} (last scheduled visit); "
+             "contrasts are differences in mean_change_wk24 ('num-den').",
+             f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
+             f"{len(data.value)} observed values inside their 95% predictive band."]
+    return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
+                       sampled.timings())
+
+
+def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpec,
+                                  prior_set: PriorSet, draws: int, seed: int) -> PriorPredictive:
+    rng = np.random.default_rng([seed, 3])
+    prior = sample_prior(build_longitudinal_model(data, spec, prior_set), draws, seed).prior
+    post = pl.posterior_arrays(prior)
+    quantities = pl.derived_quantities(post, data, spec, rng)
+    quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))
+    weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
+    size = post["intercept"].shape[0]
+    patient = rng.integers(0, data.n_patients, size)
+    mu = (post["baseline"][np.arange(size), patient][:, None]
+          + post["patient_change"][np.arange(size), patient][:, None]
+          * pl.shape(weeks[None, :], post["tau_weeks"][:, None]))
+    values = pl.draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
+    rows = [quantile_row(values[:, w], model=spec.name, outcome=spec.measure,
+                         quantity=f"value_wk{week:g}", group="a modelled patient")
+            for w, week in enumerate(weeks) if week in (0.0, 12.0, spec.final_week)]
+    rows += [quantile_row(v, model=spec.name, outcome=o, quantity=q, group=g)
+             for (o, q, g), v in quantities.items()]
+    expected = pl.expected_value(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0)
+    return PriorPredictive(spec.name, spec.kind, rows, weeks=weeks, trajectories=values,
+                           expected=expected, measure=spec.measure, upper=spec.upper)
+
+
+def longitudinal_simulator(series, data: LongitudinalData, spec: ModelSpec):
+    """``simulate(truth, rng)``: every observed value drawn at ``truth`` (same patients,
+    visits and missing values)."""
+
+    def simulate(truth: dict, rng: np.random.Generator) -> LongitudinalData:
+        return simulate_longitudinal(data, spec, truth, rng)
+
+    return simulate
+
+
+LONGITUDINAL = ModelKind(
+    name="longitudinal",
+    spec_keys=frozenset(SPEC_KEYS["longitudinal"]),
+    prior_sections=tuple(s for s in PRIOR_PARAMETERS if s.startswith("longitudinal_")),
+    index=index_longitudinal,
+    build=build_longitudinal_model,
+    observed_arrays=lambda data: {"patient": data.patient, "week": data.week,
+                                  "value": data.value},
+    loglik_name=lambda spec: spec.measure,
+    outputs=longitudinal_outputs,
+    prior_predictive=longitudinal_prior_predictive,
+    simulator=longitudinal_simulator,
+    observation_data=lambda spec, real, simulated: {"obs_value": simulated.value},
+    parameters=PARAMETERS,
+    key_parameters=("intercept", "change", "beta_group", "tau_weeks", "noise", "sigma_change"),
+    figures=("rank", "forest", "prior_posterior", "trajectories"),
+)

@@ -1,0 +1,234 @@
+r"""Hierarchical AFT model of ordered milestones (gap times) with a shared patient frailty.
+
+Model
+-----
+For patient :math:`i` and milestone :math:`k = 1..K` (ordered), the gap
+:math:`G_{ik} = T_{ik} - T_{i,k-1}` (:math:`T_{i0}=0`) follows an AFT family
+(:mod:`jdmbayes.models.families`):
+
+.. math::
+
+    \log G_{ik} &= \eta_{ik} + \sigma_k \varepsilon_{ik}, \\
+    \eta_{ik} &= \alpha_k + x^{grp}_i{}^\top \beta_{group} + \sigma_{cell} z_{c(i)}
+                 + x^{cov}_i{}^\top \beta_{cov} + \sigma_{patient} u_i, \\
+    z_c, u_i &\sim \mathcal N(0, 1) \quad\text{(non-centred; centred by spec)},
+
+so every milestone time is a cumulative sum of positive gaps and the milestones are ordered
+in every predictive draw. Group effects (reference-coded main effects of each grouping
+column, plus drug-by-dose cell deviations pooled with an estimated spread
+:math:`\sigma_{cell}`) and the frailty :math:`u_i` are shared by the milestones, so
+:math:`e^{\beta}` is a time ratio for every milestone time.
+
+Likelihood per gap: exact :math:`\log f`; right-censored :math:`\log S`; interval-censored
+:math:`\log(S(L)-S(R))` (left-censored when :math:`L \le 0`); an interval-censored milestone
+with a later milestone is sampled as a latent time
+:math:`T = L' + (R - L')\,v`, :math:`v \sim U(0,1)`, :math:`L' = \max(L, T_{prev})`, whose
+Jacobian :math:`\log(R-L')` makes the marginal equal :math:`\log(S(L')-S(R))`.
+
+The censoring kind of each cell is data (``obs_kind``), so one compiled model serves every
+dataset of the same shape and latent-time pattern (simulation-based calibration, new prior
+sets); only the latent cells are structure.
+
+Data
+----
+:class:`jdmbayes.indexing.MilestoneData`.
+
+References
+----------
+Kalbfleisch & Prentice (2002), *The Statistical Analysis of Failure Time Data*, ch. 2-3;
+Hougaard (2000), *Analysis of Multivariate Survival Data* (shared frailty);
+Sun (2006), *The Statistical Analysis of Interval-censored Failure Time Data*.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from jdmbayes.models import families
+from jdmbayes.models.indexing import EXACT, INTERVAL, LATENT, NONE, RIGHT, MilestoneData
+from jdmbayes.models.priors import create_prior_variable
+from jdmbayes.models.spec import ModelSpec, PriorSet
+
+
+def group_coords(design) -> dict:
+    coords = {"effect": design.effect_labels, "cell": design.cell_labels or ["all"]}
+    if design.covariate_names:
+        coords["covariate"] = list(design.covariate_names)
+    return coords
+
+
+def interaction_basis(design) -> np.ndarray:
+    """(cells, q) orthonormal basis of the cell contrasts orthogonal to the intercept and
+    the main effects."""
+    main = np.column_stack([np.ones(len(design.cells)), design.cell_effects])
+    u, singular, _ = np.linalg.svd(main, full_matrices=True)
+    rank = int((singular > 1e-10).sum())
+    return u[:, rank:]
+
+
+def group_effects(design, prior_set: PriorSet, n: int, cells: str = "non_centred"):
+    """Sum of the group (main + pooled cell) and covariate effects for each patient.
+
+    Cell deviations (spec ``cell_deviations``) are non-centred (``z_cell``, for few patients
+    per cell), centred, or ``interaction``: confined to the directions the main effects and
+    intercept cannot express (an orthonormal basis ``B`` of that complement, ``deviation =
+    B w``, ``w ~ N(0, sigma_cell)``, centred; one direction in a 2 x 2 design), so they do
+    not trade off against the main effects when every cell has many patients (chosen by
+    measurement for large series: ``benchmarks/RESULTS.md``)."""
+    x_group = pm.Data("x_group", design.cell_effects[design.patient_cell] if
+                      design.effect_labels else np.zeros((n, 0)), dims=("patient", "effect"))
+    patient_cell = pm.Data("patient_cell", design.patient_cell, dims="patient")
+    total = pt.zeros(n)
+    if design.effect_labels:
+        beta_group = create_prior_variable(prior_set, "beta_group", "beta_group", dims="effect")
+        total = total + pt.dot(x_group, beta_group)
+    if design.has_cell_deviations:
+        sigma_cell = create_prior_variable(prior_set, "sigma_cell", "sigma_cell")
+        if cells == "interaction":
+            basis = interaction_basis(design)
+            w = pm.Normal("w_interaction", 0.0, sigma_cell, shape=basis.shape[1])
+            deviation = pm.Deterministic("cell_deviation", pt.dot(basis, w), dims="cell")
+        elif cells == "centred":
+            deviation = pm.Normal("cell_deviation", 0.0, sigma_cell, dims="cell")
+        else:
+            z_cell = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
+            pm.Deterministic("cell_deviation", sigma_cell * z_cell, dims="cell")
+            total = total + sigma_cell * z_cell[patient_cell]
+        if cells in ("interaction", "centred"):
+            total = total + deviation[patient_cell]
+    if design.covariate_names:
+        x_cov = pm.Data("x_covariate", design.covariates, dims=("patient", "covariate"))
+        beta_cov = create_prior_variable(prior_set, "beta_covariate", "beta_covariate",
+                                         dims="covariate")
+        total = total + pt.dot(x_cov, beta_cov)
+    return total
+
+
+def gap_observations(data: MilestoneData) -> dict[str, np.ndarray]:
+    """One gap-time observation per (patient, milestone) cell, in patient-major order.
+
+    ``origin`` is the previous milestone's exact time (0 for the first); where the previous
+    milestone is latent, ``origin_latent`` gives its index (else -1) and ``origin`` is unused.
+    Cells with no information (``NONE``) get harmless values (origin 0, interval (0, 1]) and
+    contribute nothing, so every censoring pattern without latent times gives arrays of the
+    same shape: the pattern is data, not structure.
+    """
+    rows = {key: [] for key in ("patient", "outcome", "kind", "lo", "hi", "origin",
+                                "origin_latent", "latent")}
+    latent = data.latent
+    n, k_count = data.kind.shape
+    for i in range(n):
+        origin, origin_latent, informative = 0.0, -1, True
+        for k in range(k_count):
+            kind = data.kind[i, k] if informative else NONE
+            informative = informative and kind != NONE
+            useful = kind != NONE
+            for key, value in (("patient", i), ("outcome", k), ("kind", kind),
+                               ("lo", data.lo[i, k] if useful else 0.0),
+                               ("hi", data.hi[i, k] if useful else 1.0),
+                               ("origin", origin if useful else 0.0),
+                               ("origin_latent", origin_latent if useful else -1),
+                               ("latent", latent.index((i, k)) if kind == LATENT else -1)):
+                rows[key].append(value)
+            if kind == EXACT:
+                origin, origin_latent = data.hi[i, k], -1
+            elif kind == LATENT:
+                origin_latent = latent.index((i, k))
+    ints = ("patient", "outcome", "kind", "origin_latent", "latent")
+    return {k: np.asarray(v, dtype=int if k in ints else float) for k, v in rows.items()}
+
+
+def observation_data(data: MilestoneData) -> dict[str, np.ndarray]:
+    """The ``pm.Data`` values of the observations: a dataset with the same latent-time
+    pattern swaps these in (``compiled.with_data``) without rebuilding the model."""
+    obs = gap_observations(data)
+    return {"obs_kind": obs["kind"], "obs_time_lo": obs["lo"], "obs_time_hi": obs["hi"],
+            "obs_origin": obs["origin"]}
+
+
+def latent_pattern(data: MilestoneData) -> np.ndarray:
+    """What of the observations is structure rather than data: the latent cells and the
+    cells that start at a latent time."""
+    obs = gap_observations(data)
+    return np.stack([obs["latent"], obs["origin_latent"]])
+
+
+def censored_gap_terms(family: str, kind, lo, hi, origin, eta, sigma):
+    """Log-likelihood of each gap by its censoring kind (a data array): exact ``log f``,
+    right-censored ``log S``, interval-censored ``log(S(L)-S(R))`` (left-censored when
+    ``L <= origin``); 0 for ``NONE`` and ``LATENT`` (latent gaps are added separately).
+
+    Every branch is evaluated on every cell; the arguments of the branches a cell does not
+    take are replaced by safe values first, so their gradients stay finite.
+    """
+    log_gap = pt.log(hi - origin)
+    gap_lo = lo - origin
+    has_lo = pt.eq(kind, INTERVAL) & (gap_lo > 0)
+    log_s = families.log_survival(family, log_gap, eta, sigma)
+    log_s_lo = pt.switch(has_lo, families.log_survival(
+        family, pt.log(pt.switch(has_lo, gap_lo, 1.0)), eta, sigma), 0.0)
+    interval = log_s_lo + pt.log1mexp(pt.switch(pt.eq(kind, INTERVAL), log_s - log_s_lo, -1.0))
+    return pt.switch(pt.eq(kind, EXACT), families.log_density(family, log_gap, eta, sigma),
+                     pt.switch(pt.eq(kind, RIGHT), log_s,
+                               pt.switch(pt.eq(kind, INTERVAL), interval, 0.0)))
+
+
+def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
+    """The PyMC model of ``spec`` on ``data`` (not sampled)."""
+    n, k_count = data.kind.shape
+    family = spec.family
+    obs = gap_observations(data)
+    latent = data.latent
+    coords = {"patient": np.arange(1, n + 1), "outcome": list(data.outcomes),
+              "obs": np.arange(len(obs["kind"])), **group_coords(data.design)}
+    if latent:
+        coords["latent"] = [f"{data.outcomes[k]}[{i + 1}]" for i, k in latent]
+    with pm.Model(coords=coords) as model:
+        obs_patient = pm.Data("obs_patient", obs["patient"], dims="obs")
+        obs_outcome = pm.Data("obs_outcome", obs["outcome"], dims="obs")
+        obs_kind = pm.Data("obs_kind", obs["kind"], dims="obs")
+        obs_hi = pm.Data("obs_time_hi", obs["hi"], dims="obs")
+        obs_lo = pm.Data("obs_time_lo", obs["lo"], dims="obs")
+        obs_origin = pm.Data("obs_origin", obs["origin"], dims="obs")
+        alpha = create_prior_variable(prior_set, "intercept", "intercept", dims="outcome")
+        sigma = create_prior_variable(prior_set, "dispersion", "dispersion", dims="outcome")
+        base = group_effects(data.design, prior_set, n, spec.cell_deviations)
+        if k_count > 1:  # a frailty is identified only by several milestones per patient
+            sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
+            if spec.frailty == "centred":
+                frailty = pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
+            else:
+                z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
+                frailty = pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient")
+            base = base + frailty
+        eta = base[obs_patient] + alpha[obs_outcome]
+        scale = sigma[obs_outcome]
+        origin = obs_origin
+        if latent:
+            v = pm.Uniform("v_latent", 0.0, 1.0, dims="latent")
+            # latent times in milestone order, so each may start after an earlier latent one
+            t_latent = pt.zeros(len(latent))
+            origin_of = obs["origin_latent"]
+            for j in np.argsort([k for _, k in latent], kind="stable"):
+                row = int(np.flatnonzero(obs["latent"] == j)[0])
+                start = obs_origin[row] if origin_of[row] < 0 else t_latent[origin_of[row]]
+                lo_eff = pt.maximum(obs_lo[row], start)
+                t_latent = pt.set_subtensor(t_latent[j], lo_eff + (obs_hi[row] - lo_eff) * v[j])
+            uses = np.flatnonzero(origin_of >= 0)
+            origin = pt.set_subtensor(obs_origin[uses], t_latent[origin_of[uses]])
+        terms = censored_gap_terms(family, obs_kind, obs_lo, obs_hi, origin, eta, scale)
+        idx = np.flatnonzero(obs["kind"] == LATENT)
+        if idx.size:
+            e, s, o, hi = eta[idx], scale[idx], origin[idx], obs_hi[idx]
+            j = obs["latent"][idx]
+            lo_eff = pt.maximum(obs_lo[idx], o)
+            t = lo_eff + (hi - lo_eff) * v[j]
+            terms = pt.set_subtensor(terms[idx], families.log_density(
+                family, pt.log(t - o), e, s) + pt.log(hi - lo_eff))
+        per_patient = pt.zeros(n)
+        per_patient = pt.inc_subtensor(per_patient[obs_patient], terms)
+        per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
+        pm.Potential("likelihood", per_patient.sum())
+    return model

@@ -1,0 +1,375 @@
+"""Model specs and prior sets: plain TOML in ``models/`` and ``models/priors/``.
+
+A prior set is a TOML file with one table per parameter, ``[<section>.<parameter>]`` holding
+``dist`` and ``kwargs`` exactly as pymc-extras' ``Prior.to_dict`` writes them. Sections are
+the model kind (``milestones``, ``longitudinal_logit``, ``longitudinal_identity``,
+``longitudinal_log``); a table named after a model (``[ldh.intercept]``) overrides its kind's.
+A ``[prior_set]`` table may name a set it ``extends``: its tables are taken first and this
+file's tables replace them one parameter at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymc as pm
+from pymc_extras.prior import Prior
+
+from jdmbayes.errors import InputError, Problem
+
+ROOT = Path(__file__).resolve().parents[3]
+MODELS_DIR = ROOT / "models"
+PRIORS_DIR = MODELS_DIR / "priors"
+
+FAMILIES = ("weibull", "lognormal", "loglogistic")
+LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
+# the parameters each section's models read, with what they mean (shown in error messages)
+PARAMETERS = {
+    "milestones": {
+        "intercept": "log time (weeks) of each gap for the reference group",
+        "beta_group": "log time ratio of a group level against the reference level",
+        "sigma_cell": "spread of drug-by-dose cell deviations (log time)",
+        "sigma_patient": "spread of the patient frailty shared by the milestones (log time)",
+        "dispersion": "scale of the log-time error of each gap (Weibull shape = 1/dispersion)",
+        "beta_covariate": "log time ratio per unit of a standardised covariate",
+    },
+    **{f"longitudinal_{link}": {
+        "intercept": f"baseline on the {link} scale",
+        "sigma_intercept": "spread of patient baselines",
+        "change": f"change from baseline at the plateau for the reference group ({link} scale)",
+        "beta_group": "difference in change of a group level against the reference level",
+        "sigma_cell": "spread of drug-by-dose cell deviations of the change",
+        "sigma_change": "spread of patient changes",
+        "tau_weeks": "time constant of the approach to the plateau (weeks)",
+        "noise": "concentration (beta-binomial) or residual SD (normal, log-normal)",
+        "beta_covariate": "change per unit of a standardised covariate",
+    } for link in ("logit", "identity", "log")},
+}
+SPEC_KEYS = {
+    "common": {"name", "kind", "description", "population", "grouping", "covariates",
+               "contrasts", "priors", "replicates", "cell_deviations", "covariate_reference"},
+    "milestones": {"outcomes", "family", "frailty"},
+    "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
+                     "improvement", "random_change"},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as named in ``models/<name>.toml``."""
+
+    name: str
+    kind: str
+    path: Path
+    raw: dict
+    grouping: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+    covariate_reference: tuple[tuple[str, object], ...] = ()   # text covariate -> reference level
+    contrasts: tuple[tuple[str, object, object], ...] = ()
+    population: tuple[tuple[str, object], ...] = ()
+    prior_set: str = "default"
+    replicates: int = 40
+    outcomes: tuple[str, ...] = ()
+    family: str = "weibull"
+    frailty: str = "non_centred"
+    cell_deviations: str = "non_centred"
+    measure: str = ""
+    likelihood: str = ""
+    upper: float | None = None
+    threshold: float = 0.0
+    final_week: float = 24.0
+    improvement: str = "increase"
+    random_change: bool = True
+
+    @property
+    def prior_section(self) -> str:
+        if self.kind == "milestones":
+            return "milestones"
+        return f"longitudinal_{LIKELIHOODS[self.likelihood]}"
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """Named priors for one model: parameter -> pymc-extras ``Prior``, plus their source."""
+
+    name: str
+    path: Path
+    priors: dict[str, Prior] = field(default_factory=dict)
+    description: str = ""
+
+    def as_dicts(self) -> dict[str, dict]:
+        return {k: _plain(p.to_dict()) for k, p in self.priors.items()}
+
+    def family_signature(self) -> str:
+        """What forces a rebuild: distributions and their argument names, not their values."""
+        shape = {k: (p.distribution, sorted(p.parameters)) for k, p in self.priors.items()}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise InputError([Problem(str(path), "toml_syntax", f"not valid TOML: {err}")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(str(path), "not_utf8", "file is not UTF-8")]) from None
+
+
+def search_folders(*folders) -> list[Path]:
+    """Distinct existing folders, in order (where a name is looked up)."""
+    out: list[Path] = []
+    for folder in folders:
+        if folder is None:
+            continue
+        folder = Path(folder).resolve()
+        if folder.is_dir() and folder not in out:
+            out.append(folder)
+    return out
+
+
+def model_folders(models_dir: str | Path | None = None) -> list[Path]:
+    """Where ``--model NAME`` looks, first match wins: the user's folder (``models_dir``, else
+    the current folder), then the bundled ``models/``."""
+    return search_folders(models_dir if models_dir is not None else Path.cwd(), MODELS_DIR)
+
+
+def is_model_spec(path: Path) -> bool:
+    """Whether a TOML file is a model spec (has a [model] table): a user's folder, or the
+    current one, may hold other TOML files (pyproject.toml)."""
+    try:
+        with open(path, "rb") as handle:
+            return isinstance(tomllib.load(handle).get("model"), dict)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def resolve(name_or_path: str, folders: Path | list[Path], what: str) -> Path:
+    """The file ``name_or_path`` names: a path to a ``.toml`` file, or ``<name>.toml`` in the
+    first of ``folders`` that has it (for a model, one with a [model] table)."""
+    folders = [folders] if isinstance(folders, Path) else list(folders)
+    usable = is_model_spec if what == "model" else Path.is_file
+    rule = f"unknown_{what.replace(' ', '_')}"
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        if candidate.is_file():
+            return candidate.resolve()
+        raise InputError([Problem(str(candidate), rule, f"no {what} file {name_or_path}")])
+    for folder in folders:
+        path = folder / f"{name_or_path}.toml"
+        if path.is_file() and usable(path):
+            return path
+    names = sorted({p.stem for folder in folders for p in folder.glob("*.toml") if usable(p)})
+    where = " or ".join(str(folder) for folder in folders)
+    raise InputError([Problem(str(folders[0] / f"{name_or_path}.toml"), rule,
+                              f"no {what} '{name_or_path}' in {where}; valid: "
+                              f"{', '.join(names)}; or give the path to a {what} file "
+                              "(.toml)")])
+
+
+def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> ModelSpec:
+    """The spec ``name_or_path`` names (a ``.toml`` path, or a name looked up in
+    :func:`model_folders`)."""
+    path = resolve(name_or_path, model_folders(models_dir), "model")
+    raw = _load_toml(path)
+    table = raw.get("model", {})
+    kind = table.get("kind")
+    problems = []
+    if kind not in ("milestones", "longitudinal"):
+        problems.append(Problem(str(path), "model_kind", f"[model] kind must be 'milestones' "
+                                f"or 'longitudinal', got {kind!r}", column="kind"))
+        raise InputError(problems)
+    allowed = SPEC_KEYS["common"] | SPEC_KEYS[kind]
+    for key in sorted(set(table) - allowed):
+        problems.append(Problem(str(path), "unknown_key", f"unknown key '{key}' in [model]; "
+                                f"valid: {', '.join(sorted(allowed))}", column=key))
+    common = dict(
+        name=table.get("name", path.stem), kind=kind, path=path, raw=raw,
+        grouping=tuple(table.get("grouping", ())), covariates=tuple(table.get("covariates", ())),
+        covariate_reference=tuple(table.get("covariate_reference", {}).items()),
+        contrasts=tuple(tuple(c) for c in table.get("contrasts", ())),
+        population=tuple(table.get("population", {}).items()),
+        prior_set=table.get("priors", "default"), replicates=int(table.get("replicates", 40)),
+        cell_deviations=table.get("cell_deviations", "non_centred"))
+    if common["cell_deviations"] not in ("centred", "non_centred", "interaction"):
+        problems.append(Problem(str(path), "cell_deviations", "cell_deviations must be "
+                                "'centred', 'non_centred' or 'interaction', got "
+                                f"{common['cell_deviations']!r}", column="cell_deviations"))
+    for column, _ in common["covariate_reference"]:
+        if column not in common["covariates"]:
+            problems.append(Problem(str(path), "covariate_reference", f"covariate_reference "
+                                    f"names '{column}', which is not one of the covariates "
+                                    f"({', '.join(common['covariates']) or 'none'})",
+                                    column="covariate_reference"))
+    for contrast in common["contrasts"]:
+        if len(contrast) != 3 or contrast[0] not in common["grouping"]:
+            problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} must be "
+                                    "[grouping column, numerator level, denominator level]",
+                                    column="contrasts"))
+    if kind == "milestones":
+        family = table.get("family", "weibull")
+        if family not in FAMILIES:
+            problems.append(Problem(str(path), "family", f"unknown family {family!r}; valid: "
+                                    f"{', '.join(FAMILIES)}", column="family"))
+        outcomes = tuple(table.get("outcomes", ()))
+        if not outcomes:
+            problems.append(Problem(str(path), "outcomes", "list at least one event in "
+                                    "'outcomes'", column="outcomes"))
+        frailty = table.get("frailty", "non_centred")
+        if frailty not in ("centred", "non_centred"):
+            problems.append(Problem(str(path), "frailty", f"frailty must be 'centred' or "
+                                    f"'non_centred', got {frailty!r}", column="frailty"))
+        spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
+    else:
+        likelihood = table.get("likelihood", "")
+        if likelihood not in LIKELIHOODS:
+            problems.append(Problem(str(path), "likelihood", f"unknown likelihood "
+                                    f"{likelihood!r}; valid: {', '.join(LIKELIHOODS)}",
+                                    column="likelihood"))
+        upper = table.get("upper")
+        if likelihood in ("beta_binomial", "censored_normal") and not upper:
+            problems.append(Problem(str(path), "upper", f"'{likelihood}' needs 'upper' (the "
+                                    "top of the scale)", column="upper"))
+        improvement = table.get("improvement", "increase")
+        if improvement not in ("increase", "decrease"):
+            problems.append(Problem(str(path), "improvement", "improvement must be 'increase' "
+                                    f"or 'decrease', got {improvement!r}", column="improvement"))
+        spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         improvement=improvement,
+                         random_change=bool(table.get("random_change", True)),
+                         likelihood=likelihood, upper=upper,
+                         threshold=float(table.get("threshold", 0.0)),
+                         final_week=float(table.get("final_week", 24.0)))
+    if problems:
+        raise InputError(problems)
+    return spec
+
+
+def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[Problem]:
+    where = f"[{section}.{parameter}]"
+    if not isinstance(table, dict) or "dist" not in table:
+        return [Problem(str(path), "prior_table", f"{where} needs dist = \"...\" and kwargs",
+                        column=parameter)]
+    extra = set(table) - {"dist", "kwargs", "dims", "centered", "transform"}
+    if extra:
+        return [Problem(str(path), "prior_table", f"{where}: unknown key(s) "
+                        f"{', '.join(sorted(extra))}; valid: dist, kwargs", column=parameter)]
+    dist = table["dist"]
+    distribution = getattr(pm, dist, None)
+    if not (isinstance(distribution, type) and issubclass(distribution, pm.Distribution)):
+        valid = sorted(n for n in pm.distributions.__all__
+                       if isinstance(getattr(pm, n, None), type)
+                       and issubclass(getattr(pm, n), pm.Distribution)
+                       and n[0].isupper() and n not in ("Distribution", "Continuous",
+                                                        "Discrete", "CustomDist"))
+        return [Problem(str(path), "prior_distribution", f"{where}: unknown distribution "
+                        f"'{dist}'; valid: {', '.join(valid)}", column=parameter)]
+    signature = inspect.signature(distribution.dist)
+    valid_args = [n for n, p in signature.parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "cls"]
+    problems = []
+    for arg, value in table.get("kwargs", {}).items():
+        if arg not in valid_args:
+            problems.append(Problem(str(path), "prior_argument", f"{where}: {dist} has no "
+                                    f"argument '{arg}'; valid: {', '.join(valid_args)}",
+                                    column=parameter))
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(Problem(str(path), "prior_argument", f"{where}: {arg} must be a "
+                                    f"number, got {value!r}", column=parameter))
+    return problems
+
+
+META_SECTION = "prior_set"
+META_KEYS = {"extends", "description"}
+
+
+def _read_prior_file(path: Path, priors_dir: list[Path], seen: tuple[Path, ...] = ()
+                     ) -> tuple[dict, list[Problem]]:
+    """The file's tables merged over those of the set it ``extends`` (recursively)."""
+    raw = _load_toml(path)
+    meta = raw.pop(META_SECTION, {})
+    if not isinstance(meta, dict):
+        meta = {}
+    problems = [Problem(str(path), "prior_set_key", f"unknown key '{key}' in [{META_SECTION}];"
+                        f" valid: {', '.join(sorted(META_KEYS))}", column=key)
+                for key in sorted(set(meta) - META_KEYS)]
+    base_name = meta.get("extends")
+    if base_name is None:
+        return raw, problems
+    base_path = resolve(str(base_name), search_folders(path.parent, *priors_dir), "prior set")
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        return raw, problems + [Problem(str(path), "prior_extends", f"'extends = "
+                                        f"\"{base_name}\"' makes a cycle", column="extends")]
+    base, base_problems = _read_prior_file(base_path, priors_dir, (*seen, path.resolve()))
+    merged = {name: dict(tables) for name, tables in base.items()}
+    for name, tables in raw.items():
+        merged.setdefault(name, {}).update(tables if isinstance(tables, dict) else {})
+    return merged, problems + base_problems
+
+
+def load_prior_set(name_or_path: str, spec: ModelSpec,
+                   priors_dir: Path | None = None) -> PriorSet:
+    """The priors ``spec`` needs from a prior-set file (its kind's tables, then its own).
+
+    A name is looked up in ``priors_dir`` if given, else in the spec's own ``priors/``
+    folder, then in the bundled ``models/priors/`` (an ``extends`` name likewise, beside
+    the file first)."""
+    priors_dir = search_folders(priors_dir if priors_dir is not None
+                                else spec.path.parent / "priors", PRIORS_DIR)
+    path = resolve(name_or_path, priors_dir, "prior set")
+    raw, problems = _read_prior_file(path, priors_dir)
+    description = str(_load_toml(path).get(META_SECTION, {}).get("description", ""))
+    section = spec.prior_section
+    expected = PARAMETERS[section]
+    known_sections = set(PARAMETERS) | {n.stem for n in MODELS_DIR.glob("*.toml")} | {spec.name}
+    for name in raw:
+        if name not in known_sections:
+            problems.append(Problem(str(path), "prior_section", f"unknown section [{name}]; "
+                                    f"valid: {', '.join(sorted(PARAMETERS))} or a model name",
+                                    column=name))
+
+    def check_section(source: str, valid) -> dict[str, dict]:
+        """The valid tables of ``[source.*]``; every problem in them is recorded."""
+        good = {}
+        for parameter, table in raw.get(source, {}).items():
+            if parameter not in valid:
+                problems.append(Problem(str(path), "prior_parameter", f"[{source}.{parameter}]:"
+                                        f" unknown parameter; valid: {', '.join(valid)}",
+                                        column=parameter))
+                continue
+            found = _check_prior_table(path, source, parameter, table)
+            problems.extend(found)
+            if not found:
+                good[parameter] = table
+        return good
+
+    # every kind's section is checked, so a typo anywhere in the file is reported; the
+    # model's own section ([<model name>.*]) overrides its kind's tables
+    checked = {kind: check_section(kind, PARAMETERS[kind]) for kind in PARAMETERS}
+    merged = {**checked[section], **check_section(spec.name, expected)}
+    missing = [p for p in expected if p not in merged]
+    if missing and not problems:
+        problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "
+                                f"{', '.join(missing)}", column=section))
+    if problems:
+        raise InputError(problems)
+    priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
+                                                                                   {}))})
+              for k, t in merged.items()}
+    return PriorSet(name=path.stem, path=path, priors=priors, description=description)

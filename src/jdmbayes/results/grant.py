@@ -1,0 +1,124 @@
+"""grant.md: a sentence per key estimand that a grant writer can paste, and a closing
+paragraph on what the numbers rest on. Numbers come from the summary rows (``summary.csv``)
+rounded by :mod:`jdmbayes.results.formatting`; the interval kind and level are in every sentence."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from jdmbayes.estimands.names import UNITS, display, is_key, without_repeated_time_ratios
+from jdmbayes.inference.fitted import rows_sentence
+from jdmbayes.results.formatting import RECONSTRUCTED_NOTE, decimals_for, fmt, interval_label
+
+PROBABILITIES = ("p_event_by_wk12", "p_event_by_wk24", "p_change_ge_threshold_wk24")
+
+
+def number(row, value: str) -> tuple[str, str, str]:
+    """(estimate, low, high) of a row as text: probabilities as percentages."""
+    d = decimals_for(row["mcse_mean"], row["median"])
+    if row["quantity"] in PROBABILITIES:
+        d = max(0, d - 2)
+        return tuple(fmt(100 * row[c], d) + "%" for c in ("median", "ci_low", "ci_high"))
+    return tuple(fmt(row[c], d) for c in ("median", "ci_low", "ci_high"))
+
+
+def sentence(row, ci: str, threshold: float | None = None, direction: str = "increase") -> str:
+    outcome = display(row["outcome"])
+    unit = UNITS.get(row["outcome"], "")
+    estimate, low, high = number(row, "median")
+    q, group = row["quantity"], row["group"]
+    if unit and q in ("mean_change_wk24", "diff_mean_change_wk24",
+                      "diff_mean_change_wk24_per_unit", "diff_mean_change_wk24_per_sd"):
+        estimate, low, high = (f"{x} {unit}" for x in (estimate, low, high))
+    interval = f"({ci} {low} to {high})"
+    if q == "median_time_wk":
+        return (f"The estimated median time to {outcome} was {estimate} weeks "
+                f"(posterior median; {ci} {low} to {high} weeks).")
+    if q.startswith("p_event_by_wk"):
+        return (f"The estimated probability of {outcome} by week {q.removeprefix('p_event_by_wk')}"
+                f" was {estimate} {interval}.")
+    if q == "mean_change_wk24":
+        return f"The estimated mean change in {outcome} by week 24 was {estimate} {interval}."
+    if q == "p_change_ge_threshold_wk24":
+        verb = "rose" if direction == "increase" else "fell"
+        return (f"The estimated proportion of patients whose expected {outcome} {verb} by at "
+                f"least {threshold:g} {unit} by week 24 (an improvement) was {estimate} "
+                f"{interval}.")
+    if q == "time_ratio":
+        num, den = group.split("/")
+        return (f"The time to {outcome} with {num} relative to {den} had a time ratio of "
+                f"{estimate} {interval}; a ratio below 1 means a shorter time with {num}.")
+    if q in ("time_ratio_per_unit", "time_ratio_per_sd"):
+        per = "unit" if q.endswith("unit") else "SD"
+        return (f"Per {per} of {group}, the time to {outcome} had a time ratio of {estimate} "
+                f"{interval}; a ratio below 1 means a shorter time.")
+    if q in ("diff_mean_change_wk24_per_unit", "diff_mean_change_wk24_per_sd"):
+        per = "unit" if q.endswith("unit") else "SD"
+        return (f"Per {per} of {group}, the mean change in {outcome} by week 24 differed by "
+                f"{estimate} {interval}.")
+    if q == "diff_mean_change_wk24":
+        num, den = group.split("-")
+        return (f"The mean change in {outcome} by week 24 with {num} minus that with {den} was "
+                f"{estimate} {interval}.")
+    return f"{q} ({group}) of {outcome}: {estimate} {interval}."
+
+
+def grant_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict,
+                   allow_failed: bool) -> str:
+    ci = interval_label(manifest["ci_prob"], manifest["ci_kind"])
+    failed = [m for m, d in diagnostics.items() if d["verdict"] != "pass"]
+    lines = ["# Grant-ready statements", ""]
+    if failed:
+        lines += [f"**A diagnostic gate failed for: {', '.join(failed)}.** Their posterior "
+                  "draws may not represent the posterior; see `diagnostics.json` and "
+                  "`report.html`.", ""]
+        if not allow_failed:
+            lines += ["No statements are given. Fix the fit (the report says what to try) or "
+                      "rerun with `--allow-failed-diagnostics` to write them anyway, marked.",
+                      ""]
+            return "\n".join(lines + closing(manifest, summary))
+        lines += ["Statements below were written with `--allow-failed-diagnostics`; those of "
+                  "the failing models are marked **[diagnostics failed]**.", ""]
+    for model, part in summary.groupby("model", sort=False):
+        info = manifest["models"][model]
+        part = without_repeated_time_ratios(
+            part, info["spec"].get("model", {}).get("outcomes", []))
+        table = info["spec"].get("model", {})
+        threshold = table.get("threshold")
+        direction = table.get("improvement", "increase")
+        lines += [f"## {model}", ""]
+        mark = " **[diagnostics failed]**" if model in failed else ""
+        for _, row in part.iterrows():
+            if is_key(row["outcome"], row["quantity"], row["group"]):
+                lines.append(f"- {sentence(row, ci, threshold, direction)}{mark}")
+        if "rows" in info:
+            lines.append(f"- {rows_sentence(info['rows'], info.get('excluded', {}))}")
+        lines.append("")
+    return "\n".join(lines + closing(manifest, summary))
+
+
+def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
+    data = manifest["data"]
+    source = (RECONSTRUCTED_NOTE if data.get("reconstructed")
+              else "Data: a user-supplied series (" + ", ".join(
+                  f"{t['file']} sha256 {t['sha256'][:12]}" for t in data["tables"].values())
+              + ").")
+    sizes = "; ".join(f"{m}: {info['n_patients']} patients"
+                      for m, info in manifest["models"].items() if "n_patients" in info)
+    by_set: dict[tuple[str, str], list[str]] = {}
+    for model, info in manifest["models"].items():
+        by_set.setdefault((info["prior_set"], info.get("prior_description", "")),
+                          []).append(model)
+    priors = "; ".join(f"'{name}' for {', '.join(models)} ({text.rstrip('.')})"
+                       for (name, text), models in by_set.items())
+    sampler = manifest["sampler"]
+    return ["## What these numbers rest on", "",
+            f"{source} Sample size: {sizes}. This is an uncontrolled case series: there is no "
+            "comparison group without a JAK inhibitor, so changes over time cannot be "
+            "attributed to the drug, and drug and dose were not randomised, so their contrasts "
+            "may be confounded. Estimates are population-averaged posterior medians from "
+            "hierarchical Bayesian models with partial pooling across drug and dose; "
+            f"intervals are {interval_label(manifest['ci_prob'], manifest['ci_kind'])}s. "
+            f"Prior set: {priors}. Sampler {sampler['sampler']}, {sampler['chains']} chains x "
+            f"{sampler['draws']} draws, seed {manifest['seed']}; jdmbayes "
+            f"{manifest['jdmbayes']}, PyMC {manifest['versions'].get('pymc')}.", ""]

@@ -1,0 +1,58 @@
+"""Refactoring changes nothing users see: for one model of each kind, at a fixed seed,
+``summary.csv``, ``diagnostics.json`` and ``grant.md`` are byte-identical to the files kept in
+``tests/golden/`` (written by this test with ``JDMBAYES_UPDATE_GOLDEN=1``).
+
+Byte identity of MCMC draws holds on one machine and one stack: the golden files record the
+CPU that numba compiled for and the numerical packages' versions, and the comparison is made
+only where they match (otherwise the test is skipped and says why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from jdmbayes.cli import main
+from jdmbayes.kinds.registry import KINDS
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+FILES = ("summary.csv", "diagnostics.json", "grant.md")
+MODEL_OF_KIND = {"milestones": "gc_discontinuation", "longitudinal": "cmas"}
+ARGS = ["--seed", "19", "--chains", "2", "--draws", "200", "--tune", "200", "--jobs", "1",
+        "--allow-failed-diagnostics"]
+PACKAGES = ("numpy", "scipy", "pytensor", "numba", "nutpie", "pymc", "arviz", "arviz-stats",
+            "pandas", "xarray")
+
+
+def platform_marker() -> dict:
+    import llvmlite.binding as llvm
+
+    return {"cpu": llvm.get_host_cpu_name(),
+            "packages": {p: metadata.version(p) for p in PACKAGES}}
+
+
+def test_every_kind_has_a_golden_model():
+    assert set(MODEL_OF_KIND) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_OF_KIND))
+def test_outputs_are_byte_identical_to_the_golden_files(kind, tmp_path):
+    model = MODEL_OF_KIND[kind]
+    out = tmp_path / "run"
+    assert main(["fit", "--model", model, *ARGS, "--out", str(out)]) in (0, 3)
+    folder = GOLDEN / model
+    marker = platform_marker()
+    if os.environ.get("JDMBAYES_UPDATE_GOLDEN") == "1":
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            (folder / name).write_bytes((out / name).read_bytes())
+        (folder / "platform.json").write_text(json.dumps(marker, indent=1) + "\n")
+    recorded = json.loads((folder / "platform.json").read_text())
+    if recorded != marker:
+        pytest.skip(f"golden files of {model} were written on {recorded}, this is {marker}")
+    for name in FILES:
+        assert (out / name).read_bytes() == (folder / name).read_bytes(), f"{model}/{name}"
