@@ -149,11 +149,13 @@ def sensitivity_command(args) -> int:
 def validate_command(args) -> int:
     from jdmbayes.data.validate import load_series
     from jdmbayes.kinds.fit import check_models
-    from jdmbayes.models.spec import load_model_spec
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     series = load_series(args.data)
     specs = [load_model_spec(name, getattr(args, "models_dir", None))
              for name in (getattr(args, "model", None) or [])]
+    for spec in specs:   # every check fit makes before sampling, in fit's order
+        load_prior_set(getattr(args, "priors", None) or spec.prior_set, spec)
     check_models(series, specs)
     if specs:
         print(f"{args.data}: every rule of {', '.join(s.name for s in specs)} holds")
@@ -321,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "validate":
             command.add_argument("--model", action="append", help="also check the series "
                                  "against this spec, as fit would (repeatable)")
+            command.add_argument("--priors", help="prior set name or path (default: each "
+                                 "spec's), checked as fit would")
             _models_dir_option(command)
         command.set_defaults(handler=handler)
     return parser

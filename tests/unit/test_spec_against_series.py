@@ -32,15 +32,18 @@ def spec_file(tmp_path, name="check", outcomes='["gc_discontinuation"]',
 
 
 def refused(capsys, tmp_path, series, spec, command="fit") -> str:
-    """Run ``command`` and return stderr, asserting exit 2 and that nothing was written."""
+    """Run ``fit`` and ``validate --model`` on the same series and spec; assert both exit 2
+    with the same problems (verdict, rule and message) and that fit wrote nothing; return
+    the problems as printed."""
     out = tmp_path / "run"
-    argv = (["validate", str(series), "--model", spec] if command == "validate" else
-            ["fit", "--data", str(series), "--model", spec, "--out", str(out)])
-    assert main(argv) == 2
+    assert main(["fit", "--data", str(series), "--model", spec, "--out", str(out)]) == 2
     assert not out.exists() and not list(tmp_path.glob(".run*"))
-    err = capsys.readouterr().err
-    assert "nothing was written" in err
-    return err
+    fit_err = capsys.readouterr().err
+    assert "nothing was written" in fit_err
+    assert main(["validate", str(series), "--model", spec]) == 2
+    validate_err = capsys.readouterr().err
+    assert validate_err == fit_err, (fit_err, validate_err)
+    return fit_err
 
 
 def edit(series, table: str, change) -> None:

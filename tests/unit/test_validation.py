@@ -45,9 +45,17 @@ def test_bundled_series_is_valid():
 
 
 def test_missing_file(series_copy):
-    (series_copy / "events.csv").unlink()
+    (series_copy / "subjects.csv").unlink()
     p = _one(series_copy, "missing_file")
-    assert p.file.endswith("events.csv") and "table 'events' not found" in p.message
+    assert p.file.endswith("subjects.csv") and "table 'subjects' not found" in p.message
+
+
+def test_events_and_measurements_are_optional_tables(series_copy):
+    (series_copy / "events.csv").unlink()
+    (series_copy / "measurements.csv").write_text("subject_id,measure,week,value\n")
+    series = load_series(series_copy)
+    assert len(series.subjects) == 25 and series.events.empty and series.measurements.empty
+    assert {"subject_id", "event", "time_wk", "censored", "time_lo_wk"} <= set(series.events)
 
 
 def test_missing_column(series_copy):
@@ -63,8 +71,53 @@ def test_empty_file(series_copy):
 
 
 def test_header_only_file(series_copy):
-    (series_copy / "measurements.csv").write_text("subject_id,measure,week,value,note\n")
+    (series_copy / "subjects.csv").write_text("subject_id,followup_wk\n")
     assert _one(series_copy, "empty_file").message == "file has a header but no data rows"
+
+
+def test_only_id_and_followup_are_required(tmp_path):
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk,centre\nA,10,x\nB,12,y\n")
+    series = load_series(tmp_path)
+    assert list(series.subjects["subject_id"]) == ["A", "B"]
+    assert "sex" not in series.subjects and "drug" not in series.subjects
+
+
+def test_letter_columns_keep_their_rules_when_present(tmp_path):
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk,sex,weight_kg\nA,10,X,-1\n")
+    rules = {p.rule for p in _problems(tmp_path)}
+    assert rules == {"sex_value", "positive_value"}
+
+
+@pytest.mark.parametrize("unit, weeks_per_unit, suffix, visit", [
+    ("days", 1 / 7, "d", "day"), ("months", 365.25 / 12 / 7, "mo", "month"),
+    ("weeks", 1.0, "wk", "week")])
+def test_times_in_the_declared_unit_are_read_as_weeks(tmp_path, unit, weeks_per_unit, suffix,
+                                                      visit):
+    (tmp_path / "series.toml").write_text(f'[series]\ntime_unit = "{unit}"\n')
+    (tmp_path / "subjects.csv").write_text(f"subject_id,followup_{suffix}\nA,70\nB,35\n")
+    (tmp_path / "events.csv").write_text(f"subject_id,event,time_{suffix},censored,"
+                                         f"time_lo_{suffix}\nA,flare,14,0,7\nB,flare,35,1,\n")
+    (tmp_path / "measurements.csv").write_text(f"subject_id,measure,{visit},value\nA,x,0,1\n"
+                                               "A,x,28,2\n")
+    series = load_series(tmp_path)
+    assert series.time_unit == unit
+    assert series.subjects["followup_wk"].tolist() == pytest.approx(
+        [70 * weeks_per_unit, 35 * weeks_per_unit])
+    assert series.events["time_wk"].tolist() == pytest.approx([14 * weeks_per_unit,
+                                                               35 * weeks_per_unit])
+    assert series.events["time_lo_wk"].iloc[0] == pytest.approx(7 * weeks_per_unit)
+    assert series.measurements["week"].tolist() == pytest.approx([0, 28 * weeks_per_unit])
+
+
+def test_problems_name_the_series_own_time_columns(tmp_path):
+    (tmp_path / "series.toml").write_text('[series]\ntime_unit = "days"\n')
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_d\nA,70\n")
+    (tmp_path / "events.csv").write_text("subject_id,event,time_d,censored\nA,flare,90,0\n")
+    p = _one(tmp_path, "after_followup")
+    assert p.column == "time_d" and p.message == "time_d 90 is after followup_d 70"
+    (tmp_path / "series.toml").write_text('[series]\ntime_unit = "fortnights"\n')
+    assert "time_unit 'fortnights' is not one of weeks, days, months" in _one(
+        tmp_path, "time_unit").message
 
 
 def test_not_utf8(series_copy):

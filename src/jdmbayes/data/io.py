@@ -1,4 +1,7 @@
-"""Read a series folder: three tables (CSV or Parquet, same stem), as raw text columns.
+"""Read a series folder: its tables (CSV or Parquet, same stem), as raw text columns.
+
+``subjects`` is required; ``events`` and ``measurements`` are read when present (a header-only
+file is an empty table), and a model that needs one says so before sampling.
 
 Reading does no type conversion: :mod:`jdmbayes.data.validate` converts and checks every cell so
 that all problems are reported at once. The SHA-256 of each file travels with the series
@@ -17,6 +20,8 @@ import pandas as pd
 from jdmbayes.errors import Problem
 
 TABLES = ("subjects", "events", "measurements")
+# a series needs subjects; events and measurements only when a model reads them
+OPTIONAL_TABLES = ("events", "measurements")
 FORMATS = (".csv", ".parquet")
 
 
@@ -88,6 +93,8 @@ def read_series(folder: str | Path) -> tuple[RawSeries, list[Problem]]:
         return series, [Problem(str(folder), "missing_folder", "series folder does not exist")]
     for stem in TABLES:
         path, found_problems = _find_table(folder, stem)
+        if path is None and stem in OPTIONAL_TABLES and found_problems[0].rule == "missing_file":
+            continue
         problems += found_problems
         if path is None:
             continue
@@ -96,7 +103,7 @@ def read_series(folder: str | Path) -> tuple[RawSeries, list[Problem]]:
         problems += read_problems
         if frame is None:
             continue
-        if frame.empty:
+        if frame.empty and stem not in OPTIONAL_TABLES:
             problems.append(Problem(str(path), "empty_file",
                                     "file has a header but no data rows"))
             continue
@@ -110,10 +117,21 @@ def read_series(folder: str | Path) -> tuple[RawSeries, list[Problem]]:
 def series_provenance(folder: str | Path) -> dict:
     """What ``series.toml`` says of a series folder (the bundled one is reconstructed);
     a folder without it is a user-supplied series."""
-    marker = Path(folder) / "series.toml"
-    if marker.is_file():
-        with open(marker, "rb") as handle:
-            info = tomllib.load(handle).get("series", {})
+    info = series_description(folder)
+    if info:
         return {"reconstructed": bool(info.get("reconstructed", False)),
-                "provenance": info.get("provenance", "")}
-    return {"reconstructed": False, "provenance": "user-supplied series"}
+                "provenance": info.get("provenance", ""),
+                "description": str(info.get("description", "")),
+                "randomised": info.get("randomised"),
+                "time_unit": str(info.get("time_unit", "weeks"))}
+    return {"reconstructed": False, "provenance": "user-supplied series", "description": "",
+            "randomised": None, "time_unit": "weeks"}
+
+
+def series_description(folder: str | Path) -> dict:
+    """The [series] table of ``series.toml`` (empty when the folder has none)."""
+    marker = Path(folder) / "series.toml"
+    if not marker.is_file():
+        return {}
+    with open(marker, "rb") as handle:
+        return tomllib.load(handle).get("series", {})

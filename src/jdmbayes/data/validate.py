@@ -7,6 +7,8 @@ and rule. :func:`load_series` raises :class:`~jdmbayes.errors.InputError` with a
 from __future__ import annotations
 
 import math
+import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +24,21 @@ MILESTONE_ORDER = ("rash_improvement", "rash_marked_improvement", "rash_resoluti
 SCORE_RANGES = {"cmas": (0, 52), "cat_bm": (0, 17)}
 POSITIVE_MEASURES = ("ldh", "ck")
 
-# column -> (kind, required); kinds: id, text, float, binary, sex, refractory
-SUBJECT_COLUMNS = {
-    "subject_id": "id", "sex": "sex", "age_onset_y": "float", "age_start_y": "float",
-    "weight_kg": "float", "drug": "drug", "dose_start_mg_bid": "float",
-    "dose_max_mg_bid": "float", "disease_course_mo": "float", "refractory_type": "refractory",
-    "rash_at_start": "binary", "weak_at_start": "binary", "followup_wk": "float",
+# column -> kind; kinds: id, text, float, binary, sex, refractory, drug
+SUBJECT_COLUMNS = {"subject_id": "id", "followup_wk": "float"}
+# the letter's columns: not required, but checked by their rules whenever present
+SUBJECT_OPTIONAL = {
+    "sex": "sex", "age_onset_y": "float", "age_start_y": "float", "weight_kg": "float",
+    "drug": "drug", "dose_start_mg_bid": "float", "dose_max_mg_bid": "float",
+    "disease_course_mo": "float", "refractory_type": "refractory", "rash_at_start": "binary",
+    "weak_at_start": "binary",
 }
+# time unit a series may declare (series.toml [series] time_unit) -> (column suffix, visit
+# column, weeks per unit): its time columns are named in that unit and converted to weeks
+TIME_UNITS = {"weeks": ("wk", "week", 1.0), "days": ("d", "day", 1.0 / 7.0),
+              "months": ("mo", "month", 365.25 / 12.0 / 7.0)}
+TIME_COLUMNS = {"subjects": ("followup_wk",), "events": ("time_wk", "time_lo_wk"),
+                "measurements": ("week",)}
 EVENT_COLUMNS = {"subject_id": "id", "event": "text", "time_wk": "float", "censored": "binary"}
 EVENT_OPTIONAL = {"time_lo_wk": "float"}
 MEASUREMENT_COLUMNS = {"subject_id": "id", "measure": "text", "week": "float", "value": "float"}
@@ -39,7 +49,8 @@ NONNEGATIVE_SUBJECT_COLUMNS = ("age_onset_y", "age_start_y", "disease_course_mo"
 
 @dataclass
 class Series:
-    """A validated series: typed tables plus where they came from."""
+    """A validated series: typed tables plus where they came from. Times are in weeks
+    whatever unit the series declared (``time_unit``; converted on reading)."""
 
     folder: Path
     subjects: pd.DataFrame
@@ -47,19 +58,41 @@ class Series:
     measurements: pd.DataFrame
     paths: dict[str, Path]
     sha256: dict[str, str]
+    time_unit: str = "weeks"
+
+
+def user_column(column: str, unit: str) -> str:
+    """The name a series in ``unit`` gives the contract's weekly column ``column``."""
+    suffix, visit, _ = TIME_UNITS[unit]
+    if column == "week":
+        return visit
+    return column.removesuffix("_wk") + f"_{suffix}" if column.endswith("_wk") else column
 
 
 class _Checker:
-    def __init__(self, raw: RawSeries):
+    def __init__(self, raw: RawSeries, unit: str = "weeks"):
         self.raw = raw
         self.problems: list[Problem] = []
+        # the contract's weekly names -> the series' own (``time_d``, ``day`` ...)
+        self.names = {c: user_column(c, unit) for cs in TIME_COLUMNS.values() for c in cs}
+        self.unit = unit
 
     def add(self, table: str, rule: str, message: str, row: int | None = None,
             column: str | None = None) -> None:
-        self.problems.append(Problem(str(self.raw.paths[table]), rule, message, row, column))
+        """A problem, named in the series' own columns and unit."""
+        if self.unit != "weeks":
+            for ours, theirs in self.names.items():
+                message = re.sub(rf"\b{ours}\b", theirs, message)
+            message = re.sub(r"\bwk\b", TIME_UNITS[self.unit][0], message)
+        self.problems.append(Problem(str(self.raw.paths[table]), rule, message, row,
+                                     self.names.get(column, column)))
 
     # -- columns and types -------------------------------------------------------------
-    def typed(self, table: str, required: dict[str, str], optional: dict[str, str]):
+    def typed(self, table: str, required: dict[str, str], optional: dict[str, str],
+              fill: bool = True):
+        """The table with every cell typed; absent optional columns are added blank when
+        ``fill`` (events, measurements), left absent otherwise (the letter's subject
+        columns: a spec naming one that is absent is refused by name)."""
         frame = self.raw.tables[table]
         missing = [c for c in required if c not in frame.columns]
         for column in missing:
@@ -77,7 +110,7 @@ class _Checker:
                 out[column] = converted if ok.all() else values
                 continue
             out[column] = self.convert(table, column, kind, values, column in required)
-        if optional:
+        if optional and fill:
             for column, kind in optional.items():
                 if column not in out.columns:
                     out[column] = np.nan if kind == "float" else ""
@@ -147,22 +180,26 @@ class _Checker:
             self.add(t, "duplicate_subject",
                      f"subject_id '{subjects.at[index, 'subject_id']}' already on row "
                      f"{first + 1}", index + 1, "subject_id")
-        for column in POSITIVE_SUBJECT_COLUMNS:
+        for column in (c for c in POSITIVE_SUBJECT_COLUMNS if c in subjects):
             for index in subjects.index[subjects[column] <= 0]:
                 self.add(t, "positive_value", f"{column} must be > 0, got "
                          f"{subjects.at[index, column]:g}", index + 1, column)
-        for column in NONNEGATIVE_SUBJECT_COLUMNS:
+        for column in (c for c in NONNEGATIVE_SUBJECT_COLUMNS if c in subjects):
             for index in subjects.index[subjects[column] < 0]:
                 self.add(t, "nonnegative_value", f"{column} must be >= 0, got "
                          f"{subjects.at[index, column]:g}", index + 1, column)
-        for index in subjects.index[subjects["age_start_y"] < subjects["age_onset_y"]]:
-            self.add(t, "age_order", "age_start_y is before age_onset_y "
-                     f"({subjects.at[index, 'age_start_y']:g} < "
-                     f"{subjects.at[index, 'age_onset_y']:g})", index + 1, "age_start_y")
-        for index in subjects.index[subjects["dose_max_mg_bid"] < subjects["dose_start_mg_bid"]]:
-            self.add(t, "dose_order", "dose_max_mg_bid is below dose_start_mg_bid "
-                     f"({subjects.at[index, 'dose_max_mg_bid']:g} < "
-                     f"{subjects.at[index, 'dose_start_mg_bid']:g})", index + 1, "dose_max_mg_bid")
+        if {"age_start_y", "age_onset_y"} <= set(subjects):
+            for index in subjects.index[subjects["age_start_y"] < subjects["age_onset_y"]]:
+                self.add(t, "age_order", "age_start_y is before age_onset_y "
+                         f"({subjects.at[index, 'age_start_y']:g} < "
+                         f"{subjects.at[index, 'age_onset_y']:g})", index + 1, "age_start_y")
+        if {"dose_start_mg_bid", "dose_max_mg_bid"} <= set(subjects):
+            low = subjects["dose_max_mg_bid"] < subjects["dose_start_mg_bid"]
+            for index in subjects.index[low]:
+                self.add(t, "dose_order", "dose_max_mg_bid is below dose_start_mg_bid "
+                         f"({subjects.at[index, 'dose_max_mg_bid']:g} < "
+                         f"{subjects.at[index, 'dose_start_mg_bid']:g})", index + 1,
+                         "dose_max_mg_bid")
 
     def known_subjects(self, table: str, frame: pd.DataFrame, known: set[str]) -> None:
         for index in frame.index[~frame["subject_id"].isin(known)]:
@@ -248,15 +285,52 @@ class _Checker:
                          f"{values[index]:g}", index + 1, "value")
 
 
+def declared_time_unit(folder: Path) -> tuple[str, list[Problem]]:
+    """The time unit ``series.toml`` declares ([series] time_unit; weeks when silent)."""
+    marker = Path(folder) / "series.toml"
+    if not marker.is_file():
+        return "weeks", []
+    try:
+        with open(marker, "rb") as handle:
+            unit = tomllib.load(handle).get("series", {}).get("time_unit", "weeks")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        return "weeks", [Problem(str(marker), "toml_syntax", f"not valid TOML: {err}")]
+    if unit not in TIME_UNITS:
+        return "weeks", [Problem(str(marker), "time_unit", f"time_unit {unit!r} is not one of "
+                                 f"{', '.join(TIME_UNITS)}", column="time_unit")]
+    return unit, []
+
+
+def empty_table(required: dict[str, str], optional: dict[str, str]) -> pd.DataFrame:
+    """A table the series does not have: its columns, no rows."""
+    columns = {**required, **optional}
+    return pd.DataFrame({c: pd.Series(dtype=float if kind == "float" else object)
+                         for c, kind in columns.items()})
+
+
 def validate_raw(raw: RawSeries) -> tuple[Series | None, list[Problem]]:
-    """Check every rule on already-read tables; return the typed series if none failed."""
-    checker = _Checker(raw)
+    """Check every rule on already-read tables; return the typed series if none failed.
+
+    Only ``subjects`` with ``subject_id`` and follow-up is required; the letter's columns
+    keep their rules when present; a missing ``events`` or ``measurements`` table is empty.
+    Time columns are named in the series' declared unit and converted to weeks."""
+    unit, unit_problems = declared_time_unit(raw.folder)
+    checker = _Checker(raw, unit)
+    checker.problems += unit_problems
+    rename = {theirs: ours for ours, theirs in checker.names.items()}
     typed = {}
-    specs = {"subjects": (SUBJECT_COLUMNS, {}), "events": (EVENT_COLUMNS, EVENT_OPTIONAL),
+    specs = {"subjects": (SUBJECT_COLUMNS, SUBJECT_OPTIONAL),
+             "events": (EVENT_COLUMNS, EVENT_OPTIONAL),
              "measurements": (MEASUREMENT_COLUMNS, MEASUREMENT_OPTIONAL)}
     for table, (required, optional) in specs.items():
         if table in raw.tables:
-            typed[table] = checker.typed(table, required, optional)
+            frame = raw.tables[table]
+            if unit != "weeks":
+                frame = frame.rename(columns={c: rename[c] for c in frame if c in rename})
+            raw.tables[table] = frame
+            typed[table] = checker.typed(table, required, optional, table != "subjects")
+        elif table != "subjects":
+            typed[table] = empty_table(required, optional)
     subjects = typed.get("subjects")
     if subjects is not None:
         checker.subjects_rules(subjects)
@@ -271,8 +345,12 @@ def validate_raw(raw: RawSeries) -> tuple[Series | None, list[Problem]]:
             checker.measurement_rules(typed["measurements"], followup)
     if checker.problems or any(typed.get(t) is None for t in specs):
         return None, checker.problems
+    weeks_per_unit = TIME_UNITS[unit][2]
+    for table, columns in TIME_COLUMNS.items():
+        for column in columns:
+            typed[table][column] = typed[table][column] * weeks_per_unit
     return Series(raw.folder, typed["subjects"], typed["events"], typed["measurements"],
-                  dict(raw.paths), dict(raw.sha256)), []
+                  dict(raw.paths), dict(raw.sha256), unit), []
 
 
 def load_series(folder: str | Path) -> Series:

@@ -97,6 +97,46 @@ def grant_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict,
     return "\n".join(lines + closing(manifest, summary))
 
 
+LETTER_DESIGN = (
+    "This is an uncontrolled case series: there is no comparison group without a JAK "
+    "inhibitor, so changes over time cannot be attributed to the drug, and drug and dose were "
+    "not randomised, so their contrasts may be confounded. Estimates are population-averaged "
+    "posterior medians from hierarchical Bayesian models with partial pooling across drug and "
+    "dose;")
+
+
+def series_design(manifest: dict) -> str:
+    """The design paragraph of a user's series, from its own description (series.toml) and
+    each spec's: what was compared, whether at random, what was adjusted for."""
+    data = manifest["data"]
+    parts = [f"Series: {data['description'].rstrip('.')}." if data.get("description") else
+             "Series: not described (add [series] description to series.toml)."]
+    if data.get("time_unit", "weeks") != "weeks":
+        parts.append(f"Times were recorded in {data['time_unit']} and are reported in weeks.")
+    for model, info in manifest["models"].items():
+        table = info["spec"].get("model", {})
+        grouping = table.get("grouping", [])
+        covariates = list(info.get("covariates", {}))
+        text = f"{model}: {table.get('description', 'no description').rstrip('.')}"
+        text += (f"; groups compared by {', '.join(grouping)}" if grouping else
+                 "; no groups compared")
+        text += (f", adjusted for {', '.join(covariates)}" if covariates else
+                 ", with no covariates")
+        parts.append(text + ".")
+    if data.get("randomised") is True:
+        parts.append("The series declares its groups randomised.")
+    else:
+        parts.append("The groups were not assigned at random"
+                     + ("" if data.get("randomised") is False else
+                        " as far as the series says (series.toml does not declare it)")
+                     + ", so contrasts between them may be confounded, and without an "
+                     "untreated comparison group changes over time cannot be attributed to "
+                     "treatment.")
+    parts.append("Estimates are population-averaged posterior medians from hierarchical "
+                 "Bayesian models with partial pooling across the groups;")
+    return " ".join(parts)
+
+
 def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
     data = manifest["data"]
     source = (RECONSTRUCTED_NOTE if data.get("reconstructed")
@@ -112,12 +152,9 @@ def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
     priors = "; ".join(f"'{name}' for {', '.join(models)} ({text.rstrip('.')})"
                        for (name, text), models in by_set.items())
     sampler = manifest["sampler"]
+    design = (LETTER_DESIGN if data.get("reconstructed") else series_design(manifest))
     return ["## What these numbers rest on", "",
-            f"{source} Sample size: {sizes}. This is an uncontrolled case series: there is no "
-            "comparison group without a JAK inhibitor, so changes over time cannot be "
-            "attributed to the drug, and drug and dose were not randomised, so their contrasts "
-            "may be confounded. Estimates are population-averaged posterior medians from "
-            "hierarchical Bayesian models with partial pooling across drug and dose; "
+            f"{source} Sample size: {sizes}. {design} "
             f"intervals are {interval_label(manifest['ci_prob'], manifest['ci_kind'])}s. "
             f"Prior set: {priors}. Sampler {sampler['sampler']}, {sampler['chains']} chains x "
             f"{sampler['draws']} draws, seed {manifest['seed']}; jdmbayes "
