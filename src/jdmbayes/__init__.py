@@ -12,6 +12,12 @@ from jdmbayes.versions import __version__
 
 _configure_cache()   # before PyTensor is imported: compiled code goes to the user's cache
 
-from jdmbayes.api import Fit, fit, load_series, sensitivity  # noqa: E402  (the public front door)
+from jdmbayes.api import (  # noqa: E402  (the public front door)
+    Fit,
+    compare,
+    fit,
+    load_series,
+    sensitivity,
+)
 
-__all__ = ["Fit", "fit", "load_series", "sensitivity", "__version__"]
+__all__ = ["Fit", "compare", "fit", "load_series", "sensitivity", "__version__"]

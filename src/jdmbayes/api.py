@@ -24,10 +24,11 @@ from jdmbayes.batch.fits import FitJob, close_client, open_client, run_in_memory
 from jdmbayes.data.validate import Series
 from jdmbayes.data.validate import load_series as _load_series
 from jdmbayes.errors import InputError
+from jdmbayes.inference.compare import compare_models
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings
 from jdmbayes.inference.summarise import CI_KINDS, summary_table
-from jdmbayes.kinds.fit import check_models
+from jdmbayes.kinds.fit import check_models, index_model
 from jdmbayes.models.spec import (
     MODELS_DIR,
     ROOT,
@@ -129,16 +130,24 @@ class Fit:
         return run_manifest(self.data, self.series, self.results, self.settings, self.ci_prob,
                             self.ci_kind, self.command, self.started, shareable=shareable)
 
+    def compare(self) -> pd.DataFrame:
+        """The models ranked by patient-level PSIS-LOO (:mod:`jdmbayes.inference.compare`):
+        ELPD, SE, difference to the best and its SE, stacking weight, Pareto k count."""
+        return compare_models(self.results)
+
     def write(self, folder: str | Path, overwrite: bool = False, shareable: bool = False,
-              allow_failed_diagnostics: bool = False) -> Path:
+              allow_failed_diagnostics: bool = False, compare: bool = False) -> Path:
         """Write the run folder (atomically: complete or absent). An existing folder is
-        replaced only with ``overwrite``."""
+        replaced only with ``overwrite``. ``compare`` adds the model comparison
+        (``compare.csv``, ``compare.md``, ``compare.png`` and a section of the report)."""
         run = RunFolder(folder, overwrite=overwrite)
         run.check()
         manifest = self.manifest(shareable)
+        comparison = self.compare() if compare else None
         with run as tmp:
             write_results(tmp, self.results, manifest, shareable=shareable,
-                          allow_failed=allow_failed_diagnostics, log=self.log)
+                          allow_failed=allow_failed_diagnostics, log=self.log,
+                          comparison=comparison)
         return run.out
 
 
@@ -176,16 +185,23 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
-    started = now()
-    series = load_series(data)
-    specs = [load_model_spec(name, models_dir) for name in names]
-    prior_sets = [load_prior_set(priors or spec.prior_set, spec) for spec in specs]
-    check_models(series, specs)
+    started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
                                seed=seed)
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)
+
+
+def checked_inputs(names: list[str], data, priors: str | None, models_dir):
+    """Start time, series, specs and prior sets, every spec checked against the series
+    (``InputError`` with every problem before anything is sampled)."""
+    started = now()
+    series = load_series(data)
+    specs = [load_model_spec(name, models_dir) for name in names]
+    prior_sets = [load_prior_set(priors or spec.prior_set, spec) for spec in specs]
+    check_models(series, specs)
+    return started, series, specs, prior_sets
 
 
 def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerSettings,
@@ -217,6 +233,41 @@ def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerS
                command=list(command) if command is not None else
                ["python", "-c", f"jdmbayes.fit({[s.name for s in specs]!r}, ...)"],
                log=log.lines)
+
+
+def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None = None,
+            seed: int = 20211028, draws: int = 1000, tune: int = 1000, chains: int = 4,
+            sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
+            jobs: int = 1, scheduler: str | None = None, progress: bool = False,
+            verbose: bool = False, command: list[str] | None = None,
+            models_dir: str | Path | None = None) -> Fit:
+    """Fit two or more specs of the same outcome to the same patients and return the
+    :class:`Fit` (``.compare()`` ranks them; ``.write(folder, compare=True)`` writes the
+    comparison too). Specs that do not predict the same data are refused before sampling."""
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    if len(models) < 2 or len(set(models)) != len(models):
+        raise InputError(f"compare needs two or more different models, got {models!r}")
+    started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir)
+    check_comparable(series, specs)
+    settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
+                               seed=seed)
+    return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
+                       jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
+                       started=started, command=command)
+
+
+def check_comparable(series: Series, specs) -> None:
+    """Before sampling: the specs predict the same outcomes of the same patients."""
+    seen = None
+    for spec in specs:
+        data = index_model(series, spec)
+        target = (spec.kind, spec.outcomes or (spec.measure,), tuple(data.subject_ids))
+        if seen is not None and target != seen[1]:
+            what = "outcomes" if target[:2] != seen[1][:2] else "patients"
+            raise InputError(f"models '{seen[0]}' and '{spec.name}' predict different "
+                             f"{what}: ELPDs compare only models of the same outcomes of "
+                             "the same patients (check outcomes, measure and population)")
+        seen = seen or (spec.name, target)
 
 
 def sensitivity(model: str | list[str] | None = None, *, priors: list[str],

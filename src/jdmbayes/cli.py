@@ -50,7 +50,14 @@ def fit_command(args) -> int:
              for name in (args.model or _default_models(args.models_dir))]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
     check_models(series, specs)
-    if args.prior_predictive:
+    comparing = getattr(args, "compare", False)
+    if comparing:
+        from jdmbayes.api import check_comparable
+
+        if len(specs) < 2:
+            raise InputError("compare needs two or more --model")
+        check_comparable(series, specs)
+    if getattr(args, "prior_predictive", False):
         return prior_predictive_command(args, series, specs, prior_sets, started)
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
                                tune=args.tune, seed=args.seed)
@@ -64,8 +71,14 @@ def fit_command(args) -> int:
                          progress=True, verbose=args.verbose, started=started,
                          command=["jdmbayes", *sys.argv[1:]])
     fitted.write(out, overwrite=args.overwrite, shareable=args.shareable,
-                 allow_failed_diagnostics=args.allow_failed_diagnostics)
+                 allow_failed_diagnostics=args.allow_failed_diagnostics, compare=comparing)
     print(final_table(fitted.results))
+    if comparing:
+        from jdmbayes.results.comparison import comparison_sentences
+
+        for line in comparison_sentences(fitted.compare()):
+            print(line)
+        print(f"comparison: {out / 'compare.csv'}, {out / 'compare.md'}")
     for r in fitted.results:
         print(f"  {r.name}: {r.rows_note()}")
     for r in fitted.results:
@@ -286,6 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--shareable", action="store_true",
                      help="leave identifier-carrying groups out of posterior.nc")
     fit.set_defaults(handler=fit_command)
+    ranked = sub.add_parser("compare", help="fit two or more specs of the same outcome and "
+                            "rank them by patient-level PSIS-LOO (compare.csv, compare.md)")
+    ranked.add_argument("--model", action="append", required=True,
+                        help="model name or spec path (two or more)")
+    _models_dir_option(ranked)
+    ranked.add_argument("--priors", help="prior set name or path (default: each spec's)")
+    _sampling_options(ranked)
+    ranked.add_argument("--allow-failed-diagnostics", action="store_true",
+                        help="write grant.md statements even when a diagnostic gate failed")
+    ranked.add_argument("--shareable", action="store_true",
+                        help="leave identifier-carrying groups out of posterior.nc")
+    ranked.set_defaults(handler=fit_command, compare=True)
     grid = sub.add_parser("sensitivity", help="fit models under several prior sets and say "
                           "which conclusions hold under all of them")
     grid.add_argument("--model", action="append", help="model name or spec path (repeatable)"

@@ -24,7 +24,8 @@ from jdmbayes.models.spec import load_model_spec, load_prior_set
 def tiny_data(kind, hi, lo):
     subjects = pd.DataFrame({"subject_id": [f"S{i}" for i in range(len(kind))],
                              "drug": "a", "dose_start_mg_bid": 5.0})
-    spec = dataclasses.replace(load_model_spec("rash_milestones"), grouping=(), contrasts=())
+    spec = dataclasses.replace(load_model_spec("rash_milestones"), grouping=(), contrasts=(),
+                               frailty="centred")   # the conditional form: terms by frailty
     design = build_group_design(subjects, spec, "subjects.csv")
     return MilestoneData(subjects["subject_id"].tolist(), spec.outcomes, np.array(kind),
                          np.array(hi, float), np.array(lo, float),

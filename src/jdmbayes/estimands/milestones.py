@@ -38,7 +38,8 @@ class Draws:
     cell_deviation: np.ndarray     # (S, C)
     beta_covariate: np.ndarray     # (S, P)
     sigma_patient: np.ndarray      # (S,)
-    frailty: np.ndarray            # (S, n)
+    frailty: np.ndarray            # (S, n) sampled frailty, or its conditional mode
+    frailty_sd: np.ndarray         # (S, n) 0 when sampled; else its conditional spread
 
 
 def flat_draws(posterior, name, size, tail_shape=()):
@@ -61,7 +62,22 @@ def extract_draws(posterior, data: MilestoneData) -> Draws:
                  flat_draws(posterior, "beta_covariate", size,
                             (len(design.covariate_names),)),
                  flat_draws(posterior, "sigma_patient", size).reshape(size),
-                 flat_draws(posterior, "frailty", size, (data.n_patients,)))
+                 *frailty_draws(posterior, size, data.n_patients))
+
+
+def frailty_draws(posterior, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each modelled patient's frailty as (centre, spread) per draw: sampled (spread 0);
+    integrated out of the likelihood (the conditional mode and curvature scale of
+    :func:`jdmbayes.models.milestones.integrated_frailty`, a Laplace approximation of the
+    frailty given the patient's data); or prior draws without data (centre 0, spread
+    ``sigma_patient``)."""
+    if "frailty" in posterior:
+        return flat_draws(posterior, "frailty", size, (n,)), np.zeros((size, n))
+    if "frailty_mode" in posterior:
+        return (flat_draws(posterior, "frailty_mode", size, (n,)),
+                flat_draws(posterior, "frailty_sd", size, (n,)))
+    sigma = flat_draws(posterior, "sigma_patient", size).reshape(size)
+    return np.zeros((size, n)), np.repeat(sigma[:, None], n, axis=1)
 
 
 def cell_location(draws: Draws, data: MilestoneData) -> np.ndarray:
@@ -88,7 +104,10 @@ def predict_observed_patients(draws: Draws, data: MilestoneData, family: str,
     """(S, n, K) predicted milestone times of the modelled patients."""
     design = data.design
     location = cell_location(draws, data)[:, design.patient_cell]              # (S, n)
-    location = location + draws.beta_covariate @ design.covariates.T + draws.frailty
+    frailty = draws.frailty
+    if draws.frailty_sd.any():
+        frailty = frailty + draws.frailty_sd * rng.standard_normal(frailty.shape)
+    location = location + draws.beta_covariate @ design.covariates.T + frailty
     eta = location[:, :, None] + draws.intercept[:, None, :]
     return simulate_times(family, eta, draws.dispersion[:, None, :], rng)
 

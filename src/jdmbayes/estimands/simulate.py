@@ -49,7 +49,8 @@ def interval_outcomes(data: MilestoneData) -> np.ndarray:
     return ((data.kind == INTERVAL) | (data.kind == LATENT)).any(axis=0)
 
 
-def milestone_locations(data: MilestoneData, truth: dict) -> np.ndarray:
+def milestone_locations(data: MilestoneData, truth: dict,
+                        rng: np.random.Generator | None = None) -> np.ndarray:
     """(n, K) log-time location of each gap: intercept + group effects + frailty."""
     design = data.design
     n, k_count = data.kind.shape
@@ -62,6 +63,9 @@ def milestone_locations(data: MilestoneData, truth: dict) -> np.ndarray:
         eta = eta + design.covariates @ truth["beta_covariate"]
     if "frailty" in truth:
         eta = eta + truth["frailty"]
+    elif "sigma_patient" in truth and rng is not None:
+        # the frailty integrated out of the model's likelihood: drawn with the data
+        eta = eta + rng.normal(0.0, float(truth["sigma_patient"]), n)
     return eta[:, None] + truth["intercept"][None, :]
 
 
@@ -69,7 +73,7 @@ def simulate_milestones(data: MilestoneData, visits: list[np.ndarray], family: s
                         truth: dict, rng: np.random.Generator) -> MilestoneData:
     """A copy of ``data`` with milestone times drawn from the model at ``truth`` and observed
     as the real series observes them (module docstring)."""
-    eta = milestone_locations(data, truth)
+    eta = milestone_locations(data, truth, rng)
     gaps = np.exp(eta + truth["dispersion"][None, :]
                   * families.np_standard_error(family, rng, eta.shape))
     times = np.cumsum(gaps, axis=1)

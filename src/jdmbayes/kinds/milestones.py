@@ -80,7 +80,8 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                                             list(prior_set.priors)),
               "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
-    diagnostics = diagnose(idata, gated_variables(idata.posterior, ()), "milestones")
+    derived = ("frailty_mode", "frailty_sd")   # functions of the parameters, not parameters
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), "milestones")
     notes = [f"{data.n_patients} patients; family {spec.family}; "
              f"observations: {int((data.kind == 0).sum())} exact, "
              f"{int((data.kind == 1).sum())} right-censored, "
@@ -97,6 +98,8 @@ def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, pri
                                draws: int, seed: int) -> PriorPredictive:
     rng = np.random.default_rng([seed, 3])
     prior = sample_prior(build_milestone_model(data, spec, prior_set), draws, seed).prior
+    # an integrated frailty's mode and spread are conditional on the data: not prior draws
+    prior = prior.drop_vars(["frailty_mode", "frailty_sd"], errors="ignore")
     sampled = pm_pred.extract_draws(prior, data)
     times = pm_pred.predict_observed_patients(sampled, data, spec.family, rng)
     quantities = pm_pred.derived_quantities(sampled, data, spec.family, spec.replicates, rng)

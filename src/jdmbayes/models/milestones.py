@@ -11,13 +11,20 @@ For patient :math:`i` and milestone :math:`k = 1..K` (ordered), the gap
     \log G_{ik} &= \eta_{ik} + \sigma_k \varepsilon_{ik}, \\
     \eta_{ik} &= \alpha_k + x^{grp}_i{}^\top \beta_{group} + \sigma_{cell} z_{c(i)}
                  + x^{cov}_i{}^\top \beta_{cov} + \sigma_{patient} u_i, \\
-    z_c, u_i &\sim \mathcal N(0, 1) \quad\text{(non-centred; centred by spec)},
+    z_c &\sim \mathcal N(0, 1), \quad u_i \sim \mathcal N(0, 1),
 
 so every milestone time is a cumulative sum of positive gaps and the milestones are ordered
 in every predictive draw. Group effects (reference-coded main effects of each grouping
 column, plus drug-by-dose cell deviations pooled with an estimated spread
 :math:`\sigma_{cell}`) and the frailty :math:`u_i` are shared by the milestones, so
 :math:`e^{\beta}` is a time ratio for every milestone time.
+
+The frailty is integrated out of each patient's likelihood by default (spec ``frailty =
+"integrated"``: adaptive Gauss-Hermite quadrature, :func:`integrated_frailty`), so the
+sampler sees :math:`\sigma_{patient}` without a funnel and ``loglik_patient`` is the
+marginal likelihood of the patient's data (patient-level LOO); ``"non_centred"`` or
+``"centred"`` sample :math:`u_i` instead (the conditional form). With one milestone there is
+no frailty (it would not be identified).
 
 Likelihood per gap: exact :math:`\log f`; right-censored :math:`\log S`; interval-censored
 :math:`\log(S(L)-S(R))` (left-censored when :math:`L \le 0`); an interval-censored milestone
@@ -35,6 +42,7 @@ Data
 
 References
 ----------
+Liu & Pierce (1994), *Biometrika* 81:624 (adaptive Gauss-Hermite quadrature);
 Kalbfleisch & Prentice (2002), *The Statistical Analysis of Failure Time Data*, ch. 2-3;
 Hougaard (2000), *Analysis of Multivariate Survival Data* (shared frailty);
 Sun (2006), *The Statistical Analysis of Interval-censored Failure Time Data*.
@@ -45,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.gradient import disconnected_grad
 
 from jdmbayes.models import families
 from jdmbayes.models.indexing import EXACT, INTERVAL, LATENT, NONE, RIGHT, MilestoneData
@@ -160,9 +169,12 @@ def censored_gap_terms(family: str, kind, lo, hi, origin, eta, sigma):
     right-censored ``log S``, interval-censored ``log(S(L)-S(R))`` (left-censored when
     ``L <= origin``); 0 for ``NONE`` and ``LATENT`` (latent gaps are added separately).
 
+    ``eta`` may carry a trailing axis (quadrature nodes); the data arrays broadcast over it.
     Every branch is evaluated on every cell; the arguments of the branches a cell does not
     take are replaced by safe values first, so their gradients stay finite.
     """
+    if eta.ndim == 2:
+        kind, lo, hi, origin, sigma = (x[:, None] for x in (kind, lo, hi, origin, sigma))
     log_gap = pt.log(hi - origin)
     gap_lo = lo - origin
     has_lo = pt.eq(kind, INTERVAL) & (gap_lo > 0)
@@ -173,6 +185,63 @@ def censored_gap_terms(family: str, kind, lo, hi, origin, eta, sigma):
     return pt.switch(pt.eq(kind, EXACT), families.log_density(family, log_gap, eta, sigma),
                      pt.switch(pt.eq(kind, RIGHT), log_s,
                                pt.switch(pt.eq(kind, INTERVAL), interval, 0.0)))
+
+
+# adaptive Gauss-Hermite quadrature of the frailty (``frailty = "integrated"``): Newton steps
+# from 0 to the mode of each patient's log integrand (concave: every term is log-concave in
+# the location for these families), then this many nodes scaled by its curvature. Chosen by
+# measurement: accuracy in tests/unit/test_integrated_frailty.py, cost in benchmarks/RESULTS.md
+AGQ_NODES = 11
+NEWTON_STEPS = 5
+
+
+def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient):
+    r"""Per-patient log-likelihood with the frailty integrated out, and the mode and
+    curvature scale of each patient's frailty given their data.
+
+    For patient :math:`i` with gap terms :math:`h_i(u) = \sum_k \ell_{ik}(\eta_{ik} + u)`,
+    :math:`g_i(u) = h_i(u) + \log\phi(u; 0, \sigma_{patient})`, mode :math:`\hat u_i` and
+    :math:`s_i = (-g_i''(\hat u_i))^{-1/2}`,
+
+    .. math::  \log \int e^{g_i(u)} du \approx \log \sqrt2 s_i
+               + \log\sum_j w_j e^{x_j^2} e^{g_i(\hat u_i + \sqrt2 s_i x_j)}
+
+    with Gauss-Hermite nodes :math:`x_j` and weights :math:`w_j` (Liu & Pierce 1994; lme4's
+    ``nAGQ``). ``gap_loglik(eta)`` gives the gap terms for ``eta`` of shape (obs,) or
+    (obs, nodes).
+    """
+    inv_var = 1.0 / sigma_patient**2
+    u = pt.zeros(n)
+    for _ in range(NEWTON_STEPS):
+        eta = eta_fixed + u[obs_patient]
+        terms = gap_loglik(eta)
+        d1 = pt.grad(terms.sum(), eta)
+        d2 = pt.grad(d1.sum(), eta)
+        grad = pt.zeros(n)
+        grad = pt.inc_subtensor(grad[obs_patient], d1) - u * inv_var
+        curvature = pt.zeros(n)
+        curvature = pt.inc_subtensor(curvature[obs_patient], d2) - inv_var
+        u = u - grad / curvature
+    # the curvature at the mode itself
+    eta = eta_fixed + u[obs_patient]
+    d1 = pt.grad(gap_loglik(eta).sum(), eta)
+    d2 = pt.grad(d1.sum(), eta)
+    curvature = pt.inc_subtensor(pt.zeros(n)[obs_patient], d2) - inv_var
+    scale = 1.0 / pt.sqrt(-curvature)
+    # the rule's centre and width are where the nodes go, not part of the integral: the
+    # sampler's gradient does not follow them through the Newton steps (a far cheaper
+    # gradient; the log density itself is exact, and leapfrog steps with any force field
+    # stay reversible and volume-preserving, so NUTS still targets the right posterior)
+    u, scale = disconnected_grad(u), disconnected_grad(scale)
+    x, w = np.polynomial.hermite.hermgauss(AGQ_NODES)
+    nodes = u[:, None] + np.sqrt(2.0) * scale[:, None] * x[None, :]             # (n, Q)
+    terms = gap_loglik(eta_fixed[:, None] + nodes[obs_patient])                 # (obs, Q)
+    per_node = pt.zeros((n, AGQ_NODES))
+    per_node = pt.inc_subtensor(per_node[obs_patient], terms)
+    log_prior = (-0.5 * nodes**2 * inv_var - pt.log(sigma_patient) - 0.5 * np.log(2 * np.pi))
+    log_integrand = per_node + log_prior + (np.log(w) + x**2)[None, :]
+    loglik = pt.logsumexp(log_integrand, axis=1) + np.log(np.sqrt(2.0)) + pt.log(scale)
+    return loglik, u, scale
 
 
 def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
@@ -195,14 +264,15 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
         alpha = create_prior_variable(prior_set, "intercept", "intercept", dims="outcome")
         sigma = create_prior_variable(prior_set, "dispersion", "dispersion", dims="outcome")
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
-        if k_count > 1:  # a frailty is identified only by several milestones per patient
+        # a frailty is identified only by several milestones per patient
+        frailty_kind = spec.frailty if k_count > 1 else "none"
+        if frailty_kind != "none":
             sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
-            if spec.frailty == "centred":
-                frailty = pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
-            else:
-                z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
-                frailty = pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient")
-            base = base + frailty
+        if frailty_kind == "centred":
+            base = base + pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
+        elif frailty_kind == "non_centred":
+            z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
+            base = base + pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient")
         eta = base[obs_patient] + alpha[obs_outcome]
         scale = sigma[obs_outcome]
         origin = obs_origin
@@ -218,17 +288,29 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
                 t_latent = pt.set_subtensor(t_latent[j], lo_eff + (obs_hi[row] - lo_eff) * v[j])
             uses = np.flatnonzero(origin_of >= 0)
             origin = pt.set_subtensor(obs_origin[uses], t_latent[origin_of[uses]])
-        terms = censored_gap_terms(family, obs_kind, obs_lo, obs_hi, origin, eta, scale)
         idx = np.flatnonzero(obs["kind"] == LATENT)
-        if idx.size:
-            e, s, o, hi = eta[idx], scale[idx], origin[idx], obs_hi[idx]
-            j = obs["latent"][idx]
+
+        def gap_loglik(eta):
+            """Every gap's term for locations ``eta`` ((obs,) or (obs, nodes))."""
+            terms = censored_gap_terms(family, obs_kind, obs_lo, obs_hi, origin, eta, scale)
+            if not idx.size:
+                return terms
+            o, hi = origin[idx], obs_hi[idx]
             lo_eff = pt.maximum(obs_lo[idx], o)
-            t = lo_eff + (hi - lo_eff) * v[j]
-            terms = pt.set_subtensor(terms[idx], families.log_density(
-                family, pt.log(t - o), e, s) + pt.log(hi - lo_eff))
-        per_patient = pt.zeros(n)
-        per_patient = pt.inc_subtensor(per_patient[obs_patient], terms)
+            t = lo_eff + (hi - lo_eff) * v[obs["latent"][idx]]
+            extra = (lambda x: x[:, None]) if eta.ndim == 2 else (lambda x: x)
+            return pt.set_subtensor(terms[idx], families.log_density(
+                family, extra(pt.log(t - o)), eta[idx], extra(scale[idx]))
+                + extra(pt.log(hi - lo_eff)))
+
+        if frailty_kind == "integrated":
+            per_patient, mode, spread = integrated_frailty(gap_loglik, eta, obs_patient, n,
+                                                           sigma_patient)
+            pm.Deterministic("frailty_mode", mode, dims="patient")
+            pm.Deterministic("frailty_sd", spread, dims="patient")
+        else:
+            per_patient = pt.zeros(n)
+            per_patient = pt.inc_subtensor(per_patient[obs_patient], gap_loglik(eta))
         per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
         pm.Potential("likelihood", per_patient.sum())
     return model

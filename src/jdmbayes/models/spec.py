@@ -28,6 +28,9 @@ MODELS_DIR = ROOT / "models"
 PRIORS_DIR = MODELS_DIR / "priors"
 
 FAMILIES = ("weibull", "lognormal", "loglogistic")
+# the shared patient frailty: integrated out of the likelihood (adaptive Gauss-Hermite), or
+# sampled (conditional form), non-centred or centred
+FRAILTY_FORMS = ("integrated", "non_centred", "centred")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
 # the parameters each section's models read, with what they mean (shown in error messages)
 PARAMETERS = {
@@ -77,7 +80,7 @@ class ModelSpec:
     replicates: int = 40
     outcomes: tuple[str, ...] = ()
     family: str = "weibull"
-    frailty: str = "non_centred"
+    frailty: str = "integrated"
     cell_deviations: str = "non_centred"
     measure: str = ""
     likelihood: str = ""
@@ -231,10 +234,11 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         if not outcomes:
             problems.append(Problem(str(path), "outcomes", "list at least one event in "
                                     "'outcomes'", column="outcomes"))
-        frailty = table.get("frailty", "non_centred")
-        if frailty not in ("centred", "non_centred"):
-            problems.append(Problem(str(path), "frailty", f"frailty must be 'centred' or "
-                                    f"'non_centred', got {frailty!r}", column="frailty"))
+        frailty = table.get("frailty", "integrated")
+        if frailty not in FRAILTY_FORMS:
+            problems.append(Problem(str(path), "frailty", f"frailty must be one of "
+                                    f"{', '.join(FRAILTY_FORMS)}, got {frailty!r}",
+                                    column="frailty"))
         spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
     else:
         likelihood = table.get("likelihood", "")

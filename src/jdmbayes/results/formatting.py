@@ -45,6 +45,11 @@ def format_row(row) -> dict:
             "ess_bulk": fmt(row["ess_bulk"], 0), "r_hat": fmt(row["r_hat"], 3)}
 
 
+def decimals_for_se(se: float) -> int:
+    """Decimals that show a number to about a tenth of its standard error (0 to 3)."""
+    return int(max(0, min(3, 1 - math.floor(math.log10(max(se, 1e-9))))))
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"

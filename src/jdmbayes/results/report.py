@@ -8,7 +8,16 @@ import pandas as pd
 
 from jdmbayes.inference.diagnostics import GATES
 from jdmbayes.estimands.names import describe, is_key, without_repeated_time_ratios
-from jdmbayes.results.formatting import RECONSTRUCTED_NOTE, diagnostic, format_row, interval_label, prior_text
+from jdmbayes.results.comparison import comparison_sentences
+from jdmbayes.results.formatting import (
+    RECONSTRUCTED_NOTE,
+    decimals_for_se,
+    diagnostic,
+    fmt,
+    format_row,
+    interval_label,
+    prior_text,
+)
 from jdmbayes.results.grant import grant_markdown
 from jdmbayes.results.html import data_uri, render
 from jdmbayes.results.report_plots import render_figures
@@ -93,8 +102,19 @@ def summary_latex(summary: pd.DataFrame, manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def comparison_rows(comparison: pd.DataFrame) -> list[dict]:
+    """The comparison table as people read it (rounded by SE)."""
+    return [{"model": r["model"],
+             "elpd": fmt(r["elpd_loo"], decimals_for_se(r["se"])),
+             "se": fmt(r["se"], decimals_for_se(r["se"])),
+             "diff": fmt(r["elpd_diff"], decimals_for_se(r["se_diff"])),
+             "se_diff": fmt(r["se_diff"], decimals_for_se(r["se_diff"])),
+             "weight": fmt(r["weight"], 2), "k": int(r["n_pareto_k_above_0_7"])}
+            for _, r in comparison.iterrows()]
+
+
 def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, manifest: dict,
-                 allow_failed: bool = False) -> None:
+                 allow_failed: bool = False, comparison: pd.DataFrame | None = None) -> None:
     ci = interval_label(manifest["ci_prob"], manifest["ci_kind"])
     models = []
     # models with more events first (milestone models: those with more milestones first;
@@ -121,7 +141,11 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
                 summary[summary["model"] == result.name], result.spec.outcomes), ci, "key"),
             "other_table": shown_rows(summary[summary["model"] == result.name], ci, "other"),
             "figures": figures})
-    context = {"manifest": manifest, "models": models, "ci": ci,
+    compared = None
+    if comparison is not None:
+        compared = {"sentences": comparison_sentences(comparison),
+                    "uri": data_uri(folder / "compare.png"), "rows": comparison_rows(comparison)}
+    context = {"manifest": manifest, "models": models, "ci": ci, "compared": compared,
                "reconstructed_note": RECONSTRUCTED_NOTE,
                "failed": [m for m, d in diagnostics.items() if d["verdict"] != "pass"]}
     (folder / "report.html").write_text(render("report.html.j2", **context))

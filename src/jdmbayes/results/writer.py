@@ -19,6 +19,7 @@ from jdmbayes.data.io import series_provenance
 from jdmbayes.inference.draws import from_groups, group_dataset, group_names
 from jdmbayes.inference.fitted import ModelResult, excluded_reasons
 from jdmbayes.inference.summarise import summary_table
+from jdmbayes.results.comparison import write_comparison
 from jdmbayes.results.formatting import summary_markdown
 from jdmbayes.results.report import write_report
 from jdmbayes.results.runfolder import write_json
@@ -77,7 +78,7 @@ def excluded_table(results: list[ModelResult], shareable: bool = False) -> pd.Da
 
 def write_results(folder: Path, results: list[ModelResult], manifest: dict,
                   shareable: bool = False, allow_failed: bool = False,
-                  log: list[str] | None = None) -> None:
+                  log: list[str] | None = None, comparison: pd.DataFrame | None = None) -> None:
     """Every file of a run folder into ``folder``; ``log.txt`` holds ``log`` (the command's
     own captured lines) and each model's warnings and log lines."""
     summary = summary_table([row for r in results for row in r.summary_rows])
@@ -91,7 +92,9 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
     write_json(folder / "diagnostics.json", diagnostics)
     write_json(folder / "manifest.json", manifest)
     (folder / "summary.md").write_text(summary_markdown(summary, diagnostics, manifest))
-    write_report(folder, results, summary, diagnostics, manifest, allow_failed)
+    if comparison is not None:
+        write_comparison(folder, comparison)
+    write_report(folder, results, summary, diagnostics, manifest, allow_failed, comparison)
     for result in results:
         model_folder = folder / result.name
         model_folder.mkdir()

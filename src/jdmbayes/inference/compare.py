@@ -1,0 +1,81 @@
+"""Compare models fitted to the same outcome of the same patients by patient-level PSIS-LOO.
+
+ELPD with its SE, each model's difference to the best with the SE of that difference,
+stacking weights (Yao et al. 2018) and the Pareto k count, via ArviZ's ``compare``. The unit
+is the patient: each model's pointwise log-likelihood is one patient's, marginal over their
+random effects where the model integrates them out (the milestone frailty).
+
+References: Vehtari, Gelman & Gabry (2017), *Stat Comput* 27:1413; Yao, Vehtari, Simpson &
+Gelman (2018), *Bayesian Analysis* 13:917; Sivula et al. (2022), arXiv:2008.10296 (SE of a
+difference).
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from jdmbayes.errors import InputError
+from jdmbayes.inference.draws import group_dataset
+from jdmbayes.inference.fitted import ModelResult
+
+COLUMNS = ["model", "rank", "elpd_loo", "se", "p_loo", "elpd_diff", "se_diff", "weight",
+           "n_pareto_k_above_0_7", "loo_trustworthy"]
+
+
+def what_is_predicted(result: ModelResult) -> tuple:
+    """The data a model's LOO predicts: kind, outcomes (or measure) and the patients."""
+    spec = result.spec
+    patients = tuple(group_dataset(result.idata, "constant_data")["subject_id"].values)
+    return spec.kind, spec.outcomes or (spec.measure,), patients
+
+
+def comparable(results: list[ModelResult]) -> None:
+    """Refuse (``InputError``) models that do not predict the same data of the same
+    patients: their ELPDs are not on one scale."""
+    if len(results) < 2:
+        raise InputError("compare needs two or more models")
+    first = what_is_predicted(results[0])
+    for result in results[1:]:
+        other = what_is_predicted(result)
+        if other[:2] != first[:2]:
+            raise InputError(f"models '{results[0].name}' and '{result.name}' predict "
+                             f"different outcomes ({first[0]} {list(first[1])} against "
+                             f"{other[0]} {list(other[1])}): ELPDs compare only models of "
+                             "the same outcomes")
+        if other[2] != first[2]:
+            raise InputError(f"models '{results[0].name}' and '{result.name}' are fitted to "
+                             f"different patients ({len(first[2])} and {len(other[2])}; "
+                             "check their population filters): ELPDs compare only models of "
+                             "the same patients")
+
+
+def compare_models(results: list[ModelResult]) -> pd.DataFrame:
+    """One row per model, best first (unrounded): :data:`COLUMNS`."""
+    comparable(results)
+    trees = {}
+    for result in results:
+        loglik = group_dataset(result.idata, "log_likelihood")
+        name = next(iter(loglik.data_vars))
+        trees[result.name] = xr.DataTree.from_dict({
+            "posterior": group_dataset(result.idata, "posterior"),
+            "log_likelihood": xr.Dataset({"patient_loglik": loglik[name]})})
+    table = az.compare(trees, round_to="none")
+    by_name = {r.name: r for r in results}
+    rows = []
+    for model, row in table.iterrows():
+        diagnostics = by_name[model].diagnostics
+        rows.append({"model": model, "rank": int(row["rank"]), "elpd_loo": float(row["elpd"]),
+                     "se": float(row["se"]), "p_loo": float(row["p"]),
+                     "elpd_diff": float(row["elpd_diff"]), "se_diff": float(row["dse"]),
+                     "weight": float(row["weight"]),
+                     "n_pareto_k_above_0_7": int(diagnostics.get("n_pareto_k_above_0_7", 0)),
+                     "loo_trustworthy": bool(diagnostics.get("loo_trustworthy", True))})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def equally_good(row: pd.Series) -> bool:
+    """A difference within two of its standard errors is not a difference in prediction."""
+    return abs(row["elpd_diff"]) <= 2 * row["se_diff"] or np.isclose(row["elpd_diff"], 0.0)
