@@ -19,12 +19,14 @@ column, plus drug-by-dose cell deviations pooled with an estimated spread
 :math:`\sigma_{cell}`) and the frailty :math:`u_i` are shared by the milestones, so
 :math:`e^{\beta}` is a time ratio for every milestone time.
 
-The frailty is integrated out of each patient's likelihood by default (spec ``frailty =
-"integrated"``: adaptive Gauss-Hermite quadrature, :func:`integrated_frailty`), so the
-sampler sees :math:`\sigma_{patient}` without a funnel and ``loglik_patient`` is the
-marginal likelihood of the patient's data (patient-level LOO); ``"non_centred"`` or
-``"centred"`` sample :math:`u_i` instead (the conditional form). With one milestone there is
-no frailty (it would not be identified).
+The frailty :math:`u_i` is sampled (spec ``frailty = "non_centred"``, the default, or
+``"centred"``), or integrated out of each patient's likelihood (``"integrated"``: adaptive
+Gauss-Hermite quadrature, :func:`integrated_frailty`), so that the sampler sees
+:math:`\sigma_{patient}` without a funnel and ``loglik_patient`` is the marginal likelihood
+of the patient's data (trustworthy patient-level LOO). The integrated form is opt-in: it
+matches brute-force integration and the conditional posterior on the bundled series, but
+failed simulation-based calibration on the bundled design (``validation/sbc-integrated/``).
+With one milestone there is no frailty (it would not be identified).
 
 Likelihood per gap: exact :math:`\log f`; right-censored :math:`\log S`; interval-censored
 :math:`\log(S(L)-S(R))` (left-censored when :math:`L \le 0`); an interval-censored milestone

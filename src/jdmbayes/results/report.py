@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jdmbayes.inference.diagnostics import GATES
 from jdmbayes.estimands.names import describe, is_key, without_repeated_time_ratios
+from jdmbayes.inference.diagnostics import GATES
+from jdmbayes.models.spec import PARAMETERS
 from jdmbayes.results.comparison import comparison_sentences
 from jdmbayes.results.formatting import (
     RECONSTRUCTED_NOTE,
@@ -21,7 +22,6 @@ from jdmbayes.results.formatting import (
 from jdmbayes.results.grant import grant_markdown
 from jdmbayes.results.html import data_uri, render
 from jdmbayes.results.report_plots import render_figures
-from jdmbayes.models.spec import PARAMETERS
 
 FIGURE_TITLES = {
     "rank": "Rank plots (convergence)", "forest": "Drug and dose effects",

@@ -14,6 +14,7 @@ from jdmbayes.estimands.names import describe, null_value, without_repeated_time
 from jdmbayes.results.formatting import interval_label
 from jdmbayes.results.plots import OTHER_COLOURS, forest_figure, png_bytes
 
+
 def _present(idata, names):
     return [n for n in names if n in idata.posterior]
 

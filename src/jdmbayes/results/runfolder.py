@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jdmbayes.errors import InputError, Problem
 
+
 class RunFolder:
     """``with RunFolder(out, overwrite) as tmp: ... write into tmp ...`` then it is ``out``."""
 

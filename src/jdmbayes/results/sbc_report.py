@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jdmbayes.inference.calibration import SBCSettings, ecdf_band
 from jdmbayes.results.formatting import diagnostic, markdown_table, significant
 from jdmbayes.results.plots import save_png
 from jdmbayes.results.runfolder import write_json
-from jdmbayes.inference.calibration import SBCSettings, ecdf_band
 
 
 def ecdf_figure(ranks: pd.DataFrame, table: pd.DataFrame, model: str,

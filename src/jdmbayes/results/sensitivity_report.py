@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from jdmbayes.estimands.names import describe, is_key, null_value
+from jdmbayes.inference.power_scaling import THRESHOLD
 from jdmbayes.results.formatting import (
     RECONSTRUCTED_NOTE,
     diagnostic,
@@ -19,7 +20,6 @@ from jdmbayes.results.formatting import (
 )
 from jdmbayes.results.html import data_uri, render
 from jdmbayes.results.plots import forest_figure, save_png
-from jdmbayes.inference.power_scaling import THRESHOLD
 from jdmbayes.results.runfolder import write_text_atomic
 
 
