@@ -1,5 +1,5 @@
-"""The frailty integrated out of the milestone likelihood gives the same posterior as the
-conditional form on the bundled series (within Monte Carlo error) with every patient's
+"""The frailty integrated out of the milestone likelihood (opt-in) gives the same posterior as
+the conditional form on the bundled series (within Monte Carlo error) with every patient's
 Pareto k below 0.7; `compare` ranks specs of the same outcome and refuses others before
 sampling."""
 
@@ -70,6 +70,5 @@ def test_integrated_and_conditional_frailty_give_the_same_posterior():
     bound = 4 * np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
     assert ((a["mean"] - b["mean"]).abs() <= bound).all(), pd.concat(
         [a["mean"], b["mean"], bound], axis=1)
-    # the integrated form's patient-level LOO is trustworthy; the conditional one's is not
+    # the integrated form's patient-level LOO (marginal over the frailty) is trustworthy
     assert fits["integrated"].diagnostics["n_pareto_k_above_0_7"] == 0
-    assert fits["centred"].diagnostics["n_pareto_k_above_0_7"] > 5

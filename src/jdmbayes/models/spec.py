@@ -151,7 +151,12 @@ def search_folders(*folders) -> list[Path]:
 def model_folders(models_dir: str | Path | None = None) -> list[Path]:
     """Where ``--model NAME`` looks, first match wins: the user's folder (``models_dir``, else
     the current folder), then the bundled ``models/``."""
-    return search_folders(models_dir if models_dir is not None else Path.cwd(), MODELS_DIR)
+    if models_dir is None:
+        try:
+            models_dir = Path.cwd()
+        except FileNotFoundError:   # the current folder was removed: search the bundled only
+            models_dir = None
+    return search_folders(models_dir, MODELS_DIR)
 
 
 def is_model_spec(path: Path) -> bool:
