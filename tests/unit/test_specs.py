@@ -99,3 +99,21 @@ def test_model_names_are_found_in_the_users_folder_then_bundled(tmp_path, monkey
     from jdmbayes.models.spec import load_prior_set
 
     assert load_prior_set("mine", load_model_spec("my_gc")).path == mine / "priors" / "mine.toml"
+
+
+def test_a_spec_changed_in_code_is_another_compiled_model():
+    """The in-process model cache keys on every field of the spec, not its file's text."""
+    import dataclasses
+
+    import numpy as np
+
+    from jdmbayes.kinds.common import structure_key
+    from jdmbayes.models.spec import load_prior_set
+
+    spec = load_model_spec("rash_milestones")
+    priors = load_prior_set("default", spec)
+    arrays = {"kind": np.zeros(3)}
+    assert structure_key(spec, priors, arrays) == structure_key(spec, priors, arrays)
+    for change in ({"frailty": "integrated"}, {"family": "lognormal"}, {"covariates": ("x",)}):
+        other = dataclasses.replace(spec, **change)
+        assert structure_key(other, priors, arrays) != structure_key(spec, priors, arrays)

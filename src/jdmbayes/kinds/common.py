@@ -3,6 +3,7 @@ its prior set (compiled once per structure), and the groups every fit's draws ca
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -83,8 +84,11 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
     """
     digest = {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
               for k, v in arrays.items()}
-    text = json.dumps([spec.name, spec.raw, prior_set.family_signature(), digest],
-                      sort_keys=True, default=str)
+    # every field of the spec, not only its file's text: a spec changed in code
+    # (``dataclasses.replace(spec, frailty=...)``) is another model
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    text = json.dumps([fields, prior_set.family_signature(), digest], sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -99,7 +99,7 @@ def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, pri
     rng = np.random.default_rng([seed, 3])
     prior = sample_prior(build_milestone_model(data, spec, prior_set), draws, seed).prior
     # an integrated frailty's mode and spread are conditional on the data: not prior draws
-    prior = prior.drop_vars(["frailty_mode", "frailty_sd"], errors="ignore")
+    prior = prior.to_dataset().drop_vars(["frailty_mode", "frailty_sd"], errors="ignore")
     sampled = pm_pred.extract_draws(prior, data)
     times = pm_pred.predict_observed_patients(sampled, data, spec.family, rng)
     quantities = pm_pred.derived_quantities(sampled, data, spec.family, spec.replicates, rng)
