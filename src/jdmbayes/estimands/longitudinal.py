@@ -66,14 +66,20 @@ def predict_observations(post: dict, data: LongitudinalData, spec, rng) -> np.nd
     return draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
 
 
+def group_location(post: dict, design, size: int) -> np.ndarray:
+    """(S, C) group part of each cell's change: main effects plus pooled cell deviations."""
+    location = post["beta_group"] @ design.cell_effects.T if design.effect_labels else \
+        np.zeros((size, max(len(design.cells), 1)))
+    if design.has_cell_deviations:
+        location = location + post["cell_deviation"]
+    return location
+
+
 def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                        ) -> dict[tuple[str, str, str], np.ndarray]:
     design = data.design
     size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
-    effects = design.cell_effects
-    location = post["beta_group"] @ effects.T if design.effect_labels else np.zeros((size, 1))
-    if design.has_cell_deviations:
-        location = location + post["cell_deviation"]
+    location = group_location(post, design, size)
     covariates = post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
     u = rng.standard_normal((size, n * r))
     w = rng.standard_normal((size, n * r))
@@ -112,11 +118,7 @@ def covariate_effects(post: dict, data: LongitudinalData, spec, rng
     if not design.covariate_names:
         return {}
     size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
-    location = post["beta_group"] @ design.cell_effects.T if design.effect_labels else \
-        np.zeros((size, max(len(design.cells), 1)))
-    if design.has_cell_deviations:
-        location = location + post["cell_deviation"]
-    location = location[:, design.patient_cell]
+    location = group_location(post, design, size)[:, design.patient_cell]
     u = rng.standard_normal((size, n * r))
     w = rng.standard_normal((size, n * r))
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
