@@ -228,7 +228,9 @@ def sbc_command(args) -> int:
     started = time.perf_counter()
     client = open_client(args.scheduler, args.jobs) if args.scheduler or args.jobs > 1 else None
     try:
-        ranks = run_sbc(args.data, [s.name for s in specs], args.priors, settings, work, client)
+        # workers load each spec from its file: a user's spec outside models/ works too
+        ranks = run_sbc(args.data, [str(s.path) for s in specs], args.priors, settings, work,
+                        client)
     finally:
         if client is not None:
             close_client(client)

@@ -18,10 +18,17 @@ import pytest
 
 from jdmbayes.cli import main
 from jdmbayes.kinds.registry import KINDS
+from tests.conftest import ROOT
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 FILES = ("summary.csv", "diagnostics.json", "grant.md")
-MODEL_OF_KIND = {"milestones": "gc_discontinuation", "longitudinal": "cmas"}
+FLARES = ROOT / "docs" / "example-flares"
+# kind -> (model name, the fit arguments that select it): a bundled model on the bundled
+# series, or a worked example with its own series
+MODEL_OF_KIND = {"milestones": ("gc_discontinuation", ["--model", "gc_discontinuation"]),
+                 "longitudinal": ("cmas", ["--model", "cmas"]),
+                 "episodes": ("flares", ["--model", str(FLARES / "flares.toml"),
+                                         "--data", str(FLARES)])}
 ARGS = ["--seed", "19", "--chains", "2", "--draws", "200", "--tune", "200", "--jobs", "1",
         "--allow-failed-diagnostics"]
 PACKAGES = ("numpy", "scipy", "pytensor", "numba", "nutpie", "pymc", "arviz", "arviz-stats",
@@ -41,9 +48,9 @@ def test_every_kind_has_a_golden_model():
 
 @pytest.mark.parametrize("kind", sorted(MODEL_OF_KIND))
 def test_outputs_are_byte_identical_to_the_golden_files(kind, tmp_path):
-    model = MODEL_OF_KIND[kind]
+    model, target = MODEL_OF_KIND[kind]
     out = tmp_path / "run"
-    assert main(["fit", "--model", model, *ARGS, "--out", str(out)]) in (0, 3)
+    assert main(["fit", *target, *ARGS, "--out", str(out)]) in (0, 3)
     folder = GOLDEN / model
     marker = platform_marker()
     if os.environ.get("JDMBAYES_UPDATE_GOLDEN") == "1":

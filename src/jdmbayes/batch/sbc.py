@@ -139,9 +139,11 @@ def run_sbc(data_folder: str, models: list[str], prior_name: str | None,
     work_dir.mkdir(parents=True, exist_ok=True)
     tasks = []
     for model in models:
+        # a model is a bundled name or a path to the user's spec: chunks are named by stem
+        stem = Path(model).stem
         for start in range(0, settings.replicates, settings.chunk):
             reps = list(range(start, min(start + settings.chunk, settings.replicates)))
-            chunk = work_dir / f"{model}-{reps[0]:04d}-{reps[-1]:04d}.csv"
+            chunk = work_dir / f"{stem}-{reps[0]:04d}-{reps[-1]:04d}.csv"
             tasks.append((data_folder, model, prior_name, reps, settings, str(chunk)))
     if client is None:
         files = [run_chunk(*task) for task in tasks]

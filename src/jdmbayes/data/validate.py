@@ -37,10 +37,13 @@ SUBJECT_OPTIONAL = {
 # column, weeks per unit): its time columns are named in that unit and converted to weeks
 TIME_UNITS = {"weeks": ("wk", "week", 1.0), "days": ("d", "day", 1.0 / 7.0),
               "months": ("mo", "month", 365.25 / 12.0 / 7.0)}
-TIME_COLUMNS = {"subjects": ("followup_wk",), "events": ("time_wk", "time_lo_wk"),
+TIME_COLUMNS = {"subjects": ("followup_wk",), "events": ("time_wk", "time_lo_wk", "start_wk"),
                 "measurements": ("week",)}
 EVENT_COLUMNS = {"subject_id": "id", "event": "text", "time_wk": "float", "censored": "binary"}
-EVENT_OPTIONAL = {"time_lo_wk": "float"}
+# recurrent episodes of one event: ``episode`` numbers them 1, 2, ... per subject and event;
+# ``start_wk`` is when an episode's time at risk starts (blank: when the previous episode
+# ended, 0 for the first). Times stay cumulative from the start of follow-up.
+EVENT_OPTIONAL = {"time_lo_wk": "float", "episode": "float", "start_wk": "float"}
 MEASUREMENT_COLUMNS = {"subject_id": "id", "measure": "text", "week": "float", "value": "float"}
 MEASUREMENT_OPTIONAL = {"note": "text"}
 POSITIVE_SUBJECT_COLUMNS = ("weight_kg", "dose_start_mg_bid", "dose_max_mg_bid", "followup_wk")
@@ -208,10 +211,15 @@ class _Checker:
 
     def events_rules(self, events: pd.DataFrame, followup: dict[str, float]) -> None:
         t = "events"
-        duplicated = events.duplicated(["subject_id", "event"], keep="first")
+        duplicated = events.duplicated(["subject_id", "event", "episode"], keep="first")
         for index in events.index[duplicated]:
+            numbered = not math.isnan(events.at[index, "episode"])
+            what = (f"episode {events.at[index, 'episode']:g} of '{events.at[index, 'event']}'"
+                    if numbered else f"a '{events.at[index, 'event']}' row")
             self.add(t, "duplicate_event", f"subject '{events.at[index, 'subject_id']}' already "
-                     f"has a '{events.at[index, 'event']}' row", index + 1, "event")
+                     f"has {what}" + ("" if numbered else "; number repeated episodes of one "
+                                      "event 1, 2, ... in an 'episode' column"),
+                     index + 1, "episode" if numbered else "event")
         for index in events.index[events["time_wk"] <= 0]:
             self.add(t, "non_positive_time",
                      f"time_wk must be > 0, got {events.at[index, 'time_wk']:g}", index + 1,
@@ -233,6 +241,65 @@ class _Checker:
             self.add(t, "after_followup", f"time_wk {events.at[index, 'time_wk']:g} is after "
                      f"followup_wk {limit[index]:g}", index + 1, "time_wk")
         self.milestone_order(events)
+        self.episode_rules(events)
+
+    def episode_rules(self, events: pd.DataFrame) -> None:
+        """Numbered episodes: whole numbers 1, 2, ... in time order, each starting no earlier
+        than the previous one ended, and an observed interval after its own start."""
+        t = "events"
+        numbered = events["episode"].notna()
+        for index in events.index[numbered & ((events["episode"] < 1)
+                                              | (events["episode"] % 1 != 0))]:
+            self.add(t, "episode_number", f"episode must be a whole number >= 1, got "
+                     f"{events.at[index, 'episode']:g}", index + 1, "episode")
+        starts = events["start_wk"].notna()
+        for index in events.index[starts & ~numbered]:
+            self.add(t, "episode_start", "start_wk is for numbered episodes: give the row an "
+                     "episode number", index + 1, "start_wk")
+        for index in events.index[starts & (events["start_wk"] < 0)]:
+            self.add(t, "episode_start", f"start_wk must be >= 0, got "
+                     f"{events.at[index, 'start_wk']:g}", index + 1, "start_wk")
+        for index in events.index[starts & (events["start_wk"] >= events["time_wk"])]:
+            self.add(t, "episode_start", f"the episode must end after it starts (start_wk "
+                     f"{events.at[index, 'start_wk']:g} >= time_wk "
+                     f"{events.at[index, 'time_wk']:g})", index + 1, "start_wk")
+        rows = events[numbered & (events["episode"] >= 1) & (events["episode"] % 1 == 0)]
+        for (subject, event), group in rows.groupby(["subject_id", "event"], sort=False):
+            group = group.sort_values("episode")
+            numbers = group["episode"].astype(int).tolist()
+            if numbers != list(range(1, len(numbers) + 1)):
+                self.add(t, "episode_number", f"subject '{subject}': episodes of '{event}' are "
+                         f"numbered {', '.join(map(str, numbers))}; number them 1, 2, ... "
+                         "in time order", int(group.index[0]) + 1, "episode")
+                continue
+            previous = None
+            for index, row in group.iterrows():
+                start = row["start_wk"] if not math.isnan(row["start_wk"]) else (
+                    0.0 if previous is None else previous["time_wk"])
+                if previous is not None:
+                    if math.isnan(row["start_wk"]) and not math.isnan(previous["time_lo_wk"]):
+                        self.add(t, "episode_start", f"subject '{subject}': episode "
+                                 f"{int(row['episode'])} of '{event}' starts when episode "
+                                 f"{int(row['episode']) - 1} ended, which is known only to "
+                                 f"lie in ({previous['time_lo_wk']:g}, "
+                                 f"{previous['time_wk']:g}] wk: give its start_wk",
+                                 index + 1, "start_wk")
+                    elif start < previous["time_wk"] - 1e-9:
+                        self.add(t, "episode_order", f"subject '{subject}': episode "
+                                 f"{int(row['episode'])} of '{event}' starts at {start:g} wk, "
+                                 f"before episode {int(row['episode']) - 1} ended at "
+                                 f"{previous['time_wk']:g} wk", index + 1, "start_wk")
+                if math.isnan(row["start_wk"]) and row["time_wk"] <= start:
+                    self.add(t, "episode_order", f"subject '{subject}': episode "
+                             f"{int(row['episode'])} of '{event}' ends at "
+                             f"{row['time_wk']:g} wk, not after its start at {start:g} wk "
+                             "(the end of the previous episode)", index + 1, "time_wk")
+                if not math.isnan(row["time_lo_wk"]) and row["time_lo_wk"] < start - 1e-9:
+                    self.add(t, "episode_start", f"subject '{subject}': episode "
+                             f"{int(row['episode'])} of '{event}' has time_lo_wk "
+                             f"{row['time_lo_wk']:g}, before its start at {start:g} wk",
+                             index + 1, "time_lo_wk")
+                previous = row
 
     def milestone_order(self, events: pd.DataFrame) -> None:
         rows = events[events["event"].isin(MILESTONE_ORDER)]

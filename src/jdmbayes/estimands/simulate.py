@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from jdmbayes.estimands.episodes import event_counts
 from jdmbayes.estimands.longitudinal import draw_values, shape
 from jdmbayes.models import families
 from jdmbayes.models.indexing import (
@@ -52,8 +53,15 @@ def interval_outcomes(data: MilestoneData) -> np.ndarray:
 def milestone_locations(data: MilestoneData, truth: dict,
                         rng: np.random.Generator | None = None) -> np.ndarray:
     """(n, K) log-time location of each gap: intercept + group effects + frailty."""
-    design = data.design
-    n, k_count = data.kind.shape
+    eta = patient_locations(data.design, data.kind.shape[0], truth, rng)
+    return eta[:, None] + truth["intercept"][None, :]
+
+
+def patient_locations(design, n: int, truth: dict,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+    """(n,) log-time location of each patient without the intercept: group and covariate
+    effects plus the frailty (sampled in the model, or drawn here when it is integrated
+    out of the model's likelihood)."""
     eta = np.zeros(n)
     if design.effect_labels:
         eta = eta + design.cell_effects[design.patient_cell] @ truth["beta_group"]
@@ -66,7 +74,7 @@ def milestone_locations(data: MilestoneData, truth: dict,
     elif "sigma_patient" in truth and rng is not None:
         # the frailty integrated out of the model's likelihood: drawn with the data
         eta = eta + rng.normal(0.0, float(truth["sigma_patient"]), n)
-    return eta[:, None] + truth["intercept"][None, :]
+    return eta
 
 
 def simulate_milestones(data: MilestoneData, visits: list[np.ndarray], family: str,
@@ -95,6 +103,41 @@ def simulate_milestones(data: MilestoneData, visits: list[np.ndarray], family: s
                 kind[i, k] = INTERVAL if k == k_count - 1 else LATENT
             else:
                 kind[i, k], hi[i, k] = EXACT, t
+    return replace(data, kind=kind, hi=hi, lo=lo)
+
+
+def simulate_episodes(data, visits: list[np.ndarray], family: str, truth: dict,
+                      rng: np.random.Generator, levels: np.ndarray | None = None):
+    """A copy of episode data (:class:`jdmbayes.models.episode_indexing.EpisodeData`) with
+    every episode's gap drawn from the model at ``truth``, observed in the real episode's
+    window: from its start until its censoring, or (a real event) until the next episode's
+    start or the end of follow-up. An episode whose real event was interval-censored is seen
+    at the patient's visits in that window (the window's end counts as one). ``levels``
+    gives each episode's column of ``beta_episode`` plus one (0: the first episode's)."""
+    eta = patient_locations(data.design, data.n_patients, truth, rng)[data.patient] \
+        + float(truth["intercept"][0])
+    if "beta_episode" in truth and levels is not None:
+        eta = eta + np.r_[0.0, np.atleast_1d(truth["beta_episode"])][levels]
+    gaps = np.exp(eta + float(truth["dispersion"][0])
+                  * families.np_standard_error(family, rng, eta.shape))
+    _, window = event_counts(data)
+    kind = np.full(len(gaps), RIGHT, dtype=int)
+    hi = data.start + window
+    lo = np.zeros(len(gaps))
+    for row, (gap, start) in enumerate(zip(gaps, data.start)):
+        if gap > window[row]:
+            continue
+        t = start + gap
+        if data.kind[row] == INTERVAL:
+            seen = visits[data.patient[row]]
+            seen = np.unique(np.r_[seen[(seen > start) & (seen < start + window[row])],
+                                   start + window[row]])
+            hi[row] = seen[seen >= t][0]
+            before = seen[seen < t]
+            lo[row] = before.max() if before.size else start
+            kind[row] = INTERVAL
+        else:
+            kind[row], hi[row] = EXACT, t
     return replace(data, kind=kind, hi=hi, lo=lo)
 
 

@@ -16,8 +16,8 @@ Uniformity, per parameter:
   fewer for fewer, so that each bin expects at least 5), with Holm's adjustment over
   every parameter of the run (family-wise error rate ``alpha``);
 * the ECDF of the ranks against simultaneous bands (Säilynoja, Bürkner & Vehtari 2022,
-  ArviZ's optimized bands) at level :math:`1-\alpha/m` for :math:`m` parameters
-  (Bonferroni).
+  by simulation with a fixed generator, as arviz-stats does) at level :math:`1-\alpha/m`
+  for :math:`m` parameters (Bonferroni).
 
 A parameter passes when both hold; a model passes when all its parameters pass.
 
@@ -61,8 +61,8 @@ class SBCSettings:
 # parameters checked in every replicate: all elements of the population-level ones and the
 # first element of the patient- and cell-level ones
 POPULATION = ("intercept", "dispersion", "beta_group", "sigma_cell", "sigma_patient",
-              "beta_covariate", "sigma_intercept", "change", "sigma_change", "tau_weeks",
-              "noise")
+              "beta_episode", "beta_covariate", "sigma_intercept", "change", "sigma_change",
+              "tau_weeks", "noise")
 FIRST_ONLY = ("frailty", "cell_deviation", "baseline", "patient_change")
 
 

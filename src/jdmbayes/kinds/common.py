@@ -60,6 +60,9 @@ class PriorPredictive:
     expected: np.ndarray | None = None      # (S, W) expected value of the same patients
     measure: str = ""
     upper: float | None = None
+    # what the simulated times are and the axis they are shown on
+    times_label: str = "milestone times"
+    time_axis: str = "weeks from time 0"
 
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

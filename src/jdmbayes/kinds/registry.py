@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from jdmbayes.errors import InputError
 from jdmbayes.kinds.common import ModelKind
+from jdmbayes.kinds.episodes import EPISODES
 from jdmbayes.kinds.longitudinal import LONGITUDINAL
 from jdmbayes.kinds.milestones import MILESTONES
 from jdmbayes.models.spec import ModelSpec
 
-KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (MILESTONES, LONGITUDINAL)}
+KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (MILESTONES, EPISODES, LONGITUDINAL)}
 
 
 def kind_of(spec: ModelSpec) -> ModelKind:

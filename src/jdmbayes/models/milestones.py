@@ -268,13 +268,8 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         # a frailty is identified only by several milestones per patient
         frailty_kind = spec.frailty if k_count > 1 else "none"
-        if frailty_kind != "none":
-            sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
-        if frailty_kind == "centred":
-            base = base + pm.Normal("frailty", 0.0, sigma_patient, dims="patient")
-        elif frailty_kind == "non_centred":
-            z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
-            base = base + pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient")
+        frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
+        base = base + frailty
         eta = base[obs_patient] + alpha[obs_outcome]
         scale = sigma[obs_outcome]
         origin = obs_origin
@@ -305,14 +300,36 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
                 family, extra(pt.log(t - o)), eta[idx], extra(scale[idx]))
                 + extra(pt.log(hi - lo_eff)))
 
-        if frailty_kind == "integrated":
-            per_patient, mode, spread = integrated_frailty(gap_loglik, eta, obs_patient, n,
-                                                           sigma_patient)
-            pm.Deterministic("frailty_mode", mode, dims="patient")
-            pm.Deterministic("frailty_sd", spread, dims="patient")
-        else:
-            per_patient = pt.zeros(n)
-            per_patient = pt.inc_subtensor(per_patient[obs_patient], gap_loglik(eta))
-        per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
-        pm.Potential("likelihood", per_patient.sum())
+        add_patient_likelihood(frailty_kind, gap_loglik, eta, obs_patient, n, sigma_patient)
     return model
+
+
+def sampled_frailty(frailty_kind: str, prior_set: PriorSet):
+    """(the sampled frailty of each patient, or 0; ``sigma_patient``, or None), inside a
+    model context; an integrated frailty is added by :func:`add_patient_likelihood`."""
+    if frailty_kind == "none":
+        return 0.0, None
+    sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
+    if frailty_kind == "centred":
+        return pm.Normal("frailty", 0.0, sigma_patient, dims="patient"), sigma_patient
+    if frailty_kind == "non_centred":
+        z_patient = pm.Normal("z_patient", 0.0, 1.0, dims="patient")
+        return (pm.Deterministic("frailty", sigma_patient * z_patient, dims="patient"),
+                sigma_patient)
+    return 0.0, sigma_patient
+
+
+def add_patient_likelihood(frailty_kind: str, gap_loglik, eta, obs_patient, n: int,
+                           sigma_patient) -> None:
+    """``loglik_patient`` (each patient's log-likelihood: marginal over the frailty when it
+    is integrated out, else conditional on it) and the likelihood term, inside a model."""
+    if frailty_kind == "integrated":
+        per_patient, mode, spread = integrated_frailty(gap_loglik, eta, obs_patient, n,
+                                                       sigma_patient)
+        pm.Deterministic("frailty_mode", mode, dims="patient")
+        pm.Deterministic("frailty_sd", spread, dims="patient")
+    else:
+        per_patient = pt.zeros(n)
+        per_patient = pt.inc_subtensor(per_patient[obs_patient], gap_loglik(eta))
+    per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
+    pm.Potential("likelihood", per_patient.sum())

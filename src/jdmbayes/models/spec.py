@@ -43,6 +43,18 @@ PARAMETERS = {
         "dispersion": "scale of the log-time error of each gap (Weibull shape = 1/dispersion)",
         "beta_covariate": "log time ratio per unit of a standardised covariate",
     },
+    # recurrent episodes: the milestone tables are read first (one intercept and dispersion
+    # for the gap of every episode), then these and [episodes.*] overrides
+    "episodes": {
+        "intercept": "log gap time (weeks from an episode's start to its event) for the "
+                     "reference group",
+        "beta_group": "log time ratio of a group level against the reference level",
+        "sigma_cell": "spread of drug-by-dose cell deviations (log time)",
+        "sigma_patient": "spread of the patient frailty shared by the episodes (log time)",
+        "dispersion": "scale of the log-time error of each gap (Weibull shape = 1/dispersion)",
+        "beta_covariate": "log time ratio per unit of a standardised covariate",
+        "beta_episode": "log time ratio of episode number 2, 3, ... against the first",
+    },
     **{f"longitudinal_{link}": {
         "intercept": f"baseline on the {link} scale",
         "sigma_intercept": "spread of patient baselines",
@@ -59,6 +71,7 @@ SPEC_KEYS = {
     "common": {"name", "kind", "description", "population", "grouping", "covariates",
                "contrasts", "priors", "replicates", "cell_deviations", "covariate_reference"},
     "milestones": {"outcomes", "family", "frailty"},
+    "episodes": {"event", "family", "frailty", "episode_effect", "episode_effect_cap"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
                      "improvement", "random_change"},
 }
@@ -90,11 +103,14 @@ class ModelSpec:
     final_week: float = 24.0
     improvement: str = "increase"
     random_change: bool = True
+    event: str = ""                 # episodes: the recurrent event's name in events.csv
+    episode_effect: bool = False    # episodes: a time ratio per episode number (2, 3, ...)
+    episode_effect_cap: int = 0     # episodes: numbers from this one share its effect (0: none)
 
     @property
     def prior_section(self) -> str:
-        if self.kind == "milestones":
-            return "milestones"
+        if self.kind in ("milestones", "episodes"):
+            return self.kind
         return f"longitudinal_{LIKELIHOODS[self.likelihood]}"
 
 
@@ -200,9 +216,9 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
     table = raw.get("model", {})
     kind = table.get("kind")
     problems = []
-    if kind not in ("milestones", "longitudinal"):
-        problems.append(Problem(str(path), "model_kind", f"[model] kind must be 'milestones' "
-                                f"or 'longitudinal', got {kind!r}", column="kind"))
+    if kind not in ("milestones", "episodes", "longitudinal"):
+        problems.append(Problem(str(path), "model_kind", f"[model] kind must be 'milestones', "
+                                f"'episodes' or 'longitudinal', got {kind!r}", column="kind"))
         raise InputError(problems)
     allowed = SPEC_KEYS["common"] | SPEC_KEYS[kind]
     for key in sorted(set(table) - allowed):
@@ -231,21 +247,43 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} must be "
                                     "[grouping column, numerator level, denominator level]",
                                     column="contrasts"))
-    if kind == "milestones":
+    if kind in ("milestones", "episodes"):
         family = table.get("family", "weibull")
         if family not in FAMILIES:
             problems.append(Problem(str(path), "family", f"unknown family {family!r}; valid: "
                                     f"{', '.join(FAMILIES)}", column="family"))
-        outcomes = tuple(table.get("outcomes", ()))
-        if not outcomes:
-            problems.append(Problem(str(path), "outcomes", "list at least one event in "
-                                    "'outcomes'", column="outcomes"))
         frailty = table.get("frailty", "non_centred")
         if frailty not in FRAILTY_FORMS:
             problems.append(Problem(str(path), "frailty", f"frailty must be one of "
                                     f"{', '.join(FRAILTY_FORMS)}, got {frailty!r}",
                                     column="frailty"))
-        spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
+        if kind == "milestones":
+            outcomes = tuple(table.get("outcomes", ()))
+            if not outcomes:
+                problems.append(Problem(str(path), "outcomes", "list at least one event in "
+                                        "'outcomes'", column="outcomes"))
+            spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
+        else:
+            event = table.get("event", "")
+            if not isinstance(event, str) or not event:
+                problems.append(Problem(str(path), "event", "name the recurrent event "
+                                        "(event = \"...\", as events.csv writes it)",
+                                        column="event"))
+            effect = table.get("episode_effect", False)
+            if not isinstance(effect, bool):
+                problems.append(Problem(str(path), "episode_effect", "episode_effect must be "
+                                        f"true or false, got {effect!r}",
+                                        column="episode_effect"))
+            cap = table.get("episode_effect_cap", 0)
+            if not isinstance(cap, int) or isinstance(cap, bool) or (cap != 0 and cap < 2):
+                problems.append(Problem(str(path), "episode_effect_cap", "episode_effect_cap "
+                                        "must be a whole number >= 2 (episodes from that number "
+                                        f"on share one effect), got {cap!r}",
+                                        column="episode_effect_cap"))
+                cap = 0
+            spec = ModelSpec(**common, outcomes=(str(event),), family=family, frailty=frailty,
+                             event=str(event), episode_effect=bool(effect),
+                             episode_effect_cap=cap)
     else:
         likelihood = table.get("likelihood", "")
         if likelihood not in LIKELIHOODS:
@@ -372,7 +410,9 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     # every kind's section is checked, so a typo anywhere in the file is reported; the
     # model's own section ([<model name>.*]) overrides its kind's tables
     checked = {kind: check_section(kind, PARAMETERS[kind]) for kind in PARAMETERS}
-    merged = {**checked[section], **check_section(spec.name, expected)}
+    # an episodes model reads the milestone tables it shares, then its own section's
+    inherited = checked["milestones"] if section == "episodes" else {}
+    merged = {**inherited, **checked[section], **check_section(spec.name, expected)}
     missing = [p for p in expected if p not in merged]
     if missing and not problems:
         problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "

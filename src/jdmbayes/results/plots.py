@@ -44,14 +44,14 @@ def prior_predictive_figure(pp) -> Figure:
             ax.hist(np.log10(times), bins=60, color="#1b5e9e", alpha=0.8)
             ticks = [0.1, 1, 4, 12, 52, 520]
             ax.set_xticks(np.log10(ticks), [f"{t:g}" for t in ticks])
-            ax.set_xlabel("weeks after JAKi start (log scale; <0.01 shown at 0.01)")
+            ax.set_xlabel(f"{pp.time_axis} (log scale; <0.01 shown at 0.01)")
             shares = ", ".join(f"{float((pp.times[outcome] <= week).mean()):.0%} by {week} wk"
                                for week in (12, 52))
             ax.set_title(f"{outcome}\n{shares}", fontsize=9)
             for week in (12, 52):
                 ax.axvline(np.log10(week), color="k", lw=0.8, ls="--")
             ax.set_yticks([])
-        figure.suptitle(f"{pp.model}: prior predictive milestone times of the modelled "
+        figure.suptitle(f"{pp.model}: prior predictive {pp.times_label} of the modelled "
                         "patients (no outcomes used)", fontsize=10)
         return figure
     figure = Figure(figsize=(6.0, 3.6), layout="constrained")
@@ -66,7 +66,7 @@ def prior_predictive_figure(pp) -> Figure:
         ax.plot(pp.weeks, row, color="0.35", lw=0.7, alpha=0.8)
     if pp.upper:
         ax.set_ylim(-0.02 * pp.upper, 1.02 * pp.upper)
-    ax.set_xlabel("weeks after JAKi start")
+    ax.set_xlabel(pp.time_axis)
     ax.set_ylabel(pp.measure)
     ax.set_title(f"{pp.model}: simulated {pp.measure} of a patient under the prior\n"
                  "(bands: values incl. noise; grey: 8 draws of the expected trajectory)",

@@ -91,9 +91,10 @@ def forest_of_effects(result, summary: pd.DataFrame) -> Figure:
                          lambda name: null_value(quantity_of[name]))
 
 
-def survival_axes(ax, outcome: str) -> None:
+def survival_axes(ax, outcome: str, part: pd.DataFrame) -> None:
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("weeks after JAKi start")
+    # episodes: gap times, on the axis their table names
+    ax.set_xlabel(part["time_axis"].iloc[0] if "time_axis" in part else "weeks from time 0")
     ax.set_ylabel("proportion without the event")
     ax.set_title(outcome, fontsize=9)
     ax.legend(fontsize=7)
@@ -111,7 +112,7 @@ def ppc_survival_figure(result) -> Figure:
         ax.plot(part["time_wk"], part["predicted_median"], color="#1b5e9e", label="predicted")
         ax.step(part["time_wk"], part["observed_survival"], where="post", color="k",
                 label=part["estimator"].iloc[0])
-        survival_axes(ax, outcome)
+        survival_axes(ax, outcome, part)
     figure.suptitle(f"{result.name}: posterior predictive survival against the observed "
                     "estimate", fontsize=10)
     return figure
@@ -131,7 +132,7 @@ def group_survival_figure(result) -> Figure:
             ax.fill_between(part["time_wk"], part["survival_low"], part["survival_high"],
                             color=colour, alpha=0.15, lw=0)
             ax.plot(part["time_wk"], part["survival_median"], color=colour, label=group)
-        survival_axes(ax, outcome)
+        survival_axes(ax, outcome, part)
     figure.suptitle(f"{result.name}: population-averaged survival by drug and by dose "
                     f"(bands: {level})", fontsize=10)
     return figure
@@ -158,7 +159,7 @@ def trajectories_figure(result) -> Figure:
                 label="observed group mean")
         ax.set_title(f"{group} (n={len([p for p, c in cell_of.items() if c == group])})",
                      fontsize=9)
-        ax.set_xlabel("weeks after JAKi start")
+        ax.set_xlabel("weeks from time 0")
         if result.spec.upper:
             ax.set_ylim(-0.02 * result.spec.upper, 1.02 * result.spec.upper)
     axes[0].set_ylabel(result.spec.measure)

@@ -84,8 +84,8 @@ def report_markdown(table: pd.DataFrame, ranks: pd.DataFrame, manifest: dict) ->
     data = manifest["data"]
     lines = [
         "# Simulation-based calibration on the real design", "",
-        f"Design: the series in `{data['folder_name']}` ({data['kind']}): its patients, drug "
-        "and dose groups, follow-up, visit schedule, censoring pattern and missing values. "
+        f"Design: the series in `{data['folder_name']}` ({data['kind']}): its patients, groups "
+        "and covariates, follow-up, visit schedule, censoring pattern and missing values. "
         + ("The bundled series is *reconstructed*: synthetic rows that reproduce the letter's "
            "published statistics, not patient data. " if data["reconstructed"] else "")
         + f"Prior set: `{manifest['prior_set']}`.", "",
@@ -93,7 +93,9 @@ def report_markdown(table: pd.DataFrame, ranks: pd.DataFrame, manifest: dict) ->
         f"- For each model, {settings['replicates']} replicates: parameters drawn from the "
         "model's own prior, a dataset simulated from the model on the design (milestones "
         "observed as the series observes them: exactly, or between the patient's visits for "
-        "an outcome the series records that way; right-censored at follow-up), and the model "
+        "an outcome the series records that way; right-censored at follow-up; recurrent "
+        "episodes in each real episode's window, from its start to its censoring or to the "
+        "next episode's start; measures at the real visits), and the model "
         f"fitted with nutpie ({settings['chains']} chains × {settings['draws']} draws after "
         f"{settings['tune']} tuning, target acceptance {settings['target_accept']}), "
         "compiled once and reused with new data.",
@@ -102,7 +104,7 @@ def report_markdown(table: pd.DataFrame, ranks: pd.DataFrame, manifest: dict) ->
         f"- Uniformity per parameter: chi-square test on {settings['bins']} equal-width rank "
         f"bins, Holm-adjusted over all {m} parameters of the run (family-wise error "
         f"{settings['alpha']}); and the rank ECDF inside the simultaneous band "
-        f"(Säilynoja et al. 2022, ArviZ's optimized method) at level "
+        f"(Säilynoja et al. 2022, by simulation with a fixed generator, as arviz-stats does) at level "
         f"1 − {settings['alpha']}/{m} (Bonferroni). A parameter passes when both hold.",
         "- Checked parameters: every element of the population-level parameters and the "
         "first patient's frailty, baseline and change and the first cell's deviation.",
