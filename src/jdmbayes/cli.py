@@ -109,8 +109,12 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     out = _run_out(args, "prior-predictive-")
     folder = RunFolder(out, overwrite=args.overwrite)
     folder.check()
-    simulated = [simulate_prior_predictive(series, spec, prior_set, args.draws, args.seed)
-                 for spec, prior_set in zip(specs, prior_sets)]
+    from jdmbayes.console import CapturedLog
+
+    # PyMC's "Sampling: [...]" lines and warnings go to log.txt, as in a fit
+    with CapturedLog(echo=args.verbose) as log:
+        simulated = [simulate_prior_predictive(series, spec, prior_set, args.draws, args.seed)
+                     for spec, prior_set in zip(specs, prior_sets)]
     table = prior_predictive_table(simulated)
     manifest = {"jdmbayes": __version__, "kind": "prior predictive (no data used in fitting)",
                 "started": started, "finished": now(), "command": ["jdmbayes", *sys.argv[1:]],
@@ -123,6 +127,7 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
         table.to_csv(tmp / "prior_predictive.csv", index=False, float_format="%.17g")
         write_json(tmp / "manifest.json", manifest)
         (tmp / "prior_predictive.md").write_text(prior_predictive_markdown(table, manifest))
+        (tmp / "log.txt").write_text("".join(line + "\n" for line in log.lines))
         for pp in simulated:
             save_png(prior_predictive_figure(pp), tmp / "plots" / f"{pp.model}_prior.png")
     print(out)

@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+from tests.conftest import ROOT
+
 # run in a fresh process: prints, per model, whether both wrappers came from the disk cache
 # and the log density and gradient at a fixed point from the wrapper and from PyMC
 PROBE = textwrap.dedent("""
@@ -87,3 +89,30 @@ def test_second_process_loads_from_cache_and_a_changed_model_does_not(tmp_path):
             assert r["grad_error"] < 1e-8, family
     assert second["weibull"]["logp"] == first["weibull"]["logp"]       # bit for bit
     assert abs(second["weibull"]["logp"] - second["lognormal"]["logp"]) > 1e-3
+
+
+def fit_summary(cache, out) -> bytes:
+    """``summary.csv`` of a short fit of the log-normal measure and a milestone model with a
+    frailty, in a new process whose compile caches live in ``cache``."""
+    env = dict(os.environ, JDMBAYES_CACHE_DIR=str(cache))
+    env.pop("PYTENSOR_FLAGS", None)
+    done = subprocess.run([sys.executable, "scripts/fit.py", "--model", "ldh", "--model",
+                           "rash_milestones", "--chains", "2", "--draws", "150", "--tune", "150",
+                           "--seed", "4", "--allow-failed-diagnostics", "--out", str(out)],
+                          env=env, text=True, capture_output=True, timeout=900,
+                          cwd=ROOT)
+    assert done.returncode in (0, 3), done.stderr[-3000:]
+    return (out / "summary.csv").read_bytes()
+
+
+def test_same_seed_same_numbers_with_cold_and_warm_caches(tmp_path):
+    """Issue 18: the first run on a machine (empty PyTensor, numba and jdmbayes caches) and a
+    later one (every cache left behind) give byte-identical summaries. The cause of the old
+    difference was numba's fast-math flags: the machine code of a freshly compiled graph and
+    of the cached one differed in the last bits of the gradient, which NUTS amplifies;
+    :mod:`jdmbayes.inference.compiled` compiles without them."""
+    cache = tmp_path / "cache"
+    cold = fit_summary(cache, tmp_path / "cold")
+    assert (cache / "pytensor").is_dir()
+    warm = fit_summary(cache, tmp_path / "warm")
+    assert cold == warm

@@ -32,14 +32,17 @@ def test_prior_file_comments_state_what_the_prior_implies(name):
         assert f"#   - {line}\n" in text, line
 
 
-def test_prior_predictive_command_writes_tables_and_plots_without_fitting(tmp_path):
+def test_prior_predictive_command_writes_tables_and_plots_without_fitting(tmp_path, capsys):
     out = tmp_path / "pp"
     code = main(["fit", "--prior-predictive", "--model", "rash_milestones", "--model", "cmas",
                  "--priors", "sceptical", "--draws", "400", "--out", str(out)])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "plots",
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "manifest.json", "plots",
                                                      "prior_predictive.csv",
                                                      "prior_predictive.md"]
+    # PyMC's "Sampling: [...]" lines are kept in log.txt, not shown on the console
+    assert "Sampling: [" in (out / "log.txt").read_text()
+    assert "Sampling:" not in capsys.readouterr().err
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["cmas_prior.png",
                                                                  "rash_milestones_prior.png"]
     table = pd.read_csv(out / "prior_predictive.csv")

@@ -189,3 +189,24 @@ def test_simulator_observes_gaps_in_the_real_windows(tmp_path):
                                        INTERVAL]
     np.testing.assert_allclose(simulated.hi, [4.5, 11.5, 18.5, 8.0, 12.5, 4.5, 3.0, 8.0])
     np.testing.assert_allclose(simulated.lo[[3, 7]], [4.0, 4.0])
+
+
+def test_episode_starts_in_the_series_unit_are_converted_to_weeks(tmp_path):
+    folder = tmp_path / "days"
+    folder.mkdir()
+    (folder / "series.toml").write_text('[series]\ntime_unit = "days"\n')
+    (folder / "subjects.csv").write_text("subject_id,followup_d\nP1,140\n")
+    (folder / "events.csv").write_text("subject_id,event,episode,start_d,time_d,censored\n"
+                                       "P1,flare,1,,35,0\nP1,flare,2,49,140,1\n")
+    spec = tmp_path / "flares.toml"
+    spec.write_text(textwrap.dedent(SPEC.format(family="weibull", frailty="centred")))
+    data = index_episodes(load_series(folder), load_model_spec(str(spec)))
+    np.testing.assert_allclose(data.start, [0.0, 7.0])
+    np.testing.assert_allclose(data.hi, [5.0, 20.0])
+    (folder / "events.csv").write_text("subject_id,event,episode,start_d,time_d,censored\n"
+                                       "P1,flare,1,,35,0\nP1,flare,2,28,140,1\n")
+    with pytest.raises(InputError) as err:
+        load_series(folder)
+    # named in the series' own column and unit
+    assert ("events.csv, row 2, column 'start_d': [episode_order] subject 'P1': episode 2 of "
+            "'flare' starts at 28 d, before episode 1 ended at 35 d") in str(err.value)

@@ -82,6 +82,17 @@ def test_only_id_and_followup_are_required(tmp_path):
     assert "sex" not in series.subjects and "drug" not in series.subjects
 
 
+def test_a_control_arm_may_have_dose_zero_but_not_below(tmp_path):
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk,drug,dose_start_mg_bid\n"
+                                           "A,10,placebo,0\nB,10,tofacitinib,5\n")
+    assert load_series(tmp_path).subjects["dose_start_mg_bid"].tolist() == [0.0, 5.0]
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk,drug,dose_start_mg_bid\n"
+                                           "A,10,placebo,-1\n")
+    problem, = _problems(tmp_path)
+    assert (problem.rule, problem.row, problem.column) == ("nonnegative_value", 1,
+                                                           "dose_start_mg_bid")
+
+
 def test_letter_columns_keep_their_rules_when_present(tmp_path):
     (tmp_path / "subjects.csv").write_text("subject_id,followup_wk,sex,weight_kg\nA,10,X,-1\n")
     rules = {p.rule for p in _problems(tmp_path)}

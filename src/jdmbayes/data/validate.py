@@ -46,8 +46,10 @@ EVENT_COLUMNS = {"subject_id": "id", "event": "text", "time_wk": "float", "censo
 EVENT_OPTIONAL = {"time_lo_wk": "float", "episode": "float", "start_wk": "float"}
 MEASUREMENT_COLUMNS = {"subject_id": "id", "measure": "text", "week": "float", "value": "float"}
 MEASUREMENT_OPTIONAL = {"note": "text"}
-POSITIVE_SUBJECT_COLUMNS = ("weight_kg", "dose_start_mg_bid", "dose_max_mg_bid", "followup_wk")
-NONNEGATIVE_SUBJECT_COLUMNS = ("age_onset_y", "age_start_y", "disease_course_mo")
+POSITIVE_SUBJECT_COLUMNS = ("weight_kg", "followup_wk")
+# a dose of 0 is a control arm (placebo or untreated): a group like any other
+NONNEGATIVE_SUBJECT_COLUMNS = ("age_onset_y", "age_start_y", "disease_course_mo",
+                               "dose_start_mg_bid", "dose_max_mg_bid")
 
 
 @dataclass
