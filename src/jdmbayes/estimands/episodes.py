@@ -90,9 +90,19 @@ def gap_observations(data: EpisodeData) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def event_counts(data: EpisodeData) -> tuple[int, np.ndarray]:
-    """Observed events, and the exposure each episode's window allows (weeks from start):
-    until its censoring, or (an observed event) until the next episode's start or the end of
-    follow-up. Used by the predictive check of the number of events."""
+    """Observed events, and each episode's window for the predictive check of their number
+    (weeks from its start): until its censoring, or for an observed event until the end of
+    the patient's follow-up (when it would have been censored had the event not happened;
+    the next episode's start is not a censoring time the event did not decide)."""
+    window = np.where(data.kind == RIGHT, data.hi, data.followup[data.patient])
+    return int(np.isin(data.kind, (EXACT, INTERVAL)).sum()), window - data.start
+
+
+def design_windows(data: EpisodeData) -> np.ndarray:
+    """Each real episode's window as a fixed design for simulated datasets (weeks from its
+    start): until its censoring, or (a real event) until the next episode's start or the end
+    of follow-up. Fixed in advance of any simulated gap, so the censoring it implies is
+    independent of the simulated data."""
     window = np.empty(len(data.kind))
     for row in range(len(data.kind)):
         if data.kind[row] == RIGHT:
@@ -101,4 +111,4 @@ def event_counts(data: EpisodeData) -> tuple[int, np.ndarray]:
         same = (data.patient == data.patient[row]) & (data.episode == data.episode[row] + 1)
         window[row] = (data.start[same][0] if same.any()
                        else max(data.followup[data.patient[row]], data.hi[row]))
-    return int(np.isin(data.kind, (EXACT, INTERVAL)).sum()), window - data.start
+    return window - data.start

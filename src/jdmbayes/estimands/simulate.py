@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from jdmbayes.estimands.episodes import event_counts
+from jdmbayes.estimands.episodes import design_windows
 from jdmbayes.estimands.longitudinal import draw_values, shape
 from jdmbayes.models import families
 from jdmbayes.models.indexing import (
@@ -120,7 +120,7 @@ def simulate_episodes(data, visits: list[np.ndarray], family: str, truth: dict,
         eta = eta + np.r_[0.0, np.atleast_1d(truth["beta_episode"])][levels]
     gaps = np.exp(eta + float(truth["dispersion"][0])
                   * families.np_standard_error(family, rng, eta.shape))
-    _, window = event_counts(data)
+    window = design_windows(data)
     kind = np.full(len(gaps), RIGHT, dtype=int)
     hi = data.start + window
     lo = np.zeros(len(gaps))
