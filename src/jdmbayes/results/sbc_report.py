@@ -104,7 +104,8 @@ def report_markdown(table: pd.DataFrame, ranks: pd.DataFrame, manifest: dict) ->
         f"- Uniformity per parameter: chi-square test on {settings['bins']} equal-width rank "
         f"bins, Holm-adjusted over all {m} parameters of the run (family-wise error "
         f"{settings['alpha']}); and the rank ECDF inside the simultaneous band "
-        f"(Säilynoja et al. 2022, by simulation with a fixed generator, as arviz-stats does) at level "
+        "(Säilynoja et al. 2022, by simulation with a fixed generator, as arviz-stats "
+        "does) at level "
         f"1 − {settings['alpha']}/{m} (Bonferroni). A parameter passes when both hold.",
         "- Checked parameters: every element of the population-level parameters and the "
         "first patient's frailty, baseline and change and the first cell's deviation.",
