@@ -72,7 +72,7 @@ def check_grant_against_summary(run) -> int:
 
     from jdmbayes.estimands.names import is_key
     from jdmbayes.results.formatting import interval_label
-    from jdmbayes.results.grant import PROBABILITIES, sentence
+    from jdmbayes.results.grant import is_probability, sentence
 
     manifest = json.loads((run / "manifest.json").read_text())
     ci = interval_label(manifest["ci_prob"], manifest["ci_kind"])
@@ -90,7 +90,7 @@ def check_grant_against_summary(run) -> int:
         assert f"- {text}" in grant, text
         tail = text.split(" was ")[-1].split(" time ratio of ")[-1]
         shown = re.findall(r"-?\d+(?:\.\d+)?", tail.replace(ci, ""))[:3]
-        scale = 100 if row["quantity"] in PROBABILITIES else 1
+        scale = 100 if is_probability(row["quantity"]) else 1
         for column, value in zip(("median", "ci_low", "ci_high"), shown):
             decimals = len(value.split(".")[1]) if "." in value else 0
             assert abs(scale * row[column] - float(value)) <= 0.5 * 10 ** -decimals + 1e-12, (

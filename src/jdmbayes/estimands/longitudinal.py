@@ -6,8 +6,15 @@
 * ``derived_quantities``: population-averaged expected scores by g-computation, as for the
   milestone models: every modelled patient keeps their covariates, is assigned the group and
   gets new patient effects from the population distribution (``replicates`` per patient).
-  ``p_change_ge_threshold_wk24`` is the proportion of such patients whose expected change in
-  the improving direction (spec ``improvement``) is at least the spec's ``threshold``.
+  At every summary week :math:`w` (:func:`summary_weeks`): ``mean_change_wk<w>`` and
+  ``p_change_ge_threshold_wk<w>``, the proportion of such patients whose expected change in
+  the improving direction (spec ``improvement``) is at least the spec's ``threshold``; for a
+  log-normal measure also ``mean_value_wk<w>``.
+* contrasts: at every summary week the difference in mean change (``diff_mean_change_wk<w>``,
+  'num-den') and, for a log-normal measure, the ratio of mean values (``ratio_mean_wk<w>``,
+  'num/den'); and the whole-group effect in one row (``change_effect``: the group's main
+  effect and its cell deviations, averaged over the other grouping columns' levels, on the
+  model's link scale).
 """
 
 from __future__ import annotations
@@ -75,6 +82,34 @@ def group_location(post: dict, design, size: int) -> np.ndarray:
     return location
 
 
+def summary_weeks(data: LongitudinalData, spec) -> tuple[tuple[float, ...], str]:
+    """The weeks changes and contrasts are reported at, and how they were chosen: the spec's
+    ``summary_weeks``; else from the series' visit schedule, the last week at which at least
+    half the modelled patients have a value and the visit week nearest half of it; else
+    (irregular visits) the median and the 90th percentile of the visit weeks, rounded."""
+    if spec.summary_weeks:
+        return tuple(spec.summary_weeks), "named by the spec"
+    weeks = data.week[data.week > 0]
+    if weeks.size == 0:
+        return (float(spec.final_week),), "no visit after baseline: the spec's final_week"
+    patients = {w: np.unique(data.patient[data.week == w]).size for w in np.unique(weeks)}
+    common = sorted(w for w, n in patients.items() if n >= data.n_patients / 2)
+    if common:
+        last = common[-1]
+        half = min(common, key=lambda w: (abs(w - last / 2), w))
+        chosen = sorted({float(half), float(last)})
+        return tuple(chosen), ("from the visit schedule: the last week at which at least half "
+                               "the patients have a value, and the scheduled week nearest "
+                               "half of it")
+    chosen = sorted({float(max(1.0, round(q))) for q in np.quantile(weeks, [0.5, 0.9])})
+    return tuple(chosen), ("from irregular visits: the median and the 90th percentile of the "
+                           "visit weeks, rounded")
+
+
+def week_label(week: float) -> str:
+    return f"{week:g}"
+
+
 def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                        ) -> dict[tuple[str, str, str], np.ndarray]:
     design = data.design
@@ -88,6 +123,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     noise = post["noise"][:, None]
     upper = spec.upper or 1.0
     sign = -1.0 if spec.improvement == "decrease" else 1.0
+    weeks, _ = summary_weeks(data, spec)
     out = {}
     for group, cells in group_assignments(data).items():
         per_patient = location[:, cells] + covariates
@@ -98,22 +134,28 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
             mu = baseline + change * shape(week, tau)
             return expected_value(spec.likelihood, mu, noise, upper)
 
-        at0, at12, at24 = expected(0.0), expected(12.0), expected(24.0)
+        at0 = expected(0.0)
         key = spec.measure
-        out[(key, "mean_change_wk12", group)] = (at12 - at0).mean(axis=1)
-        out[(key, "mean_change_wk24", group)] = (at24 - at0).mean(axis=1)
-        out[(key, "p_change_ge_threshold_wk24", group)] = (
-            sign * (at24 - at0) >= spec.threshold).mean(axis=1)
+        for week in weeks:
+            at = expected(week)
+            out[(key, f"mean_change_wk{week_label(week)}", group)] = (at - at0).mean(axis=1)
+            if spec.likelihood == "lognormal":
+                out[(key, f"mean_value_wk{week_label(week)}", group)] = at.mean(axis=1)
+        for week in weeks:
+            change = expected(week) - at0
+            out[(key, f"p_change_ge_threshold_wk{week_label(week)}", group)] = (
+                sign * change >= spec.threshold).mean(axis=1)
         out[(key, "mean_final", group)] = expected(spec.final_week).mean(axis=1)
     return out
 
 
 def covariate_effects(post: dict, data: LongitudinalData, spec, rng
                       ) -> dict[tuple[str, str, str], np.ndarray]:
-    """Each covariate's effect on the mean change by week 24, on the score's own scale, by
-    g-computation over the modelled patients (each keeps their group and other covariates,
-    with new patient effects shared by both arms): a numeric covariate raised by one unit
-    and by one SD against as observed; a text one at its level against its reference."""
+    """Each covariate's effect on the mean change by every summary week, on the score's own
+    scale, by g-computation over the modelled patients (each keeps their group and other
+    covariates, with new patient effects shared by both arms): a numeric covariate raised by
+    one unit and by one SD against as observed; a text one at its level against its
+    reference."""
     design = data.design
     if not design.covariate_names:
         return {}
@@ -124,42 +166,69 @@ def covariate_effects(post: dict, data: LongitudinalData, spec, rng
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
     tau, noise, upper = post["tau_weeks"][:, None], post["noise"][:, None], spec.upper or 1.0
     at0 = expected_value(spec.likelihood, baseline, noise, upper)
+    weeks, _ = summary_weeks(data, spec)
 
-    def mean_change(covariates: np.ndarray) -> np.ndarray:
+    def mean_change(covariates: np.ndarray, week: float) -> np.ndarray:
         per_patient = location + post["beta_covariate"] @ covariates.T
         change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
                   + post["sigma_change"][:, None] * w)
-        mu = baseline + change * shape(24.0, tau)
+        mu = baseline + change * shape(week, tau)
         return (expected_value(spec.likelihood, mu, noise, upper) - at0).mean(axis=1)
 
     out = {}
-    for j, name in enumerate(design.covariate_names):
-        info = design.covariate_info[name]
-        high, low = design.covariates.copy(), design.covariates.copy()
-        if info["kind"] == "indicator":
-            high[:, j], low[:, j] = 1.0, 0.0
-            out[(spec.measure, "diff_mean_change_wk24", covariate_label(info, "-"))] = (
-                mean_change(high) - mean_change(low))
-            continue
-        label = covariate_label(info, "-")
-        per_sd = high.copy()
-        per_sd[:, j] += 1.0
-        high[:, j] += 1.0 / info["sd"]
-        observed = mean_change(low)
-        out[(spec.measure, "diff_mean_change_wk24_per_unit", label)] = mean_change(high) - observed
-        out[(spec.measure, "diff_mean_change_wk24_per_sd", label)] = mean_change(per_sd) - observed
+    for week in weeks:
+        name = f"diff_mean_change_wk{week_label(week)}"
+        for j, column in enumerate(design.covariate_names):
+            info = design.covariate_info[column]
+            high, low = design.covariates.copy(), design.covariates.copy()
+            if info["kind"] == "indicator":
+                high[:, j], low[:, j] = 1.0, 0.0
+                out[(spec.measure, name, covariate_label(info, "-"))] = (
+                    mean_change(high, week) - mean_change(low, week))
+                continue
+            label = covariate_label(info, "-")
+            per_sd = high.copy()
+            per_sd[:, j] += 1.0
+            high[:, j] += 1.0 / info["sd"]
+            observed = mean_change(low, week)
+            out[(spec.measure, f"{name}_per_unit", label)] = mean_change(high, week) - observed
+            out[(spec.measure, f"{name}_per_sd", label)] = mean_change(per_sd, week) - observed
     return out
 
 
-def contrasts(quantities: dict, data: LongitudinalData, spec_contrasts, measure: str) -> dict:
-    """Differences in mean change at week 24 between contrast levels ('num-den')."""
+def contrasts(quantities: dict, data: LongitudinalData, spec, post: dict) -> dict:
+    """Per spec contrast: at every summary week the difference in mean change ('num-den')
+    and, for a log-normal measure, the ratio of mean values ('num/den'); and the whole-group
+    effect on the change (``change_effect``, link scale: main effect plus cell deviations,
+    averaged over the other grouping columns' levels), one row."""
     design = data.design
+    weeks, _ = summary_weeks(data, spec)
+    measure = spec.measure
+    size = post["intercept"].shape[0]
+    location = group_location(post, design, size)
     out = {}
-    for column, numerator, denominator in spec_contrasts:
+    for column, numerator, denominator in spec.contrasts:
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
-        num = labels[design.level_position(column, numerator)]
-        den = labels[design.level_position(column, denominator)]
-        out[(measure, "diff_mean_change_wk24", f"{num}-{den}")] = (
-            quantities[(measure, "mean_change_wk24", num)]
-            - quantities[(measure, "mean_change_wk24", den)])
+        num_index = design.level_position(column, numerator)
+        den_index = design.level_position(column, denominator)
+        num, den = labels[num_index], labels[den_index]
+        for week in weeks:
+            label = week_label(week)
+            out[(measure, f"diff_mean_change_wk{label}", f"{num}-{den}")] = (
+                quantities[(measure, f"mean_change_wk{label}", num)]
+                - quantities[(measure, f"mean_change_wk{label}", den)])
+            if spec.likelihood == "lognormal":
+                out[(measure, f"ratio_mean_wk{label}", f"{num}/{den}")] = (
+                    quantities[(measure, f"mean_value_wk{label}", num)]
+                    / quantities[(measure, f"mean_value_wk{label}", den)])
+        c = design.columns.index(column)
+        diffs = []
+        for cell in design.cells:
+            if cell[c] != num_index:
+                continue
+            other = list(cell)
+            other[c] = den_index
+            diffs.append(location[:, design.cell_index(cell)]
+                         - location[:, design.cell_index(tuple(other))])
+        out[(measure, "change_effect", f"{num}-{den}")] = np.mean(diffs, axis=0)
     return out

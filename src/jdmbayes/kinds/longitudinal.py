@@ -76,7 +76,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     set_group(idata, "constant_data", data_groups(prior, data.subject_ids, data.design))
 
     quantities = pl.derived_quantities(post, data, spec, rng)
-    quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))
+    quantities.update(pl.contrasts(quantities, data, spec, post))
     quantities.update(pl.covariate_effects(post, data, spec, rng))
     rows = summarise_parameters(idata.posterior, spec.name, list(PARAMETERS), ci_prob,
                                 ci_kind)
@@ -88,17 +88,24 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     diagnostics = diagnose(idata, gated_variables(idata.posterior,
                                                   ("baseline", "patient_change")), spec.measure)
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
+    weeks, how = pl.summary_weeks(data, spec)
     direction = "rise" if spec.improvement == "increase" else "fall"
     notes = [f"{data.n_patients} patients, {len(data.value)} values of '{spec.measure}' "
              f"({spec.likelihood}); {len(data.missing)} missing value(s) left out of the "
              "likelihood" + (": " + "; ".join(f"{n} x '{note}'" for note, n in
                                                notes_missing.items()) if len(data.missing)
                              else "") + ".",
-             f"p_change_ge_threshold_wk24: proportion of patients whose expected "
-             f"{spec.measure} at week 24 is at least {spec.threshold:g} better than baseline "
+             f"Summary weeks {', '.join(f'{w:g}' for w in weeks)} ({how}); the series' "
+             "times are shown in weeks.",
+             f"p_change_ge_threshold_wk<w>: proportion of patients whose expected "
+             f"{spec.measure} at week w is at least {spec.threshold:g} better than baseline "
              f"(improvement = a {direction}).",
              f"mean_final: expected value at week {spec.final_week:g} (last scheduled visit); "
-             "contrasts are differences in mean_change_wk24 ('num-den').",
+             "contrasts are differences in mean_change_wk<w> ('num-den')"
+             + (" and ratios of mean values, mean_value_wk<w> ('num/den')"
+                if spec.likelihood == "lognormal" else "")
+             + "; change_effect is a group's whole effect on the change (main effect and "
+             "cell deviations summed, link scale).",
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
              f"{len(data.value)} observed values inside their 95% predictive band."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
@@ -111,7 +118,7 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
     prior = sample_prior(build_longitudinal_model(data, spec, prior_set), draws, seed).prior
     post = pl.posterior_arrays(prior)
     quantities = pl.derived_quantities(post, data, spec, rng)
-    quantities.update(pl.contrasts(quantities, data, spec.contrasts, spec.measure))
+    quantities.update(pl.contrasts(quantities, data, spec, post))
     weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
     size = post["intercept"].shape[0]
     patient = rng.integers(0, data.n_patients, size)

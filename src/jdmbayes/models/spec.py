@@ -73,7 +73,7 @@ SPEC_KEYS = {
     "milestones": {"outcomes", "family", "frailty"},
     "episodes": {"event", "family", "frailty", "episode_effect", "episode_effect_cap"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
-                     "improvement", "random_change"},
+                     "improvement", "random_change", "summary_weeks"},
 }
 
 
@@ -101,6 +101,9 @@ class ModelSpec:
     upper: float | None = None
     threshold: float = 0.0
     final_week: float = 24.0
+    # longitudinal: the weeks changes and contrasts are reported at (empty: derived from the
+    # series' visit schedule, :func:`jdmbayes.estimands.longitudinal.summary_weeks`)
+    summary_weeks: tuple[float, ...] = ()
     improvement: str = "increase"
     random_change: bool = True
     event: str = ""                 # episodes: the recurrent event's name in events.csv
@@ -298,7 +301,16 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         if improvement not in ("increase", "decrease"):
             problems.append(Problem(str(path), "improvement", "improvement must be 'increase' "
                                     f"or 'decrease', got {improvement!r}", column="improvement"))
+        weeks = table.get("summary_weeks", [])
+        if not isinstance(weeks, list) or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) and w > 0
+                for w in weeks):
+            problems.append(Problem(str(path), "summary_weeks", "summary_weeks must be a list "
+                                    f"of weeks > 0 (e.g. [12, 24, 52]), got {weeks!r}",
+                                    column="summary_weeks"))
+            weeks = []
         spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         summary_weeks=tuple(sorted({float(w) for w in weeks})),
                          improvement=improvement,
                          random_change=bool(table.get("random_change", True)),
                          likelihood=likelihood, upper=upper,

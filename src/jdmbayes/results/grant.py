@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jdmbayes.estimands.names import UNITS, display, is_key, without_repeated_time_ratios
+from jdmbayes.estimands.names import (
+    UNITS,
+    display,
+    is_key,
+    weekly,
+    without_repeated_time_ratios,
+)
 from jdmbayes.inference.fitted import rows_sentence
 from jdmbayes.results.formatting import RECONSTRUCTED_NOTE, decimals_for, fmt, interval_label
 
-PROBABILITIES = ("p_event_by_wk12", "p_event_by_wk24", "p_change_ge_threshold_wk24")
+
+def is_probability(quantity: str) -> bool:
+    return str(quantity).startswith(("p_event_by_wk", "p_change_ge_threshold_wk"))
 
 
 def number(row, value: str) -> tuple[str, str, str]:
     """(estimate, low, high) of a row as text: probabilities as percentages."""
     d = decimals_for(row["mcse_mean"], row["median"])
-    if row["quantity"] in PROBABILITIES:
+    if is_probability(row["quantity"]):
         d = max(0, d - 2)
         return tuple(fmt(100 * row[c], d) + "%" for c in ("median", "ci_low", "ci_high"))
     return tuple(fmt(row[c], d) for c in ("median", "ci_low", "ci_high"))
@@ -27,8 +35,8 @@ def sentence(row, ci: str, threshold: float | None = None, direction: str = "inc
     unit = UNITS.get(row["outcome"], "")
     estimate, low, high = number(row, "median")
     q, group = row["quantity"], row["group"]
-    if unit and q in ("mean_change_wk24", "diff_mean_change_wk24",
-                      "diff_mean_change_wk24_per_unit", "diff_mean_change_wk24_per_sd"):
+    base, week, per = weekly(q) or ("", "", "")
+    if unit and base in ("mean_change", "diff_mean_change", "mean_value"):
         estimate, low, high = (f"{x} {unit}" for x in (estimate, low, high))
     interval = f"({ci} {low} to {high})"
     if q == "median_time_wk":
@@ -37,29 +45,34 @@ def sentence(row, ci: str, threshold: float | None = None, direction: str = "inc
     if q.startswith("p_event_by_wk"):
         return (f"The estimated probability of {outcome} by week {q.removeprefix('p_event_by_wk')}"
                 f" was {estimate} {interval}.")
-    if q == "mean_change_wk24":
-        return f"The estimated mean change in {outcome} by week 24 was {estimate} {interval}."
-    if q == "p_change_ge_threshold_wk24":
+    if base == "mean_change":
+        return f"The estimated mean change in {outcome} by week {week} was {estimate} {interval}."
+    if base == "p_change_ge_threshold":
         verb = "rose" if direction == "increase" else "fell"
         return (f"The estimated proportion of patients whose expected {outcome} {verb} by at "
-                f"least {threshold:g} {unit} by week 24 (an improvement) was {estimate} "
+                f"least {threshold:g} {unit} by week {week} (an improvement) was {estimate} "
                 f"{interval}.")
     if q == "time_ratio":
         num, den = group.split("/")
         return (f"The time to {outcome} with {num} relative to {den} had a time ratio of "
                 f"{estimate} {interval}; a ratio below 1 means a shorter time with {num}.")
     if q in ("time_ratio_per_unit", "time_ratio_per_sd"):
-        per = "unit" if q.endswith("unit") else "SD"
-        return (f"Per {per} of {group}, the time to {outcome} had a time ratio of {estimate} "
-                f"{interval}; a ratio below 1 means a shorter time.")
-    if q in ("diff_mean_change_wk24_per_unit", "diff_mean_change_wk24_per_sd"):
-        per = "unit" if q.endswith("unit") else "SD"
-        return (f"Per {per} of {group}, the mean change in {outcome} by week 24 differed by "
-                f"{estimate} {interval}.")
-    if q == "diff_mean_change_wk24":
+        per_word = "unit" if q.endswith("unit") else "SD"
+        return (f"Per {per_word} of {group}, the time to {outcome} had a time ratio of "
+                f"{estimate} {interval}; a ratio below 1 means a shorter time.")
+    if base == "diff_mean_change" and per:
+        per_word = "unit" if per == "_per_unit" else "SD"
+        return (f"Per {per_word} of {group}, the mean change in {outcome} by week {week} "
+                f"differed by {estimate} {interval}.")
+    if base == "diff_mean_change":
         num, den = group.split("-")
-        return (f"The mean change in {outcome} by week 24 with {num} minus that with {den} was "
-                f"{estimate} {interval}.")
+        return (f"The mean change in {outcome} by week {week} with {num} minus that with "
+                f"{den} was {estimate} {interval}.")
+    if base == "ratio_mean":
+        num, den = group.split("/")
+        return (f"The ratio of the mean {outcome} at week {week} with {num} to that with "
+                f"{den} was {estimate} {interval}; a ratio below 1 means a lower mean with "
+                f"{num}.")
     return f"{q} ({group}) of {outcome}: {estimate} {interval}."
 
 

@@ -10,7 +10,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
-from jdmbayes.estimands.names import describe, null_value, without_repeated_time_ratios
+from jdmbayes.estimands.names import (
+    describe,
+    is_contrast,
+    null_value,
+    weekly,
+    without_repeated_time_ratios,
+)
 from jdmbayes.results.formatting import interval_label
 from jdmbayes.results.plots import OTHER_COLOURS, forest_figure, png_bytes
 
@@ -72,13 +78,16 @@ def rank_figure(result) -> Figure:
 def forest_of_effects(result, summary: pd.DataFrame) -> Figure:
     """Group-level estimands (one panel per estimand, a row per drug and dose level) and the
     contrasts, with their intervals."""
-    part = summary[(summary["model"] == result.name) & summary["quantity"].isin(
-        ["time_ratio", "diff_mean_change_wk24", "median_time_wk", "mean_change_wk24"])]
+    # the longitudinal panels: changes and their differences at the last summary week
+    last = max((float(w[1]) for w in map(weekly, summary["quantity"]) if w), default=None)
+    shown = ["time_ratio", "median_time_wk"]
+    if last is not None:
+        shown += [f"diff_mean_change_wk{last:g}", f"mean_change_wk{last:g}"]
+    part = summary[(summary["model"] == result.name) & summary["quantity"].isin(shown)]
     part = part[~part["group"].str.contains(":")]
-    contrasts = part["quantity"].isin(["time_ratio", "diff_mean_change_wk24"])
     # group effects shared by several outcomes (the milestones' time ratios): one panel
     part = without_repeated_time_ratios(part, result.spec.outcomes)
-    contrasts = part["quantity"].isin(["time_ratio", "diff_mean_change_wk24"])
+    contrasts = part["quantity"].map(is_contrast)
     label = [("time ratio (<1: a shorter time; shared by the milestones)" if q == "time_ratio"
               else describe(o, q, "").replace(", ", "") if c else describe(o, q, "overall"))
              for o, q, c in zip(part["outcome"], part["quantity"], contrasts)]

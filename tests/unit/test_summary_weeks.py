@@ -1,0 +1,116 @@
+"""Longitudinal effects at the weeks the study asks about (issue 18): the summary weeks a spec
+names or the series' schedule gives, contrasts at each of them, the ratio of means of a
+log-normal measure, and a contrast's whole effect on the change in one row. No sampling:
+posterior draws are made up, so every expected number is known."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from jdmbayes.data.validate import load_series
+from jdmbayes.errors import InputError
+from jdmbayes.estimands import longitudinal as pl
+from jdmbayes.estimands.names import describe, is_key, null_value, weekly
+from jdmbayes.models.indexing import index_longitudinal
+from jdmbayes.models.spec import load_model_spec
+
+SPEC = """
+[model]
+name = "crp"
+kind = "longitudinal"
+measure = "crp"
+likelihood = "lognormal"
+grouping = ["arm"]
+contrasts = [["arm", "B", "A"]]
+{weeks}
+"""
+
+
+def series_and_spec(tmp_path, visits, weeks_line=""):
+    """Four patients (arms A, A, B, B) measured at ``visits[i]`` weeks."""
+    folder = tmp_path / "series"
+    folder.mkdir(exist_ok=True)
+    (folder / "subjects.csv").write_text(
+        "subject_id,followup_wk,arm\nP1,60,A\nP2,60,A\nP3,60,B\nP4,60,B\n")
+    rows = [f"P{i + 1},crp,{w},{1 + w / 10}" for i, ws in enumerate(visits) for w in ws]
+    (folder / "measurements.csv").write_text("subject_id,measure,week,value\n"
+                                             + "\n".join(rows) + "\n")
+    spec_path = tmp_path / "crp.toml"
+    spec_path.write_text(textwrap.dedent(SPEC.format(weeks=weeks_line)))
+    spec = load_model_spec(str(spec_path))
+    return index_longitudinal(load_series(folder), spec), spec
+
+
+def test_weeks_named_by_the_spec(tmp_path):
+    data, spec = series_and_spec(tmp_path, [[0, 4]] * 4, "summary_weeks = [52, 12]")
+    assert pl.summary_weeks(data, spec) == ((12.0, 52.0), "named by the spec")
+
+
+def test_weeks_from_a_schedule(tmp_path):
+    # weeks 4, 12 and 24 reach at least half the patients, 52 only one: the last common week
+    # (24) and the scheduled week nearest half of it (12)
+    visits = [[0, 4, 12, 24, 52], [0, 4, 12, 24], [0, 4, 12], [0, 4, 24]]
+    data, spec = series_and_spec(tmp_path, visits)
+    weeks, how = pl.summary_weeks(data, spec)
+    assert weeks == (12.0, 24.0) and "visit schedule" in how
+
+
+def test_weeks_from_irregular_visits(tmp_path):
+    visits = [[0, 3, 11, 30], [0, 5, 13, 41], [0, 7, 17], [0, 2, 9, 23]]
+    data, spec = series_and_spec(tmp_path, visits)
+    weeks, how = pl.summary_weeks(data, spec)
+    observed = np.array([w for ws in visits for w in ws if w > 0], float)
+    expected = tuple(sorted({float(round(q)) for q in np.quantile(observed, [0.5, 0.9])}))
+    assert weeks == expected and "irregular" in how
+
+
+def test_bad_summary_weeks_refused(tmp_path):
+    with pytest.raises(InputError) as err:
+        series_and_spec(tmp_path, [[0, 4]] * 4, "summary_weeks = [0, 12]")
+    assert "[summary_weeks]" in str(err.value)
+
+
+def made_up_posterior(size, rng):
+    return {"intercept": rng.normal(1.0, 0.1, size), "sigma_intercept": np.full(size, 0.2),
+            "change": rng.normal(0.3, 0.1, size), "sigma_change": np.full(size, 0.1),
+            "tau_weeks": np.full(size, 6.0), "noise": np.full(size, 0.3),
+            "beta_group": rng.normal(-0.2, 0.05, (size, 1)),
+            "cell_deviation": np.zeros((size, 2)), "beta_covariate": np.zeros((size, 0))}
+
+
+def test_contrasts_at_every_week_ratio_of_means_and_whole_effect(tmp_path):
+    data, spec = series_and_spec(tmp_path, [[0, 4]] * 4, "summary_weeks = [12, 24]")
+    rng = np.random.default_rng(3)
+    post = made_up_posterior(200, rng)
+    quantities = pl.derived_quantities(post, data, spec, np.random.default_rng(4))
+    out = pl.contrasts(quantities, data, spec, post)
+    for week in ("12", "24"):
+        np.testing.assert_allclose(out[("crp", f"diff_mean_change_wk{week}", "B-A")],
+                                   quantities[("crp", f"mean_change_wk{week}", "B")]
+                                   - quantities[("crp", f"mean_change_wk{week}", "A")])
+        np.testing.assert_allclose(out[("crp", f"ratio_mean_wk{week}", "B/A")],
+                                   quantities[("crp", f"mean_value_wk{week}", "B")]
+                                   / quantities[("crp", f"mean_value_wk{week}", "A")])
+    # one grouping column: the whole effect is the main effect itself
+    np.testing.assert_allclose(out[("crp", "change_effect", "B-A")], post["beta_group"][:, 0])
+    # log-normal with common random numbers across arms and exp(mu + noise^2/2) means: at
+    # week w the arm B mean is the arm A mean with each simulated patient's log value moved
+    # by beta * (1 - exp(-w / tau)); with beta the same for everyone the ratio is exactly
+    # exp(beta * shape) when patients' changes are shifted alike
+    shape24 = 1 - np.exp(-24 / 6.0)
+    ratio = out[("crp", "ratio_mean_wk24", "B/A")]
+    np.testing.assert_allclose(ratio, np.exp(post["beta_group"][:, 0] * shape24), rtol=1e-10)
+
+
+def test_names_of_weekly_quantities():
+    assert weekly("diff_mean_change_wk52_per_sd") == ("diff_mean_change", "52", "_per_sd")
+    assert weekly("median_time_wk") is None
+    assert describe("cmas", "mean_change_wk52", "overall") == "mean change in CMAS by week 52"
+    assert describe("ldh", "ratio_mean_wk12", "B/A") == "ratio of mean LDH at week 12, B/A"
+    assert is_key("cmas", "diff_mean_change_wk12", "B-A")
+    assert is_key("cmas", "mean_change_wk52", "overall")
+    assert not is_key("cmas", "mean_change_wk52", "B")
+    assert null_value("ratio_mean_wk24") == 1.0 and null_value("diff_mean_change_wk6") == 0.0
