@@ -221,14 +221,6 @@ def contrasts(quantities: dict, data: LongitudinalData, spec, post: dict) -> dic
                 out[(measure, f"ratio_mean_wk{label}", f"{num}/{den}")] = (
                     quantities[(measure, f"mean_value_wk{label}", num)]
                     / quantities[(measure, f"mean_value_wk{label}", den)])
-        c = design.columns.index(column)
-        diffs = []
-        for cell in design.cells:
-            if cell[c] != num_index:
-                continue
-            other = list(cell)
-            other[c] = den_index
-            diffs.append(location[:, design.cell_index(cell)]
-                         - location[:, design.cell_index(tuple(other))])
-        out[(measure, "change_effect", f"{num}-{den}")] = np.mean(diffs, axis=0)
+        out[(measure, "change_effect", f"{num}-{den}")] = design.level_difference(
+            location, column, num_index, den_index)
     return out

@@ -172,19 +172,10 @@ def contrasts(draws: Draws, data: MilestoneData, spec_contrasts, family: str
     location = cell_location(draws, data)
     out = {}
     for column, numerator, denominator in spec_contrasts:
-        c = design.columns.index(column)
         labels = [design.label(column, i) for i in range(len(design.levels[column]))]
         num = design.level_position(column, numerator)
         den = design.level_position(column, denominator)
-        diffs = []
-        for cell in design.cells:
-            if cell[c] != num:
-                continue
-            other = list(cell)
-            other[c] = den
-            diffs.append(location[:, design.cell_index(cell)]
-                         - location[:, design.cell_index(tuple(other))])
-        log_ratio = np.mean(diffs, axis=0)
+        log_ratio = design.level_difference(location, column, num, den)
         label = f"{labels[num]}/{labels[den]}"
         for k, outcome in enumerate(data.outcomes):
             out[(outcome, "time_ratio", label)] = np.exp(log_ratio)

@@ -90,6 +90,22 @@ class GroupDesign:
                            f"{[self.label(column, i) for i in range(len(self.levels[column]))]}")
         return matches[0]
 
+    def level_difference(self, location: np.ndarray, column: str, numerator: int,
+                         denominator: int) -> np.ndarray:
+        """(S,) a level's whole effect against another in ``column``: the difference of the
+        cells' ``location`` (S, C) (main effects and cell deviations), averaged over the
+        other grouping columns' levels."""
+        c = self.columns.index(column)
+        diffs = []
+        for cell in self.cells:
+            if cell[c] != numerator:
+                continue
+            other = list(cell)
+            other[c] = denominator
+            diffs.append(location[:, self.cell_index(cell)]
+                         - location[:, self.cell_index(tuple(other))])
+        return np.mean(diffs, axis=0)
+
     @property
     def patient_cell_labels(self) -> np.ndarray:
         return np.array(self.cell_labels or ["all"])[self.patient_cell]
