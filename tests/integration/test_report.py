@@ -84,7 +84,8 @@ def check_grant_against_summary(run) -> int:
         if not is_key(row["outcome"], row["quantity"], row["group"]):
             continue
         spec = manifest["models"][row["model"]]["spec"]["model"]
-        text = sentence(row, ci, spec.get("threshold"), spec.get("improvement", "increase"))
+        text = sentence(row, ci, float(spec.get("threshold", 0.0)),
+                        spec.get("improvement", "increase"))
         if row["quantity"] == "time_ratio" and text not in grant:
             continue   # said once, for the last milestone
         assert f"- {text}" in grant, text

@@ -25,6 +25,7 @@ from scipy import special, stats
 from jdmbayes.estimands.milestones import flat_draws, group_assignments
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models.indexing import LongitudinalData
+from jdmbayes.models.longitudinal import TimeShape, time_shape
 
 
 def expected_value(likelihood: str, mu, noise, upper):
@@ -54,22 +55,35 @@ def draw_values(likelihood: str, mu, noise, upper, rng):
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
-def shape(week, tau):
-    return 1 - np.exp(-np.asarray(week, float) / tau)
-
-
-def posterior_arrays(posterior) -> dict:
+def posterior_arrays(posterior, shape: TimeShape | None = None) -> dict:
+    """(S, ...) draws of the variables the predictions use (zeros for those the model does
+    not have: no correlation is rho 0)."""
     size = posterior.sizes["chain"] * posterior.sizes["draw"]
-    return {name: flat_draws(posterior, name, size) for name in
-            ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
-             "baseline", "patient_change", "beta_group", "cell_deviation", "beta_covariate")}
+    out = {name: flat_draws(posterior, name, size) for name in
+           ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
+            "baseline", "patient_change", "beta_group", "cell_deviation", "beta_covariate",
+            "rho_baseline_change")}
+    coef = shape.n_coef if shape is not None else 0
+    out["spline_coef"] = flat_draws(posterior, "spline_coef", size, (coef,))
+    return out
+
+
+def new_patient_effects(post: dict, size: int, count: int, rng) -> tuple[np.ndarray, ...]:
+    """(u, w): standard normal baseline and change effects of ``count`` new patients per
+    draw, correlated with the draw's rho."""
+    u = rng.standard_normal((size, count))
+    w = rng.standard_normal((size, count))
+    rho = post.get("rho_baseline_change")
+    if rho is not None and np.any(rho != 0):
+        rho = rho[:, None]
+        w = rho * u + np.sqrt(1.0 - rho**2) * w
+    return u, w
 
 
 def predict_observations(post: dict, data: LongitudinalData, spec, rng) -> np.ndarray:
     """(S, n_obs) replicated observations of the modelled patients."""
-    tau = post["tau_weeks"][:, None]
-    mu = (post["baseline"][:, data.patient]
-          + post["patient_change"][:, data.patient] * shape(data.week[None, :], tau))
+    h = time_shape(data, spec).values(data.week, post)
+    mu = post["baseline"][:, data.patient] + post["patient_change"][:, data.patient] * h
     return draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
 
 
@@ -116,10 +130,9 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
     location = group_location(post, design, size)
     covariates = post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
-    u = rng.standard_normal((size, n * r))
-    w = rng.standard_normal((size, n * r))
+    u, w = new_patient_effects(post, size, n * r, rng)
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
-    tau = post["tau_weeks"][:, None]
+    shape = time_shape(data, spec)
     noise = post["noise"][:, None]
     upper = spec.upper or 1.0
     sign = -1.0 if spec.improvement == "decrease" else 1.0
@@ -131,7 +144,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                   + post["sigma_change"][:, None] * w)
 
         def expected(week, change=change):
-            mu = baseline + change * shape(week, tau)
+            mu = baseline + change * shape.values([week], post)
             return expected_value(spec.likelihood, mu, noise, upper)
 
         at0 = expected(0.0)
@@ -161,10 +174,10 @@ def covariate_effects(post: dict, data: LongitudinalData, spec, rng
         return {}
     size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
     location = group_location(post, design, size)[:, design.patient_cell]
-    u = rng.standard_normal((size, n * r))
-    w = rng.standard_normal((size, n * r))
+    u, w = new_patient_effects(post, size, n * r, rng)
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
-    tau, noise, upper = post["tau_weeks"][:, None], post["noise"][:, None], spec.upper or 1.0
+    noise, upper = post["noise"][:, None], spec.upper or 1.0
+    shape = time_shape(data, spec)
     at0 = expected_value(spec.likelihood, baseline, noise, upper)
     weeks, _ = summary_weeks(data, spec)
 
@@ -172,7 +185,7 @@ def covariate_effects(post: dict, data: LongitudinalData, spec, rng
         per_patient = location + post["beta_covariate"] @ covariates.T
         change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
                   + post["sigma_change"][:, None] * w)
-        mu = baseline + change * shape(week, tau)
+        mu = baseline + change * shape.values([week], post)
         return (expected_value(spec.likelihood, mu, noise, upper) - at0).mean(axis=1)
 
     out = {}

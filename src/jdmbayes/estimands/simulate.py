@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from jdmbayes.estimands.episodes import design_windows
-from jdmbayes.estimands.longitudinal import draw_values, shape
+from jdmbayes.estimands.longitudinal import draw_values
 from jdmbayes.models import families
 from jdmbayes.models.indexing import (
     EXACT,
@@ -30,6 +30,7 @@ from jdmbayes.models.indexing import (
     LongitudinalData,
     MilestoneData,
 )
+from jdmbayes.models.longitudinal import time_shape
 
 
 def visit_schedule(series, subject_ids: list[str], followup: np.ndarray) -> list[np.ndarray]:
@@ -145,7 +146,9 @@ def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
                           rng: np.random.Generator) -> LongitudinalData:
     """A copy of ``data`` with every observed value drawn from the model at ``truth`` (same
     patients, visits and missing values)."""
-    mu = (truth["baseline"][data.patient]
-          + truth["patient_change"][data.patient] * shape(data.week, truth["tau_weeks"]))
+    draw = {name: np.asarray(truth[name])[None, ...] for name in
+            ("intercept", "tau_weeks", "spline_coef") if name in truth}
+    h = time_shape(data, spec).values(data.week, draw)[0]
+    mu = truth["baseline"][data.patient] + truth["patient_change"][data.patient] * h
     values = draw_values(spec.likelihood, mu, truth["noise"], spec.upper or 1.0, rng)
     return replace(data, value=np.asarray(values, float))

@@ -62,7 +62,7 @@ class SBCSettings:
 # first element of the patient- and cell-level ones
 POPULATION = ("intercept", "dispersion", "beta_group", "sigma_cell", "sigma_patient",
               "beta_episode", "beta_covariate", "sigma_intercept", "change", "sigma_change",
-              "tau_weeks", "noise")
+              "tau_weeks", "spline_coef", "rho_baseline_change", "noise")
 FIRST_ONLY = ("frailty", "cell_deviation", "baseline", "patient_change")
 
 

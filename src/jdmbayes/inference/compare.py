@@ -12,6 +12,8 @@ difference).
 
 from __future__ import annotations
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -62,7 +64,10 @@ def compare_models(results: list[ModelResult]) -> pd.DataFrame:
         trees[result.name] = xr.DataTree.from_dict({
             "posterior": group_dataset(result.idata, "posterior"),
             "log_likelihood": xr.Dataset({"patient_loglik": loglik[name]})})
-    table = az.compare(trees, round_to="none")
+    with warnings.catch_warnings():
+        # ArviZ warns of Pareto k > 0.7 per model; the table counts them itself
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        table = az.compare(trees, round_to="none")
     by_name = {r.name: r for r in results}
     rows = []
     for model, row in table.iterrows():

@@ -27,34 +27,75 @@ from jdmbayes.kinds.common import (
     quantile_row,
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
-from jdmbayes.models.longitudinal import build_longitudinal_model
+from jdmbayes.models.longitudinal import build_longitudinal_model, time_shape
 from jdmbayes.models.spec import PARAMETERS as PRIOR_PARAMETERS
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
 PARAMETERS = ("intercept", "sigma_intercept", "change", "beta_group", "sigma_cell",
-              "cell_deviation", "beta_covariate", "sigma_change", "tau_weeks", "noise")
+              "cell_deviation", "beta_covariate", "sigma_change", "rho_baseline_change",
+              "tau_weeks", "spline_coef", "noise")
 BAND = "95% equal-tailed posterior predictive"
 
 
+# a schedule of at most this many distinct (rounded) visit weeks is a schedule: checked week by
+# week; otherwise values are binned into visit windows of at least MIN_WINDOW_PATIENTS
+SCHEDULED_WEEKS = 12
+MIN_WINDOW_PATIENTS = 10
+
+
+def visit_windows(week: np.ndarray, patient: np.ndarray) -> np.ndarray:
+    """(n_obs,) window index of each value: its rounded week on a schedule; for irregular
+    visits, baseline (week 0) and then windows between quantiles of the later visit weeks,
+    merged until each holds at least ``MIN_WINDOW_PATIENTS`` patients."""
+    rounded = np.round(week)
+    if np.unique(rounded).size <= SCHEDULED_WEEKS:
+        return np.unique(rounded, return_inverse=True)[1]
+    later = week > 0
+    edges = np.unique(np.quantile(week[later], np.linspace(0, 1, 9)))
+    index = np.where(later, np.clip(np.searchsorted(edges, week, side="left"), 1,
+                                    len(edges) - 1), 0)
+    while True:
+        counts = [np.unique(patient[index == k]).size for k in np.unique(index[later])]
+        small = [k for k, c in zip(np.unique(index[later]), counts) if c < MIN_WINDOW_PATIENTS]
+        if not small or np.unique(index[later]).size == 1:
+            break
+        k = small[0]
+        labels = np.unique(index[later])
+        position = int(np.flatnonzero(labels == k)[0])
+        neighbour = labels[position + 1] if position + 1 < len(labels) else labels[position - 1]
+        index[index == k] = neighbour
+    return np.unique(index, return_inverse=True)[1]
+
+
 def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
-    """Observed values against predictive bands, per patient visit and per group and week."""
+    """Observed values against predictive bands, per patient visit and per group and visit
+    week (or visit window, when visits are irregular)."""
     low, mid, high = np.quantile(replicated, [0.025, 0.5, 0.975], axis=0)
     rows = pd.DataFrame({"patient": data.patient + 1, "week": data.week,
                          "observed": data.value, "predicted_low": low,
                          "predicted_median": mid, "predicted_high": high, "band": BAND})
     rows["inside_band"] = (rows["observed"] >= low) & (rows["observed"] <= high)
     labels = data.design.patient_cell_labels
+    window = visit_windows(data.week, data.patient)
+    binned = np.unique(np.round(data.week)).size > SCHEDULED_WEEKS
     group_rows = []
     cell = labels[data.patient]
     for group in sorted(set(cell)):
-        for week in sorted(set(np.round(data.week[cell == group]))):
-            use = (cell == group) & (np.round(data.week) == week)
+        for k in np.unique(window[cell == group]):
+            use = (cell == group) & (window == k)
             means = replicated[:, use].mean(axis=1)
             a, b = np.quantile(means, [0.025, 0.975])
-            group_rows.append({"group": group, "week": float(week), "n": int(use.sum()),
+            weeks = data.week[use]
+            group_rows.append({"group": group,
+                               "week": float(weeks.mean() if binned else np.round(weeks[0])),
+                               "week_from": float(weeks.min()), "week_to": float(weeks.max()),
+                               "n": int(use.sum()),
+                               "patients": int(np.unique(data.patient[use]).size),
                                "observed_mean": float(data.value[use].mean()),
                                "predicted_mean": float(means.mean()), "predicted_low": a,
-                               "predicted_high": b, "band": BAND})
+                               "predicted_high": b, "band": BAND,
+                               "binning": (f"visit windows of at least {MIN_WINDOW_PATIENTS} "
+                                           "patients" if binned else "scheduled weeks")})
     return {"ppc_trajectories": rows, "ppc_groups": pd.DataFrame(group_rows)}
 
 
@@ -64,7 +105,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     """Replicated values, population-averaged changes, contrasts, checks and summary rows."""
     idata = sampled.idata
     rng = np.random.default_rng([settings.seed, 2])
-    post = pl.posterior_arrays(idata.posterior)
+    post = pl.posterior_arrays(idata.posterior, time_shape(data, spec))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     replicated = pl.predict_observations(post, data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
@@ -116,7 +157,7 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
                                   prior_set: PriorSet, draws: int, seed: int) -> PriorPredictive:
     rng = np.random.default_rng([seed, 3])
     prior = sample_prior(build_longitudinal_model(data, spec, prior_set), draws, seed).prior
-    post = pl.posterior_arrays(prior)
+    post = pl.posterior_arrays(prior, time_shape(data, spec))
     quantities = pl.derived_quantities(post, data, spec, rng)
     quantities.update(pl.contrasts(quantities, data, spec, post))
     weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
@@ -124,7 +165,7 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
     patient = rng.integers(0, data.n_patients, size)
     mu = (post["baseline"][np.arange(size), patient][:, None]
           + post["patient_change"][np.arange(size), patient][:, None]
-          * pl.shape(weeks[None, :], post["tau_weeks"][:, None]))
+          * time_shape(data, spec).values(weeks, post))
     values = pl.draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
     rows = [quantile_row(values[:, w], model=spec.name, outcome=spec.measure,
                          quantity=f"value_wk{week:g}", group="a modelled patient")
@@ -160,6 +201,7 @@ LONGITUDINAL = ModelKind(
     simulator=longitudinal_simulator,
     observation_data=lambda spec, real, simulated: {"obs_value": simulated.value},
     parameters=PARAMETERS,
-    key_parameters=("intercept", "change", "beta_group", "tau_weeks", "noise", "sigma_change"),
+    key_parameters=("intercept", "change", "beta_group", "tau_weeks", "spline_coef", "noise",
+                    "sigma_change", "rho_baseline_change"),
     figures=("rank", "forest", "prior_posterior", "trajectories"),
 )

@@ -7,16 +7,30 @@ trajectory, so a patient with a missing baseline still contributes):
 
 .. math::
 
-    \mu_{ij} &= \alpha + \sigma_{int} u_i + \Delta_i\, h(t_{ij}),\qquad
-    h(t) = 1 - e^{-t/\tau}, \\
+    \mu_{ij} &= \alpha + \sigma_{int} u_i + \Delta_i\, h(t_{ij}), \\
     \Delta_i &= \delta + x^{grp}_i{}^\top\beta_{group} + \sigma_{cell} z_{c(i)}
                 + x^{cov}_i{}^\top \beta_{cov} + \sigma_{change} w_i, \\
-    u_i, w_i, z_c &\sim \mathcal N(0,1) \quad\text{(non-centred; cells centred by spec)},
+    w_i &= \rho\, u_i + \sqrt{1-\rho^2}\, v_i, \qquad u_i, v_i, z_c \sim \mathcal N(0,1)
+    \quad\text{(non-centred; cells centred by spec)},
 
-:math:`\Delta_i` is the patient's change from baseline at the plateau, approached with time
-constant :math:`\tau` (weeks). With ``random_change = false`` in the spec the term
-:math:`\sigma_{change} w_i` is left out: with only a baseline and one later value per patient
-it cannot be told apart from the residual noise. Likelihoods that respect the scale:
+with the time shape :math:`h` of the spec (``shape``):
+
+* ``plateau`` (default): :math:`h(t) = 1 - e^{-t/\tau}`; :math:`\Delta_i` is the change at
+  the plateau, approached with time constant :math:`\tau` (weeks);
+* ``linear``: :math:`h(t) = t / T` with :math:`T` the spec's ``final_week``: :math:`\Delta_i`
+  is the change by week :math:`T`;
+* ``spline``: :math:`h(t) = t/T + \sum_k \theta_k D_k(t)`, a cubic B-spline in time with
+  the spec's interior ``knots`` (as R's ``bs()``), written as its departure from the straight
+  line: every :math:`D_k` is 0 at baseline and at week :math:`T`, so :math:`\Delta_i` is
+  again the change by week :math:`T` and the shape (``spline_coef`` :math:`\theta`) is
+  shared by all patients and groups (a shape-invariant model, Lindstrom 1995).
+
+Patient baseline and change are correlated with :math:`\rho` (spec ``correlation = true``,
+the default: :math:`(\rho+1)/2 \sim \mathrm{Beta}(\eta,\eta)`, which is the LKJ(:math:`\eta`)
+prior of a 2 x 2 correlation), or independent (:math:`\rho = 0`). With ``random_change =
+false`` the term :math:`\sigma_{change} w_i` is left out: with only a baseline and one later
+value per patient it cannot be told apart from the residual noise. Likelihoods that respect
+the scale:
 
 * ``beta_binomial`` (logit link, bounded count on 0..N):
   :math:`y_{ij}\sim\mathrm{BetaBinomial}(N, p\phi, (1-p)\phi)`, :math:`p=\mathrm{logit}^{-1}\mu`;
@@ -32,16 +46,21 @@ Data
 
 References
 ----------
-Verbeke & Molenberghs (2000), *Linear Mixed Models for Longitudinal Data*; Najera-Zuloaga,
+Verbeke & Molenberghs (2000), *Linear Mixed Models for Longitudinal Data*; Lewandowski,
+Kurowicka & Joe (2009), *J Multivariate Anal* 100:1989 (LKJ); Lindstrom (1995), *Stat Med*
+14:2009 (shape-invariant growth models); Najera-Zuloaga,
 Lee & Arostegui (2018), *Stat Methods Med Res* 27:2261 (beta-binomial mixed models for
 bounded scores); Lovell et al. (1999) *Arthritis Rheum* 42:2213 (CMAS).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.interpolate import BSpline
 
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.milestones import group_coords, group_effects
@@ -66,12 +85,75 @@ def observation_logp(likelihood: str, value, mu, noise, upper):
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
+SPLINE_GRID = 400   # points on which the spline's departure basis is orthonormalised
+
+
+@dataclass(frozen=True)
+class TimeShape:
+    """The time shape :math:`h(t)` of a spec on a series: its kind, the reference week
+    :math:`T` and, for a spline, the knots and the time domain of the basis."""
+
+    kind: str
+    reference: float
+    knots: tuple[float, ...] = ()
+    upper: float = 1.0
+
+    def departure_basis(self, week) -> np.ndarray:
+        """(len(week), q) spline departures from the straight line, 0 at weeks 0 and T,
+        orthonormal on a grid over [0, upper] (RMS 1 per column); weeks beyond the domain
+        keep the value at its end."""
+        week = np.clip(np.atleast_1d(np.asarray(week, float)), 0.0, self.upper)
+        grid = np.linspace(0.0, self.upper, SPLINE_GRID)
+        raw_grid = self._raw(grid)
+        _, singular, vt = np.linalg.svd(raw_grid, full_matrices=False)
+        rank = int((singular > 1e-8 * singular[0]).sum())
+        scale = np.sqrt(SPLINE_GRID) / singular[:rank]
+        return self._raw(week) @ vt[:rank].T * scale
+
+    def _raw(self, week: np.ndarray) -> np.ndarray:
+        inner = [k for k in self.knots if 0.0 < k < self.upper]
+        knots = np.r_[[0.0] * 4, inner, [self.upper] * 4]
+
+        def basis(t):
+            return BSpline.design_matrix(t, knots, 3).toarray()
+
+        at0, at_ref = basis(np.array([0.0])), basis(np.array([min(self.reference,
+                                                                   self.upper)]))
+        return basis(week) - at0 - (at_ref - at0) * (week[:, None] / self.reference)
+
+    @property
+    def n_coef(self) -> int:
+        return self.departure_basis(np.array([0.0])).shape[1] if self.kind == "spline" else 0
+
+    def values(self, week, post: dict) -> np.ndarray:
+        """(S, len(week)) h at ``week`` for each posterior draw in ``post`` (NumPy)."""
+        week = np.atleast_1d(np.asarray(week, float))
+        if self.kind == "plateau":
+            return 1 - np.exp(-week[None, :] / post["tau_weeks"][:, None])
+        linear = np.broadcast_to(week[None, :] / self.reference,
+                                 (post["intercept"].shape[0], week.size))
+        if self.kind == "linear":
+            return linear
+        return linear + post["spline_coef"] @ self.departure_basis(week).T
+
+
+def time_shape(data: LongitudinalData, spec: ModelSpec) -> TimeShape:
+    """The spec's time shape on this series (the spline's domain covers every visit and the
+    longest follow-up)."""
+    upper = float(max(data.week.max(initial=0.0), data.followup.max(initial=0.0),
+                      spec.final_week))
+    return TimeShape(spec.shape, float(spec.final_week), tuple(spec.knots), upper)
+
+
 def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
                              prior_set: PriorSet) -> pm.Model:
     """The PyMC model of ``spec`` on ``data`` (not sampled)."""
     n = data.n_patients
+    shape = time_shape(data, spec)
     coords = {"patient": np.arange(1, n + 1), "obs": np.arange(len(data.value)),
               **group_coords(data.design)}
+    if shape.kind == "spline":
+        coords["spline_basis"] = np.arange(1, shape.n_coef + 1)
     with pm.Model(coords=coords) as model:
         patient = pm.Data("obs_patient", data.patient, dims="obs")
         week = pm.Data("obs_week", data.week, dims="obs")
@@ -85,11 +167,25 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
         if spec.random_change:
             sigma_change = create_prior_variable(prior_set, "sigma_change", "sigma_change")
             w = pm.Normal("z_change", 0.0, 1.0, dims="patient")
+            if spec.correlation:
+                lkj = create_prior_variable(prior_set, "lkj_corr", "lkj_corr")
+                rho = pm.Deterministic("rho_baseline_change", 2.0 * lkj - 1.0)
+                w = rho * u + pt.sqrt(1.0 - rho**2) * w
             change = change + sigma_change * w
         change = pm.Deterministic("patient_change", change, dims="patient")
-        tau = create_prior_variable(prior_set, "tau_weeks", "tau_weeks")
+        if shape.kind == "plateau":
+            tau = create_prior_variable(prior_set, "tau_weeks", "tau_weeks")
+            h = 1 - pt.exp(-week / tau)
+        else:
+            h = week / shape.reference
+            if shape.kind == "spline":
+                basis = pm.Data("obs_spline_basis", shape.departure_basis(data.week),
+                                dims=("obs", "spline_basis"))
+                theta = create_prior_variable(prior_set, "spline_coef", "spline_coef",
+                                              dims="spline_basis")
+                h = h + pt.dot(basis, theta)
         noise = create_prior_variable(prior_set, "noise", "noise")
-        mu = baseline[patient] + change[patient] * (1 - pt.exp(-week / tau))
+        mu = baseline[patient] + change[patient] * h
         terms = observation_logp(spec.likelihood, value, mu, noise, spec.upper or 1.0)
         per_patient = pt.inc_subtensor(pt.zeros(n)[patient], terms)
         per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")

@@ -32,6 +32,8 @@ FAMILIES = ("weibull", "lognormal", "loglogistic")
 # centred, or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it fails
 # simulation-based calibration on the bundled design, validation/sbc-integrated/)
 FRAILTY_FORMS = ("non_centred", "centred", "integrated")
+# time shapes of a longitudinal change (models.longitudinal)
+SHAPES = ("plateau", "linear", "spline")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
 # the parameters each section's models read, with what they mean (shown in error messages)
 PARAMETERS = {
@@ -65,6 +67,10 @@ PARAMETERS = {
         "tau_weeks": "time constant of the approach to the plateau (weeks)",
         "noise": "concentration (beta-binomial) or residual SD (normal, log-normal)",
         "beta_covariate": "change per unit of a standardised covariate",
+        "spline_coef": "a smooth trend's departure from a straight line, as a fraction of "
+                       "the change by the reference week (spec shape = \"spline\")",
+        "lkj_corr": "(rho + 1) / 2 for the correlation rho of patient baseline and change: "
+                    "Beta(eta, eta) is the LKJ(eta) prior of a 2 x 2 correlation",
     } for link in ("logit", "identity", "log")},
 }
 SPEC_KEYS = {
@@ -73,7 +79,8 @@ SPEC_KEYS = {
     "milestones": {"outcomes", "family", "frailty"},
     "episodes": {"event", "family", "frailty", "episode_effect", "episode_effect_cap"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
-                     "improvement", "random_change", "summary_weeks"},
+                     "improvement", "random_change", "summary_weeks", "shape", "knots",
+                     "correlation"},
 }
 
 
@@ -104,6 +111,11 @@ class ModelSpec:
     # longitudinal: the weeks changes and contrasts are reported at (empty: derived from the
     # series' visit schedule, :func:`jdmbayes.estimands.longitudinal.summary_weeks`)
     summary_weeks: tuple[float, ...] = ()
+    # longitudinal: the time shape of the change (plateau, linear or spline, with interior
+    # knots in weeks) and whether patient baseline and change are correlated (LKJ prior)
+    shape: str = "plateau"
+    knots: tuple[float, ...] = ()
+    correlation: bool = True
     improvement: str = "increase"
     random_change: bool = True
     event: str = ""                 # episodes: the recurrent event's name in events.csv
@@ -309,8 +321,27 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     f"of weeks > 0 (e.g. [12, 24, 52]), got {weeks!r}",
                                     column="summary_weeks"))
             weeks = []
+        shape = table.get("shape", "plateau")
+        if shape not in SHAPES:
+            problems.append(Problem(str(path), "shape", f"shape must be one of "
+                                    f"{', '.join(SHAPES)}, got {shape!r}", column="shape"))
+        knots = table.get("knots", [])
+        if not isinstance(knots, list) or not all(
+                isinstance(k, int | float) and not isinstance(k, bool) and k > 0
+                for k in knots) or (knots and shape != "spline"):
+            problems.append(Problem(str(path), "knots", "knots must be a list of interior "
+                                    "weeks > 0 (e.g. [12, 52]) and only with shape = "
+                                    f"\"spline\", got {knots!r}", column="knots"))
+            knots = []
+        correlation = table.get("correlation", True)
+        if not isinstance(correlation, bool):
+            problems.append(Problem(str(path), "correlation", "correlation must be true or "
+                                    f"false, got {correlation!r}", column="correlation"))
+            correlation = True
         spec = ModelSpec(**common, measure=table.get("measure", path.stem),
                          summary_weeks=tuple(sorted({float(w) for w in weeks})),
+                         shape=shape, knots=tuple(sorted({float(k) for k in knots})),
+                         correlation=correlation,
                          improvement=improvement,
                          random_change=bool(table.get("random_change", True)),
                          likelihood=likelihood, upper=upper,

@@ -97,7 +97,7 @@ def grant_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict,
         part = without_repeated_time_ratios(
             part, info["spec"].get("model", {}).get("outcomes", []))
         table = info["spec"].get("model", {})
-        threshold = table.get("threshold")
+        threshold = float(table.get("threshold", 0.0))   # the spec default when silent
         direction = table.get("improvement", "increase")
         lines += [f"## {model}", ""]
         mark = " **[diagnostics failed]**" if model in failed else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 from scipy.stats import rankdata
 
 from jdmbayes.estimands.names import (
@@ -171,10 +172,17 @@ def trajectories_figure(result) -> Figure:
         ax.set_xlabel("weeks from time 0")
         if result.spec.upper:
             ax.set_ylim(-0.02 * result.spec.upper, 1.02 * result.spec.upper)
-    axes[0].set_ylabel(result.spec.measure)
+        if result.spec.likelihood == "lognormal":
+            ax.set_yscale("log")       # a positive measure modelled on the log scale
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(ScalarFormatter())
+    axes[0].set_ylabel(result.spec.measure + (" (log scale)"
+                                              if result.spec.likelihood == "lognormal" else ""))
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"{result.name}: observed trajectories (grey, one line per patient) and "
-                    "posterior predictive bands", fontsize=10)
+    binning = groups["binning"].iloc[0] if "binning" in groups and len(groups) else ""
+    figure.suptitle(f"{result.name}: observed trajectories (grey, one line per patient)\n"
+                    f"and posterior predictive bands of the group means ({binning})",
+                    fontsize=10)
     return figure
 
 
