@@ -27,7 +27,11 @@ from jdmbayes.kinds.common import (
     quantile_row,
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
-from jdmbayes.models.longitudinal import build_longitudinal_model, time_shape
+from jdmbayes.models.longitudinal import (
+    build_longitudinal_model,
+    patient_effects_form,
+    time_shape,
+)
 from jdmbayes.models.spec import PARAMETERS as PRIOR_PARAMETERS
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
@@ -126,11 +130,13 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     rows += summarise_quantities(quantities, chains, spec.name, ci_prob, ci_kind)
     tables = trajectory_checks(data, replicated)
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
-    diagnostics = diagnose(idata, gated_variables(idata.posterior,
-                                                  ("baseline", "patient_change")), spec.measure)
+    # baselines and changes are parameters when sampled centred, else functions of them
+    derived = ("baseline", "patient_change") if "z_intercept" in idata.posterior else ()
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), spec.measure)
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     weeks, how = pl.summary_weeks(data, spec)
     direction = "rise" if spec.improvement == "increase" else "fall"
+    form = patient_effects_form(data, spec)
     notes = [f"{data.n_patients} patients, {len(data.value)} values of '{spec.measure}' "
              f"({spec.likelihood}); {len(data.missing)} missing value(s) left out of the "
              "likelihood" + (": " + "; ".join(f"{n} x '{note}'" for note, n in
@@ -138,6 +144,11 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
                              else "") + ".",
              f"Summary weeks {', '.join(f'{w:g}' for w in weeks)} ({how}); the series' "
              "times are shown in weeks.",
+             f"Time shape: {spec.shape}; patient baseline and change "
+             + ("correlated (LKJ prior)" if spec.correlation and spec.random_change
+                else "independent") + f", sampled {form.replace('_', '-')}"
+             + (" (chosen from the data: median values per patient)"
+                if spec.patient_effects == "auto" else " (by spec)") + ".",
              f"p_change_ge_threshold_wk<w>: proportion of patients whose expected "
              f"{spec.measure} at week w is at least {spec.threshold:g} better than baseline "
              f"(improvement = a {direction}).",

@@ -10,8 +10,11 @@ trajectory, so a patient with a missing baseline still contributes):
     \mu_{ij} &= \alpha + \sigma_{int} u_i + \Delta_i\, h(t_{ij}), \\
     \Delta_i &= \delta + x^{grp}_i{}^\top\beta_{group} + \sigma_{cell} z_{c(i)}
                 + x^{cov}_i{}^\top \beta_{cov} + \sigma_{change} w_i, \\
-    w_i &= \rho\, u_i + \sqrt{1-\rho^2}\, v_i, \qquad u_i, v_i, z_c \sim \mathcal N(0,1)
-    \quad\text{(non-centred; cells centred by spec)},
+    w_i &= \rho\, u_i + \sqrt{1-\rho^2}\, v_i, \qquad u_i, v_i, z_c \sim \mathcal N(0,1),
+
+sampled non-centred (:math:`u_i, v_i`) or centred (the baseline, then the change given the
+baseline), by spec ``patient_effects`` or from the data (``auto``:
+:func:`patient_effects_form`); cell deviations are centred or not by spec,
 
 with the time shape :math:`h` of the spec (``shape``):
 
@@ -137,6 +140,22 @@ class TimeShape:
         return linear + post["spline_coef"] @ self.departure_basis(week).T
 
 
+# "auto": centred patient effects from this many values per patient (median) on
+CENTRED_FROM_VALUES = 5
+
+
+def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
+    """How patient baselines and changes are sampled: the spec's choice, or ("auto") centred
+    when the median patient has at least ``CENTRED_FROM_VALUES`` values, non-centred
+    otherwise. With several values each, the data pin every patient's effects and the
+    non-centred form mixes slowly on the population parameters; with few, the centred form
+    has a funnel (Papaspiliopoulos, Roberts & Skold 2007; Betancourt & Girolami 2015)."""
+    if spec.patient_effects != "auto":
+        return spec.patient_effects
+    per_patient = np.bincount(data.patient, minlength=data.n_patients)
+    return "centred" if np.median(per_patient) >= CENTRED_FROM_VALUES else "non_centred"
+
+
 def time_shape(data: LongitudinalData, spec: ModelSpec) -> TimeShape:
     """The spec's time shape on this series (the spline's domain covers every visit and the
     longest follow-up)."""
@@ -160,19 +179,33 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
         value = pm.Data("obs_value", data.value, dims="obs")
         alpha = create_prior_variable(prior_set, "intercept", "intercept")
         sigma_intercept = create_prior_variable(prior_set, "sigma_intercept", "sigma_intercept")
-        u = pm.Normal("z_intercept", 0.0, 1.0, dims="patient")
-        baseline = pm.Deterministic("baseline", alpha + sigma_intercept * u, dims="patient")
+        centred = patient_effects_form(data, spec) == "centred"
+        if centred:
+            baseline = pm.Normal("baseline", alpha, sigma_intercept, dims="patient")
+            u = (baseline - alpha) / sigma_intercept
+        else:
+            u = pm.Normal("z_intercept", 0.0, 1.0, dims="patient")
+            baseline = pm.Deterministic("baseline", alpha + sigma_intercept * u,
+                                        dims="patient")
         delta = create_prior_variable(prior_set, "change", "change")
         change = delta + group_effects(data.design, prior_set, n, spec.cell_deviations)
         if spec.random_change:
             sigma_change = create_prior_variable(prior_set, "sigma_change", "sigma_change")
-            w = pm.Normal("z_change", 0.0, 1.0, dims="patient")
+            rho = 0.0
             if spec.correlation:
                 lkj = create_prior_variable(prior_set, "lkj_corr", "lkj_corr")
                 rho = pm.Deterministic("rho_baseline_change", 2.0 * lkj - 1.0)
-                w = rho * u + pt.sqrt(1.0 - rho**2) * w
-            change = change + sigma_change * w
-        change = pm.Deterministic("patient_change", change, dims="patient")
+            if centred:
+                # change given baseline: the conditional of the bivariate normal
+                change = pm.Normal("patient_change", change + sigma_change * rho * u,
+                                   sigma_change * pt.sqrt(1.0 - rho**2), dims="patient")
+            else:
+                w = pm.Normal("z_change", 0.0, 1.0, dims="patient")
+                if spec.correlation:
+                    w = rho * u + pt.sqrt(1.0 - rho**2) * w
+                change = change + sigma_change * w
+        if not (centred and spec.random_change):
+            change = pm.Deterministic("patient_change", change, dims="patient")
         if shape.kind == "plateau":
             tau = create_prior_variable(prior_set, "tau_weeks", "tau_weeks")
             h = 1 - pt.exp(-week / tau)

@@ -80,7 +80,7 @@ SPEC_KEYS = {
     "episodes": {"event", "family", "frailty", "episode_effect", "episode_effect_cap"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
                      "improvement", "random_change", "summary_weeks", "shape", "knots",
-                     "correlation"},
+                     "correlation", "patient_effects"},
 }
 
 
@@ -116,6 +116,9 @@ class ModelSpec:
     shape: str = "plateau"
     knots: tuple[float, ...] = ()
     correlation: bool = True
+    # longitudinal: patient baselines and changes sampled centred or non-centred, or chosen
+    # from the data ("auto": :func:`jdmbayes.models.longitudinal.patient_effects_form`)
+    patient_effects: str = "auto"
     improvement: str = "increase"
     random_change: bool = True
     event: str = ""                 # episodes: the recurrent event's name in events.csv
@@ -338,7 +341,14 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "correlation", "correlation must be true or "
                                     f"false, got {correlation!r}", column="correlation"))
             correlation = True
+        effects = table.get("patient_effects", "auto")
+        if effects not in ("auto", "centred", "non_centred"):
+            problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
+                                    f"'auto', 'centred' or 'non_centred', got {effects!r}",
+                                    column="patient_effects"))
+            effects = "auto"
         spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         patient_effects=effects,
                          summary_weeks=tuple(sorted({float(w) for w in weeks})),
                          shape=shape, knots=tuple(sorted({float(k) for k in knots})),
                          correlation=correlation,

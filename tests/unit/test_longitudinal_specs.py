@@ -1,7 +1,8 @@
-"""Longitudinal effects at the weeks the study asks about (issue 18): the summary weeks a spec
-names or the series' schedule gives, contrasts at each of them, the ratio of means of a
-log-normal measure, and a contrast's whole effect on the change in one row. No sampling:
-posterior draws are made up, so every expected number is known."""
+"""Longitudinal specs (issue 18): effects at the weeks the study asks about (the summary weeks
+a spec names or the series' schedule gives, contrasts at each of them, the ratio of means of
+a log-normal measure, a contrast's whole effect on the change in one row) and centred patient
+effects that are the model's bivariate normal. No sampling: posterior draws are made up, so
+every expected number is known."""
 
 from __future__ import annotations
 
@@ -114,3 +115,35 @@ def test_names_of_weekly_quantities():
     assert is_key("cmas", "mean_change_wk52", "overall")
     assert not is_key("cmas", "mean_change_wk52", "B")
     assert null_value("ratio_mean_wk24") == 1.0 and null_value("diff_mean_change_wk6") == 0.0
+
+
+def test_centred_patient_effects_are_the_bivariate_normal(tmp_path):
+    """Centred form: the baseline, then the change given the baseline; together they must be
+    the bivariate normal of the model's maths (scipy's multivariate normal)."""
+    from dataclasses import replace
+
+    from scipy import stats
+
+    from jdmbayes.models.longitudinal import build_longitudinal_model
+    from jdmbayes.models.spec import load_prior_set
+
+    data, spec = series_and_spec(tmp_path, [[0, 4, 8]] * 4)
+    spec = replace(spec, patient_effects="centred", shape="linear")
+    model = build_longitudinal_model(data, spec, load_prior_set("default", spec))
+    alpha, s_int, delta, s_change, rho = 4.0, 0.5, 0.2, 0.3, -0.6
+    beta = -0.1
+    baseline = np.array([3.5, 4.2, 4.9, 3.9])
+    change = np.array([0.1, 0.5, -0.2, 0.3])
+    point = model.initial_point()
+    point.update({"intercept": alpha, "sigma_intercept_log__": np.log(s_int),
+                  "change": delta, "sigma_change_log__": np.log(s_change),
+                  "lkj_corr_logodds__": np.log((rho + 1) / 2 / (1 - (rho + 1) / 2)),
+                  "beta_group": np.array([beta]), "baseline": baseline,
+                  "patient_change": change})
+    logp = model.compile_logp(vars=[model["baseline"], model["patient_change"]], sum=True)
+    arm_b = np.array([data.design.label("arm", lv[0]) == "B"
+                      for lv in data.design.patient_levels])
+    cov = [[s_int**2, rho * s_int * s_change], [rho * s_int * s_change, s_change**2]]
+    expected = sum(stats.multivariate_normal([alpha, delta + beta * b], cov).logpdf([x, y])
+                   for x, y, b in zip(baseline, change, arm_b))
+    assert float(logp(point)) == pytest.approx(expected, rel=1e-10)
