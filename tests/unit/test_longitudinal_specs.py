@@ -147,3 +147,18 @@ def test_centred_patient_effects_are_the_bivariate_normal(tmp_path):
     expected = sum(stats.multivariate_normal([alpha, delta + beta * b], cov).logpdf([x, y])
                    for x, y, b in zip(baseline, change, arm_b))
     assert float(logp(point)) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize(("randomised", "control", "says"), [
+    (True, "placebo", "with 'placebo' as the control group: contrasts against it estimate"),
+    (True, None, "it declares no untreated control group"),
+    (False, "placebo", "may be confounded (also those against the control group 'placebo')"),
+    (None, None, "without an untreated comparison group changes over time cannot"),
+])
+def test_grant_text_describes_the_declared_design(randomised, control, says):
+    from jdmbayes.results.grant import series_design
+
+    manifest = {"data": {"description": "Two arms", "randomised": randomised,
+                         "control": control},
+                "models": {"m": {"spec": {"model": {"grouping": ["arm"]}}}}}
+    assert says in series_design(manifest)

@@ -123,9 +123,11 @@ def series_provenance(folder: str | Path) -> dict:
                 "provenance": info.get("provenance", ""),
                 "description": str(info.get("description", "")),
                 "randomised": info.get("randomised"),
+                # the level of a grouping column that is an untreated or placebo control arm
+                "control": str(info["control"]) if info.get("control") else None,
                 "time_unit": str(info.get("time_unit", "weeks"))}
     return {"reconstructed": False, "provenance": "user-supplied series", "description": "",
-            "randomised": None, "time_unit": "weeks"}
+            "randomised": None, "control": None, "time_unit": "weeks"}
 
 
 def series_description(folder: str | Path) -> dict:

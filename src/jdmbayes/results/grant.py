@@ -136,15 +136,21 @@ def series_design(manifest: dict) -> str:
         text += (f", adjusted for {', '.join(covariates)}" if covariates else
                  ", with no covariates")
         parts.append(text + ".")
+    control = data.get("control")
     if data.get("randomised") is True:
-        parts.append("The series declares its groups randomised.")
+        parts.append("The series declares its groups randomised"
+                     + (f", with '{control}' as the control group: contrasts against it "
+                        "estimate the effect of treatment." if control else
+                        "; it declares no untreated control group, so changes over time "
+                        "within a group cannot be attributed to treatment."))
     else:
         parts.append("The groups were not assigned at random"
                      + ("" if data.get("randomised") is False else
                         " as far as the series says (series.toml does not declare it)")
-                     + ", so contrasts between them may be confounded, and without an "
-                     "untreated comparison group changes over time cannot be attributed to "
-                     "treatment.")
+                     + ", so contrasts between them may be confounded"
+                     + (f" (also those against the control group '{control}')." if control
+                        else ", and without an untreated comparison group changes over time "
+                        "cannot be attributed to treatment."))
     parts.append("Estimates are population-averaged posterior medians from hierarchical "
                  "Bayesian models with partial pooling across the groups;")
     return " ".join(parts)

@@ -1,0 +1,131 @@
+"""Robustness and cost of the longitudinal defaults on real-sized simulated series (issue 18).
+
+Writes two series of ``--patients`` patients (two randomised arms, irregular visits, about 6
+values each over 1-3 years): a positive marker (log-normal, linear change) and a bounded
+score 0-52 (beta-binomial, plateau change), each with correlated patient baseline and change,
+then runs the documented command (``scripts/fit.py``, default settings) on each at the given
+seeds, in new processes, and reports per run the verdict, max R-hat, min bulk ESS, wall
+time, peak memory (``/usr/bin/time``-free: ``resource`` of the child) and run-folder size.
+
+    python benchmarks/longitudinal_series.py --patients 300 --seeds 20211028,1,2,3,4,5 \
+        [--patient-effects auto|centred|non_centred] --out /tmp/longitudinal-bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = """[model]
+name = "{name}"
+kind = "longitudinal"
+measure = "{measure}"
+likelihood = "{likelihood}"
+{upper}
+shape = "{shape}"
+final_week = 104
+patient_effects = "{effects}"
+grouping = ["arm"]
+contrasts = [["arm", "active", "control"]]
+priors = "{priors}"
+"""
+
+
+def write_series(folder: Path, n: int, seed: int) -> None:
+    """Both measures for ``n`` patients in one series folder."""
+    rng = np.random.default_rng(seed)
+    subjects, rows = [], []
+    for i in range(n):
+        sid = f"P{i + 1:04d}"
+        active = i % 2 == 1
+        followup = float(np.round(rng.uniform(52, 156), 1))
+        weeks = np.unique(np.r_[0.0, np.round(rng.uniform(4, followup, rng.integers(4, 7)), 1)])
+        u = rng.standard_normal()
+        w = 0.4 * u + np.sqrt(1 - 0.16) * rng.standard_normal()
+        # marker: log-normal, linear change by week 104
+        base, change = 4.6 + 0.4 * u, 0.3 - 0.35 * active + 0.25 * w
+        for week in weeks:
+            rows.append((sid, "marker", week, round(float(np.exp(
+                base + change * week / 104 + 0.2 * rng.standard_normal())), 2)))
+        # score 0-52: beta-binomial on the logit scale, plateau change (tau 12 weeks)
+        base, change = 0.5 + 0.8 * u, 0.6 + 0.4 * active + 0.5 * w
+        for week in weeks:
+            p = 1 / (1 + np.exp(-(base + change * (1 - np.exp(-week / 12)))))
+            rows.append((sid, "score", week, int(rng.binomial(52, rng.beta(p * 30, (1 - p) * 30)))))
+        subjects.append((sid, followup, "active" if active else "control"))
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(subjects, columns=["subject_id", "followup_wk", "arm"]).to_csv(
+        folder / "subjects.csv", index=False)
+    pd.DataFrame(rows, columns=["subject_id", "measure", "week", "value"]).to_csv(
+        folder / "measurements.csv", index=False)
+
+
+def write_specs(folder: Path, effects: str) -> list[Path]:
+    paths = []
+    for name, measure, likelihood, upper, shape, priors in (
+            ("marker", "marker", "lognormal", "", "linear", "default"),
+            ("score", "score", "beta_binomial", "upper = 52", "plateau", "default")):
+        path = folder / f"{name}.toml"
+        path.write_text(SPEC.format(name=name, measure=measure, likelihood=likelihood,
+                                    upper=upper, shape=shape, effects=effects, priors=priors))
+        paths.append(path)
+    return paths
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run(spec: Path, data: Path, seed: int, out: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), "--model",
+                           str(spec), "--data", str(data), "--seed", str(seed), "--out",
+                           str(out), "--overwrite"], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    diagnostics = json.loads((out / "diagnostics.json").read_text())[spec.stem] \
+        if (out / "diagnostics.json").exists() else {}
+    return {"model": spec.stem, "seed": seed, "exit": done.returncode,
+            "verdict": diagnostics.get("verdict"), "r_hat_max": diagnostics.get("r_hat_max"),
+            "ess_bulk_min": diagnostics.get("ess_bulk_min"),
+            "divergences": diagnostics.get("divergences"), "seconds": round(seconds, 1),
+            "peak_rss_mb": round(max(peak, before) / 1024), "folder_mb":
+            round(folder_size(out) / 1e6, 1) if out.exists() else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=300)
+    parser.add_argument("--seeds", default="20211028,1,2,3,4,5")
+    parser.add_argument("--patient-effects", default="auto")
+    parser.add_argument("--series-seed", type=int, default=3)
+    parser.add_argument("--out", default="/tmp/longitudinal-bench")
+    args = parser.parse_args()
+    out = Path(args.out)
+    data = out / "series"
+    write_series(data, args.patients, args.series_seed)
+    specs = write_specs(out, args.patient_effects)
+    rows = []
+    for spec in specs:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            rows.append(run(spec, data, seed, out / f"run-{spec.stem}-{seed}"))
+            print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    table.to_csv(out / f"results-{args.patient_effects}.csv", index=False)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
