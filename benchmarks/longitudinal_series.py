@@ -36,38 +36,41 @@ shape = "{shape}"
 final_week = 104
 patient_effects = "{effects}"
 grouping = ["arm"]
-contrasts = [["arm", "active", "control"]]
+contrasts = [["arm", "active", "placebo"]]
 priors = "{priors}"
 """
 
 
+def example_generator():
+    """``simulate(n, seed)`` of docs/example-trajectories/make_series.py (the marker)."""
+    import importlib.util
+
+    path = ROOT / "docs" / "example-trajectories" / "make_series.py"
+    spec = importlib.util.spec_from_file_location("make_series", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.simulate
+
+
 def write_series(folder: Path, n: int, seed: int) -> None:
-    """Both measures for ``n`` patients in one series folder."""
-    rng = np.random.default_rng(seed)
-    subjects, rows = [], []
-    for i in range(n):
-        sid = f"P{i + 1:04d}"
-        active = i % 2 == 1
-        followup = float(np.round(rng.uniform(52, 156), 1))
-        weeks = np.unique(np.r_[0.0, np.round(rng.uniform(4, followup, rng.integers(4, 7)), 1)])
+    """Both measures for ``n`` patients in one series folder: the worked example's marker
+    (log-normal, linear change, dose 0 for the control arm) and, at the same visits, a score
+    0-52 (beta-binomial, plateau change with time constant 12 weeks, correlation 0.4)."""
+    subjects, marker = example_generator()(n, seed)
+    rng = np.random.default_rng([seed, 1])
+    arm = dict(zip(subjects["subject_id"], subjects["arm"]))
+    scores = []
+    for sid, weeks in marker.groupby("subject_id", sort=False)["week"]:
         u = rng.standard_normal()
         w = 0.4 * u + np.sqrt(1 - 0.16) * rng.standard_normal()
-        # marker: log-normal, linear change by week 104
-        base, change = 4.6 + 0.4 * u, 0.3 - 0.35 * active + 0.25 * w
-        for week in weeks:
-            rows.append((sid, "marker", week, round(float(np.exp(
-                base + change * week / 104 + 0.2 * rng.standard_normal())), 2)))
-        # score 0-52: beta-binomial on the logit scale, plateau change (tau 12 weeks)
-        base, change = 0.5 + 0.8 * u, 0.6 + 0.4 * active + 0.5 * w
-        for week in weeks:
-            p = 1 / (1 + np.exp(-(base + change * (1 - np.exp(-week / 12)))))
-            rows.append((sid, "score", week, int(rng.binomial(52, rng.beta(p * 30, (1 - p) * 30)))))
-        subjects.append((sid, followup, "active" if active else "control"))
+        base, change = 0.5 + 0.8 * u, 0.6 + 0.4 * (arm[sid] == "active") + 0.5 * w
+        p = 1 / (1 + np.exp(-(base + change * (1 - np.exp(-weeks.to_numpy() / 12)))))
+        values = rng.binomial(52, rng.beta(p * 30, (1 - p) * 30))
+        scores.append(pd.DataFrame({"subject_id": sid, "measure": "score",
+                                    "week": weeks.to_numpy(), "value": values}))
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(subjects, columns=["subject_id", "followup_wk", "arm"]).to_csv(
-        folder / "subjects.csv", index=False)
-    pd.DataFrame(rows, columns=["subject_id", "measure", "week", "value"]).to_csv(
-        folder / "measurements.csv", index=False)
+    subjects.to_csv(folder / "subjects.csv", index=False)
+    pd.concat([marker, *scores]).to_csv(folder / "measurements.csv", index=False)
 
 
 def write_specs(folder: Path, effects: str) -> list[Path]:
