@@ -85,9 +85,11 @@ def test_the_spline_departure_basis_is_zero_at_baseline_and_the_reference_week()
     assert basis.shape == (3, 4)       # 2 interior knots: 6 cubic B-splines less 2 constraints
     np.testing.assert_allclose(basis[:2], 0.0, atol=1e-12)
     assert np.abs(basis[2]).max() > 0.1
-    # h at the reference week is 1 whatever the coefficients: change is the change by week T
+    # the bend vanishes at baseline and at the reference week whatever its coefficients:
+    # change is the change by week T
     post = {"intercept": np.zeros(3), "spline_coef": np.random.default_rng(0).normal(size=(3, 4))}
     np.testing.assert_allclose(shape.values([0.0, spec.final_week], post), [[0, 1]] * 3,
                                atol=1e-12)
+    np.testing.assert_allclose(shape.offset([0.0, spec.final_week], post), 0.0, atol=1e-12)
     linear = dataclasses.replace(shape, kind="linear")
     np.testing.assert_allclose(linear.values([52.0], post), 0.5)

@@ -82,8 +82,10 @@ def new_patient_effects(post: dict, size: int, count: int, rng) -> tuple[np.ndar
 
 def predict_observations(post: dict, data: LongitudinalData, spec, rng) -> np.ndarray:
     """(S, n_obs) replicated observations of the modelled patients."""
-    h = time_shape(data, spec).values(data.week, post)
-    mu = post["baseline"][:, data.patient] + post["patient_change"][:, data.patient] * h
+    shape = time_shape(data, spec)
+    h = shape.values(data.week, post)
+    mu = (post["baseline"][:, data.patient] + post["patient_change"][:, data.patient] * h
+          + shape.offset(data.week, post))
     return draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
 
 
@@ -144,7 +146,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                   + post["sigma_change"][:, None] * w)
 
         def expected(week, change=change):
-            mu = baseline + change * shape.values([week], post)
+            mu = shape.mean(baseline, change, week, post)
             return expected_value(spec.likelihood, mu, noise, upper)
 
         at0 = expected(0.0)
@@ -185,7 +187,7 @@ def covariate_effects(post: dict, data: LongitudinalData, spec, rng
         per_patient = location + post["beta_covariate"] @ covariates.T
         change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
                   + post["sigma_change"][:, None] * w)
-        mu = baseline + change * shape.values([week], post)
+        mu = shape.mean(baseline, change, week, post)
         return (expected_value(spec.likelihood, mu, noise, upper) - at0).mean(axis=1)
 
     out = {}

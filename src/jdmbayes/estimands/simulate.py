@@ -148,7 +148,8 @@ def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
     patients, visits and missing values)."""
     draw = {name: np.asarray(truth[name])[None, ...] for name in
             ("intercept", "tau_weeks", "spline_coef") if name in truth}
-    h = time_shape(data, spec).values(data.week, draw)[0]
-    mu = truth["baseline"][data.patient] + truth["patient_change"][data.patient] * h
+    shape = time_shape(data, spec)
+    mu = (truth["baseline"][data.patient] + truth["patient_change"][data.patient]
+          * shape.values(data.week, draw)[0] + shape.offset(data.week, draw)[0])
     values = draw_values(spec.likelihood, mu, truth["noise"], spec.upper or 1.0, rng)
     return replace(data, value=np.asarray(values, float))

@@ -174,9 +174,10 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
     weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
     size = post["intercept"].shape[0]
     patient = rng.integers(0, data.n_patients, size)
+    shape = time_shape(data, spec)
     mu = (post["baseline"][np.arange(size), patient][:, None]
           + post["patient_change"][np.arange(size), patient][:, None]
-          * time_shape(data, spec).values(weeks, post))
+          * shape.values(weeks, post) + shape.offset(weeks, post))
     values = pl.draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
     rows = [quantile_row(values[:, w], model=spec.name, outcome=spec.measure,
                          quantity=f"value_wk{week:g}", group="a modelled patient")

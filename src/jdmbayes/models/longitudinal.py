@@ -7,7 +7,7 @@ trajectory, so a patient with a missing baseline still contributes):
 
 .. math::
 
-    \mu_{ij} &= \alpha + \sigma_{int} u_i + \Delta_i\, h(t_{ij}), \\
+    \mu_{ij} &= \alpha + \sigma_{int} u_i + \Delta_i\, h(t_{ij}) + g(t_{ij}), \\
     \Delta_i &= \delta + x^{grp}_i{}^\top\beta_{group} + \sigma_{cell} z_{c(i)}
                 + x^{cov}_i{}^\top \beta_{cov} + \sigma_{change} w_i, \\
     w_i &= \rho\, u_i + \sqrt{1-\rho^2}\, v_i, \qquad u_i, v_i, z_c \sim \mathcal N(0,1),
@@ -16,17 +16,19 @@ sampled non-centred (:math:`u_i, v_i`) or centred (the baseline, then the change
 baseline), by spec ``patient_effects`` or from the data (``auto``:
 :func:`patient_effects_form`); cell deviations are centred or not by spec,
 
-with the time shape :math:`h` of the spec (``shape``):
+with the time shape :math:`h` of the spec (``shape``; :math:`g = 0` but for the spline):
 
 * ``plateau`` (default): :math:`h(t) = 1 - e^{-t/\tau}`; :math:`\Delta_i` is the change at
   the plateau, approached with time constant :math:`\tau` (weeks);
 * ``linear``: :math:`h(t) = t / T` with :math:`T` the spec's ``final_week``: :math:`\Delta_i`
   is the change by week :math:`T`;
-* ``spline``: :math:`h(t) = t/T + \sum_k \theta_k D_k(t)`, a cubic B-spline in time with
-  the spec's interior ``knots`` (as R's ``bs()``), written as its departure from the straight
-  line: every :math:`D_k` is 0 at baseline and at week :math:`T`, so :math:`\Delta_i` is
-  again the change by week :math:`T` and the shape (``spline_coef`` :math:`\theta`) is
-  shared by all patients and groups (a shape-invariant model, Lindstrom 1995).
+* ``spline``: :math:`h(t) = t/T` and :math:`g(t) = \sum_k \theta_k D_k(t)`, a cubic
+  B-spline in time with the spec's interior ``knots`` (as R's ``bs()``), written as its
+  departure from the straight line: every :math:`D_k` is 0 at baseline and at week
+  :math:`T`, so :math:`\Delta_i` is again the change by week :math:`T`. The smooth
+  departure (``spline_coef`` :math:`\theta`) is shared by all patients and groups and
+  added to the line, as ``y ~ bs(t) + arm:t + (t | id)`` would be in lme4 (groups and
+  patients differ in their slopes; the curve's bend is common).
 
 Patient baseline and change are correlated with :math:`\rho` (spec ``correlation = true``,
 the default: :math:`(\rho+1)/2 \sim \mathrm{Beta}(\eta,\eta)`, which is the LKJ(:math:`\eta`)
@@ -50,8 +52,7 @@ Data
 References
 ----------
 Verbeke & Molenberghs (2000), *Linear Mixed Models for Longitudinal Data*; Lewandowski,
-Kurowicka & Joe (2009), *J Multivariate Anal* 100:1989 (LKJ); Lindstrom (1995), *Stat Med*
-14:2009 (shape-invariant growth models); Najera-Zuloaga,
+Kurowicka & Joe (2009), *J Multivariate Anal* 100:1989 (LKJ); Najera-Zuloaga,
 Lee & Arostegui (2018), *Stat Methods Med Res* 27:2261 (beta-binomial mixed models for
 bounded scores); Lovell et al. (1999) *Arthritis Rheum* 42:2213 (CMAS).
 """
@@ -129,15 +130,27 @@ class TimeShape:
         return self.departure_basis(np.array([0.0])).shape[1] if self.kind == "spline" else 0
 
     def values(self, week, post: dict) -> np.ndarray:
-        """(S, len(week)) h at ``week`` for each posterior draw in ``post`` (NumPy)."""
+        """(S, len(week)) h at ``week`` for each posterior draw in ``post`` (NumPy): the
+        multiplier of each patient's change."""
         week = np.atleast_1d(np.asarray(week, float))
         if self.kind == "plateau":
             return 1 - np.exp(-week[None, :] / post["tau_weeks"][:, None])
-        linear = np.broadcast_to(week[None, :] / self.reference,
-                                 (post["intercept"].shape[0], week.size))
-        if self.kind == "linear":
-            return linear
-        return linear + post["spline_coef"] @ self.departure_basis(week).T
+        return np.broadcast_to(week[None, :] / self.reference,
+                               (post["intercept"].shape[0], week.size))
+
+    def offset(self, week, post: dict) -> np.ndarray:
+        """(S, len(week)) the spline's smooth departure from the line, added to every
+        patient's trajectory (0 for the other shapes)."""
+        week = np.atleast_1d(np.asarray(week, float))
+        if self.kind != "spline":
+            return np.zeros((post["intercept"].shape[0], week.size))
+        return post["spline_coef"] @ self.departure_basis(week).T
+
+    def mean(self, baseline, change, week, post: dict) -> np.ndarray:
+        """Link-scale mean at ``week``: baseline + change h(week) + the spline's departure
+        (``baseline`` and ``change`` (S, m); a single week)."""
+        return (baseline + change * self.values([week], post)
+                + self.offset([week], post))
 
 
 # "auto": centred patient effects from this many values per patient (median) on
@@ -211,14 +224,15 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
             h = 1 - pt.exp(-week / tau)
         else:
             h = week / shape.reference
-            if shape.kind == "spline":
-                basis = pm.Data("obs_spline_basis", shape.departure_basis(data.week),
-                                dims=("obs", "spline_basis"))
-                theta = create_prior_variable(prior_set, "spline_coef", "spline_coef",
-                                              dims="spline_basis")
-                h = h + pt.dot(basis, theta)
+        offset = 0.0
+        if shape.kind == "spline":
+            basis = pm.Data("obs_spline_basis", shape.departure_basis(data.week),
+                            dims=("obs", "spline_basis"))
+            theta = create_prior_variable(prior_set, "spline_coef", "spline_coef",
+                                          dims="spline_basis")
+            offset = pt.dot(basis, theta)
         noise = create_prior_variable(prior_set, "noise", "noise")
-        mu = baseline[patient] + change[patient] * h
+        mu = baseline[patient] + change[patient] * h + offset
         terms = observation_logp(spec.likelihood, value, mu, noise, spec.upper or 1.0)
         per_patient = pt.inc_subtensor(pt.zeros(n)[patient], terms)
         per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")

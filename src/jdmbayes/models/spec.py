@@ -67,8 +67,8 @@ PARAMETERS = {
         "tau_weeks": "time constant of the approach to the plateau (weeks)",
         "noise": "concentration (beta-binomial) or residual SD (normal, log-normal)",
         "beta_covariate": "change per unit of a standardised covariate",
-        "spline_coef": "a smooth trend's departure from a straight line, as a fraction of "
-                       "the change by the reference week (spec shape = \"spline\")",
+        "spline_coef": "a smooth trend's departure from a straight line on the link scale "
+                       "(spec shape = \"spline\"), shared by all patients and groups",
         "lkj_corr": "(rho + 1) / 2 for the correlation rho of patient baseline and change: "
                     "Beta(eta, eta) is the LKJ(eta) prior of a 2 x 2 correlation",
     } for link in ("logit", "identity", "log")},
