@@ -146,8 +146,9 @@ def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
                           rng: np.random.Generator) -> LongitudinalData:
     """A copy of ``data`` with every observed value drawn from the model at ``truth`` (same
     patients, visits and missing values)."""
-    draw = {name: np.asarray(truth[name])[None, ...] for name in
-            ("intercept", "tau_weeks", "spline_coef") if name in truth}
+    # one draw: the shape's parameters at their true values
+    draw = {"intercept": np.zeros(1), **{name: np.asarray(truth[name])[None, ...] for name in
+                                          ("tau_weeks", "spline_coef") if name in truth}}
     shape = time_shape(data, spec)
     mu = (truth["baseline"][data.patient] + truth["patient_change"][data.patient]
           * shape.values(data.week, draw)[0] + shape.offset(data.week, draw)[0])
