@@ -179,8 +179,10 @@ def test_longitudinal_engine_matches_statsmodels_mixedlm():
     data = LongitudinalData(firms, "invest", patient, frame["t"].to_numpy(float),
                             frame["invest"].to_numpy(float), pd.DataFrame(),
                             np.full(len(firms), 19.0), design)
+    # statsmodels is given independent random effects (below): so is the model
     spec = ModelSpec("grunfeld", "longitudinal", Path("<test>"), {}, measure="invest",
-                     likelihood="lognormal", random_change=True)
+                     likelihood="lognormal", random_change=True, correlation=False,
+                     patient_effects="non_centred")
     priors = vague(intercept=("Normal", {"mu": 0.0, "sigma": 20.0}),
                    sigma_intercept=("HalfNormal", {"sigma": 5.0}),
                    change=("Normal", {"mu": 0.0, "sigma": 20.0}),
@@ -207,3 +209,43 @@ def test_longitudinal_engine_matches_statsmodels_mixedlm():
     for engine_name, j in (("sigma_intercept", 0), ("sigma_change", 1)):
         reml_sd = np.sqrt(mle.cov_re.values[j, j])
         assert abs(np.median(post[engine_name].values) / reml_sd - 1) < 0.20, engine_name
+
+
+def test_correlated_linear_trajectories_match_statsmodels_mixedlm():
+    """The linear shape with correlated patient baseline and change, against statsmodels'
+    REML linear mixed model with an unstructured random-effects covariance, on the worked
+    example (docs/example-trajectories: 150 patients, 893 log values): fixed effects within
+    0.3 SE with posterior SDs within 20% of the standard errors (the arm effect's default
+    prior, N(0, 0.3) on the log scale, shrinks it by about 0.2 SE), variance components
+    within 15%, the correlation within half its posterior SD (LKJ(2) prior)."""
+    import statsmodels.formula.api as smf
+
+    import jdmbayes
+    from tests.conftest import ROOT
+
+    example = ROOT / "docs" / "example-trajectories"
+    fit = jdmbayes.fit(str(example / "marker_linear.toml"), data=example, seed=3, draws=1000,
+                       tune=1000, chains=2, ci_prob=0.95, ci_kind="eti")
+    post = fit["marker_linear"].idata.posterior
+    values = pd.read_csv(example / "measurements.csv").merge(
+        pd.read_csv(example / "subjects.csv"), on="subject_id")
+    values = values.assign(log_value=np.log(values["value"]), h=values["week"] / 104.0,
+                           active=(values["arm"] == "active").astype(float))
+    mle = smf.mixedlm("log_value ~ h + h:active", values, groups="subject_id",
+                      re_formula="~h").fit(reml=True)
+    pairs = (("intercept", "Intercept", None), ("change", "h", None),
+             ("beta_group", "h:active", 0))
+    for engine_name, name, index in pairs:
+        draws = post[engine_name].values
+        draws = (draws[..., index] if index is not None else draws).ravel()
+        estimate, se = mle.fe_params[name], mle.bse_fe[name]
+        assert abs(draws.mean() - estimate) < 0.3 * se, (name, draws.mean(), estimate, se)
+        assert abs(draws.std() / se - 1) < 0.20, (name, draws.std(), se)
+    assert abs(np.median(post["noise"].values) / np.sqrt(mle.scale) - 1) < 0.05
+    cov = mle.cov_re.values
+    for engine_name, j in (("sigma_intercept", 0), ("sigma_change", 1)):
+        assert abs(np.median(post[engine_name].values) / np.sqrt(cov[j, j]) - 1) < 0.15, \
+            engine_name
+    rho = post["rho_baseline_change"].values.ravel()
+    reml_rho = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
+    assert abs(np.median(rho) - reml_rho) < 0.5 * rho.std(), (np.median(rho), reml_rho)
