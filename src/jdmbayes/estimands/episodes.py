@@ -102,13 +102,10 @@ def design_windows(data: EpisodeData) -> np.ndarray:
     """Each real episode's window as a fixed design for simulated datasets (weeks from its
     start): until its censoring, or (a real event) until the next episode's start or the end
     of follow-up. Fixed in advance of any simulated gap, so the censoring it implies is
-    independent of the simulated data."""
-    window = np.empty(len(data.kind))
-    for row in range(len(data.kind)):
-        if data.kind[row] == RIGHT:
-            window[row] = data.hi[row]
-            continue
-        same = (data.patient == data.patient[row]) & (data.episode == data.episode[row] + 1)
-        window[row] = (data.start[same][0] if same.any()
-                       else max(data.followup[data.patient[row]], data.hi[row]))
-    return window - data.start
+    independent of the simulated data. (Episodes are patient-major in episode order: the
+    next row of the same patient is the next episode.)"""
+    same_patient = np.r_[data.patient[1:] == data.patient[:-1], False]
+    next_start = np.r_[data.start[1:], np.nan]
+    end = np.where(same_patient, next_start,
+                   np.maximum(data.followup[data.patient], data.hi))
+    return np.where(data.kind == RIGHT, data.hi, end) - data.start

@@ -82,10 +82,8 @@ def new_patient_effects(post: dict, size: int, count: int, rng) -> tuple[np.ndar
 
 def predict_observations(post: dict, data: LongitudinalData, spec, rng) -> np.ndarray:
     """(S, n_obs) replicated observations of the modelled patients."""
-    shape = time_shape(data, spec)
-    h = shape.values(data.week, post)
-    mu = (post["baseline"][:, data.patient] + post["patient_change"][:, data.patient] * h
-          + shape.offset(data.week, post))
+    mu = time_shape(data, spec).mean(post["baseline"][:, data.patient],
+                                     post["patient_change"][:, data.patient], data.week, post)
     return draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
 
 

@@ -149,8 +149,8 @@ def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
     # one draw: the shape's parameters at their true values
     draw = {"intercept": np.zeros(1), **{name: np.asarray(truth[name])[None, ...] for name in
                                           ("tau_weeks", "spline_coef") if name in truth}}
-    shape = time_shape(data, spec)
-    mu = (truth["baseline"][data.patient] + truth["patient_change"][data.patient]
-          * shape.values(data.week, draw)[0] + shape.offset(data.week, draw)[0])
+    mu = time_shape(data, spec).mean(truth["baseline"][data.patient],
+                                     truth["patient_change"][data.patient], data.week,
+                                     draw)[0]
     values = draw_values(spec.likelihood, mu, truth["noise"], spec.upper or 1.0, rng)
     return replace(data, value=np.asarray(values, float))

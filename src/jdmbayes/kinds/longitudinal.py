@@ -47,28 +47,26 @@ SCHEDULED_WEEKS = 12
 MIN_WINDOW_PATIENTS = 10
 
 
-def visit_windows(week: np.ndarray, patient: np.ndarray) -> np.ndarray:
-    """(n_obs,) window index of each value: its rounded week on a schedule; for irregular
-    visits, baseline (week 0) and then windows between quantiles of the later visit weeks,
-    merged until each holds at least ``MIN_WINDOW_PATIENTS`` patients."""
+def visit_windows(week: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(n_obs,) window index of each value, and whether visits were binned: on a schedule,
+    its rounded week; for irregular visits, baseline (week 0) and then windows between
+    quantiles of the later visit weeks, each merged into its neighbour until every window
+    holds at least ``MIN_WINDOW_PATIENTS`` patients."""
     rounded = np.round(week)
     if np.unique(rounded).size <= SCHEDULED_WEEKS:
-        return np.unique(rounded, return_inverse=True)[1]
+        return np.unique(rounded, return_inverse=True)[1], False
     later = week > 0
     edges = np.unique(np.quantile(week[later], np.linspace(0, 1, 9)))
     index = np.where(later, np.clip(np.searchsorted(edges, week, side="left"), 1,
                                     len(edges) - 1), 0)
-    while True:
-        counts = [np.unique(patient[index == k]).size for k in np.unique(index[later])]
-        small = [k for k, c in zip(np.unique(index[later]), counts) if c < MIN_WINDOW_PATIENTS]
-        if not small or np.unique(index[later]).size == 1:
+    while (labels := np.unique(index[later])).size > 1:
+        small = [k for k in labels if np.unique(patient[index == k]).size < MIN_WINDOW_PATIENTS]
+        if not small:
             break
-        k = small[0]
-        labels = np.unique(index[later])
-        position = int(np.flatnonzero(labels == k)[0])
-        neighbour = labels[position + 1] if position + 1 < len(labels) else labels[position - 1]
-        index[index == k] = neighbour
-    return np.unique(index, return_inverse=True)[1]
+        position = int(np.flatnonzero(labels == small[0])[0])
+        neighbour = labels[position + 1] if position + 1 < labels.size else labels[position - 1]
+        index[index == small[0]] = neighbour
+    return np.unique(index, return_inverse=True)[1], True
 
 
 def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
@@ -80,8 +78,7 @@ def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
                          "predicted_median": mid, "predicted_high": high, "band": BAND})
     rows["inside_band"] = (rows["observed"] >= low) & (rows["observed"] <= high)
     labels = data.design.patient_cell_labels
-    window = visit_windows(data.week, data.patient)
-    binned = np.unique(np.round(data.week)).size > SCHEDULED_WEEKS
+    window, binned = visit_windows(data.week, data.patient)
     group_rows = []
     cell = labels[data.patient]
     for group in sorted(set(cell)):
@@ -174,10 +171,9 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
     weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
     size = post["intercept"].shape[0]
     patient = rng.integers(0, data.n_patients, size)
-    shape = time_shape(data, spec)
-    mu = (post["baseline"][np.arange(size), patient][:, None]
-          + post["patient_change"][np.arange(size), patient][:, None]
-          * shape.values(weeks, post) + shape.offset(weeks, post))
+    mu = time_shape(data, spec).mean(post["baseline"][np.arange(size), patient][:, None],
+                                     post["patient_change"][np.arange(size), patient][:, None],
+                                     weeks, post)
     values = pl.draw_values(spec.likelihood, mu, post["noise"][:, None], spec.upper or 1.0, rng)
     rows = [quantile_row(values[:, w], model=spec.name, outcome=spec.measure,
                          quantity=f"value_wk{week:g}", group="a modelled patient")

@@ -60,6 +60,7 @@ bounded scores); Lovell et al. (1999) *Arthritis Rheum* 42:2213 (CMAS).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pymc as pm
@@ -107,12 +108,16 @@ class TimeShape:
         orthonormal on a grid over [0, upper] (RMS 1 per column); weeks beyond the domain
         keep the value at its end."""
         week = np.clip(np.atleast_1d(np.asarray(week, float)), 0.0, self.upper)
+        return self._raw(week) @ self._orthonormal
+
+    @cached_property
+    def _orthonormal(self) -> np.ndarray:
+        """(p, q) map from the raw departures to orthonormal columns on the grid (computed
+        once per shape: the estimands evaluate the basis week by week)."""
         grid = np.linspace(0.0, self.upper, SPLINE_GRID)
-        raw_grid = self._raw(grid)
-        _, singular, vt = np.linalg.svd(raw_grid, full_matrices=False)
+        _, singular, vt = np.linalg.svd(self._raw(grid), full_matrices=False)
         rank = int((singular > 1e-8 * singular[0]).sum())
-        scale = np.sqrt(SPLINE_GRID) / singular[:rank]
-        return self._raw(week) @ vt[:rank].T * scale
+        return vt[:rank].T * (np.sqrt(SPLINE_GRID) / singular[:rank])
 
     def _raw(self, week: np.ndarray) -> np.ndarray:
         inner = [k for k in self.knots if 0.0 < k < self.upper]
@@ -147,10 +152,11 @@ class TimeShape:
         return post["spline_coef"] @ self.departure_basis(week).T
 
     def mean(self, baseline, change, week, post: dict) -> np.ndarray:
-        """Link-scale mean at ``week``: baseline + change h(week) + the spline's departure
-        (``baseline`` and ``change`` (S, m); a single week)."""
-        return (baseline + change * self.values([week], post)
-                + self.offset([week], post))
+        """Link-scale mean baseline + change h(week) + the spline's departure, with
+        ``baseline`` and ``change`` broadcasting against (S, len(week)): one week for many
+        patients, or each observation at its own week."""
+        week = np.atleast_1d(np.asarray(week, float))
+        return baseline + change * self.values(week, post) + self.offset(week, post)
 
 
 # "auto": centred patient effects from this many values per patient (median) on

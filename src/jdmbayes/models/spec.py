@@ -226,6 +226,12 @@ def resolve(name_or_path: str, folders: Path | list[Path], what: str) -> Path:
                               "(.toml)")])
 
 
+def _positive_numbers(value) -> bool:
+    """Whether a spec value is a list of numbers > 0 (weeks)."""
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+
+
 def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> ModelSpec:
     """The spec ``name_or_path`` names (a ``.toml`` path, or a name looked up in
     :func:`model_folders`)."""
@@ -317,9 +323,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "improvement", "improvement must be 'increase' "
                                     f"or 'decrease', got {improvement!r}", column="improvement"))
         weeks = table.get("summary_weeks", [])
-        if not isinstance(weeks, list) or not all(
-                isinstance(w, int | float) and not isinstance(w, bool) and w > 0
-                for w in weeks):
+        if not _positive_numbers(weeks):
             problems.append(Problem(str(path), "summary_weeks", "summary_weeks must be a list "
                                     f"of weeks > 0 (e.g. [12, 24, 52]), got {weeks!r}",
                                     column="summary_weeks"))
@@ -329,9 +333,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "shape", f"shape must be one of "
                                     f"{', '.join(SHAPES)}, got {shape!r}", column="shape"))
         knots = table.get("knots", [])
-        if not isinstance(knots, list) or not all(
-                isinstance(k, int | float) and not isinstance(k, bool) and k > 0
-                for k in knots) or (knots and shape != "spline"):
+        if not _positive_numbers(knots) or (knots and shape != "spline"):
             problems.append(Problem(str(path), "knots", "knots must be a list of interior "
                                     "weeks > 0 (e.g. [12, 52]) and only with shape = "
                                     f"\"spline\", got {knots!r}", column="knots"))
