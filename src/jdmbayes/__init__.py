@@ -4,7 +4,8 @@ Data flows one way, and the subpackages name the steps (``ARCHITECTURE.md``): re
 (:mod:`jdmbayes.data`) -> index and build (:mod:`jdmbayes.models`) -> sample, diagnose and
 summarise (:mod:`jdmbayes.inference`, with :mod:`jdmbayes.estimands` for the quantities) ->
 write (:mod:`jdmbayes.results`). :mod:`jdmbayes.kinds` runs one model of a registered kind end
-to end, :mod:`jdmbayes.batch` many at once; :mod:`jdmbayes.api` is the front door.
+to end, :mod:`jdmbayes.batch` many at once, :mod:`jdmbayes.planning` the next study's assurance;
+:mod:`jdmbayes.api` is the front door.
 """
 
 from jdmbayes.cachedir import configure as _configure_cache
@@ -17,7 +18,8 @@ from jdmbayes.api import (  # noqa: E402  (the public front door)
     compare,
     fit,
     load_series,
+    plan,
     sensitivity,
 )
 
-__all__ = ["Fit", "compare", "fit", "load_series", "sensitivity", "__version__"]
+__all__ = ["Fit", "compare", "fit", "load_series", "plan", "sensitivity", "__version__"]

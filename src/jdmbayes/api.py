@@ -342,3 +342,137 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
 
 
 __all__ = ["Fit", "fit", "load_series", "sensitivity", "default_models", "BUNDLED"]
+
+
+def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | Path | None = None,
+         trials: int = 1000, seed: int = 20211028, jobs: int = 2, scheduler: str | None = None,
+         method: str | None = None, overwrite: bool = False, command: list[str] | None = None,
+         echo=None):
+    """Assurance, type I error and operating characteristics of a planned trial
+    (``designs/<design>.toml`` or a path), as ``jdmbayes plan``.
+
+    ``from_run``: a run folder holding the fitted model the design names; its posterior is
+    the design prior (a ``normal`` design states its own). ``method`` forces ``fast`` or
+    ``mcmc`` (default: fast where its agreement check with MCMC passes). With ``out`` the plan
+    folder is written (atomically; an interrupted plan resumes). Returns the
+    :class:`~jdmbayes.planning.run.PlanResult` (``.table`` is ``plan.csv``).
+    """
+    import tempfile
+
+    import numpy as np
+
+    from jdmbayes.batch.fits import close_client, open_client
+    from jdmbayes.errors import Problem
+    from jdmbayes.planning.design import load_design
+    from jdmbayes.planning.design_prior import normal_design_prior, run_design_prior
+    from jdmbayes.planning.run import discard_work, run_plan
+    from jdmbayes.results.plan_report import write_plan
+    from jdmbayes.versions import __version__, package_versions
+
+    if method not in (None, "fast", "mcmc"):
+        raise InputError(f"method must be 'fast' or 'mcmc', got {method!r}")
+    if jobs < 1:
+        raise InputError(f"jobs must be >= 1, got {jobs}")
+    started = now()
+    trial_design = load_design(str(design))
+    if trial_design.endpoint == "normal":
+        prior = normal_design_prior(trial_design, 100_000,
+                                    np.random.default_rng(np.random.SeedSequence([seed, 7])))
+        analysis_prior = StatedPrior("stated in the design: " + (
+            "flat" if np.isinf(trial_design.analysis_prior["sd"]) else
+            f"N({trial_design.analysis_prior['mean']:g}, "
+            f"{trial_design.analysis_prior['sd']:g}^2)"), trial_design.path)
+    else:
+        if from_run is None:
+            raise InputError([Problem(str(trial_design.path), "design_prior_run",
+                                      f"design '{trial_design.name}' takes its design prior "
+                                      f"from a fitted run of model '{trial_design.model}': "
+                                      "pass --from RUN (a run folder of jdmbayes fit)")])
+        prior = run_design_prior(trial_design, from_run)
+        from jdmbayes.planning.analysis import analysis_spec
+
+        analysis_prior = load_prior_set(trial_design.analysis_priors,
+                                        analysis_spec(trial_design))
+    folder = RunFolder(out, overwrite=overwrite) if out is not None else None
+    if folder is not None:
+        folder.check()
+    client = open_client(scheduler, jobs) if (jobs > 1 or scheduler) and \
+        trial_design.endpoint != "normal" else None
+    # the resumable work folder sits beside ``out`` (in memory only: a temporary folder)
+    target = Path(out) if out is not None else Path(tempfile.mkdtemp()) / "plan"
+    try:
+        result = run_plan(trial_design, prior, analysis_prior, target, trials, seed,
+                          client=client, method=method, echo=echo)
+    finally:
+        if client is not None:
+            close_client(client)
+    if folder is not None:
+        data = prior.source.get("data") or {}
+        manifest = {"jdmbayes": __version__, "kind": "plan (simulated trials)",
+                    "started": started, "finished": now(),
+                    "command": command or ["jdmbayes.plan", str(design)], **result.config,
+                    "design_file": str(trial_design.path), "design_prior_source": prior.source,
+                    "analysis": result.agreement, "effective_sample_size": result.ess,
+                    "interval": {"kind": trial_design.interval_kind,
+                                 "prob": trial_design.interval_prob},
+                    "versions": package_versions()}
+        with folder as tmp:
+            write_plan(tmp, result, manifest, bool(data.get("reconstructed")))
+    discard_work(target)
+    return result
+
+
+def check_plan_analysis(design: str | Path, *, from_run: str | Path, out: str | Path,
+                        trials: int = 200, seed: int = 20211028, jobs: int = 2,
+                        scheduler: str | None = None, overwrite: bool = False) -> dict:
+    """Analyse ``trials`` simulated trials of a time-to-event design both fast and by MCMC
+    and write ``agreement.csv`` and ``check.json`` to ``out`` (commit it as
+    ``validation/plan-agreement/<design>/`` to let plans of this design use the fast path
+    without rerunning the check). Returns the check's summary."""
+    from jdmbayes.batch.fits import close_client, open_client
+    from jdmbayes.data.io import sha256_of
+    from jdmbayes.planning.analysis import analysis_spec
+    from jdmbayes.planning.design import load_design
+    from jdmbayes.planning.design_prior import run_design_prior
+    from jdmbayes.planning.run import AGREEMENT_TRIALS, run_agreement_check
+    from jdmbayes.results.runfolder import write_json
+    from jdmbayes.versions import package_versions
+
+    trial_design = load_design(str(design))
+    if from_run is None:
+        raise InputError("the check needs --from RUN (the run whose posterior is the design "
+                         "prior)")
+    if trial_design.endpoint != "time_to_event":
+        raise InputError(f"design '{trial_design.name}' is analysed exactly; there is no fast "
+                         "analysis to check")
+    if trials < AGREEMENT_TRIALS:
+        raise InputError(f"the check needs at least {AGREEMENT_TRIALS} trials, got {trials}")
+    prior = run_design_prior(trial_design, from_run)
+    analysis_prior = load_prior_set(trial_design.analysis_priors, analysis_spec(trial_design))
+    folder = RunFolder(out, overwrite=overwrite)
+    folder.check()
+    client = open_client(scheduler, jobs) if jobs > 1 or scheduler else None
+    try:
+        checked, summary = run_agreement_check(trial_design, prior, analysis_prior, seed,
+                                               trials, client)
+    finally:
+        if client is not None:
+            close_client(client)
+    summary = {**summary, "design": trial_design.name,
+               "design_sha256": sha256_of(trial_design.path),
+               "analysis_prior": analysis_prior.name, "seed": seed,
+               "mcmc": "nutpie, 4 chains x 1000 draws after 1000 tuning",
+               "design_prior_source": {k: v for k, v in prior.source.items() if k != "data"},
+               "versions": package_versions()}
+    with folder as tmp:
+        checked.to_csv(tmp / "agreement.csv", index=False, float_format="%.17g")
+        write_json(tmp / "check.json", summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class StatedPrior:
+    """An analysis prior stated in a design file (normal endpoint)."""
+
+    name: str
+    path: Path

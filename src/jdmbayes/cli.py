@@ -1,4 +1,5 @@
-"""Command line: ``jdmbayes fit|sensitivity|sbc|validate|describe`` (``scripts/*.py`` call these).
+"""Command line: ``jdmbayes fit|compare|sensitivity|sbc|plan|validate|describe``
+(``scripts/*.py`` call these).
 
 Exit codes: 0 ok; 2 bad input or usage (a clear message, nothing written); 3 a diagnostic
 gate failed (results written, marked as failing); 1 a calibration check failed (``sbc``;
@@ -160,6 +161,47 @@ def sensitivity_command(args) -> int:
               f"estimands hold under every prior set")
     if series_is_reconstructed(args.data):
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
+    print(out)
+    return EXIT_OK
+
+
+def plan_command(args) -> int:
+    """``jdmbayes plan``: :func:`jdmbayes.api.plan` (Dask, resumable)."""
+    from jdmbayes.api import plan
+    from jdmbayes.results.plan_report import plan_sentences
+
+    if args.trials < 10:
+        raise InputError("--trials must be at least 10")
+    out = Path(args.out) if args.out else Path("results") / (
+        f"plan-{Path(args.design).stem}-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if args.check_agreement:
+        from jdmbayes.api import check_plan_analysis
+
+        check = check_plan_analysis(args.design, from_run=args.from_run, out=out,
+                                    trials=args.trials, seed=args.seed, jobs=args.jobs,
+                                    scheduler=args.scheduler, overwrite=args.overwrite)
+        print(f"fast analysis against MCMC: success decisions agree in {check['agreeing']} of "
+              f"{check['trials']} trials ({check['agreement']:.1%}; required "
+              f"{check['required']:.0%}): {'passed' if check['passed'] else 'FAILED'}")
+        print(out)
+        return EXIT_OK if check["passed"] else 1
+    try:
+        result = plan(args.design, from_run=args.from_run, out=out, trials=args.trials,
+                      seed=args.seed, jobs=args.jobs, scheduler=args.scheduler,
+                      method=args.method, overwrite=args.overwrite,
+                      command=["jdmbayes", *sys.argv[1:]],
+                      echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; the trials already analysed are kept beside {out}: rerun the "
+              "same command to resume.", file=sys.stderr)
+        return 130
+    for line in plan_sentences(result):
+        print(line)
+    for note in result.notes:
+        print(f"  note: {note}")
+    if (result.prior.source.get("data") or {}).get("reconstructed"):
+        print("note: the design prior comes from the bundled series, which is reconstructed "
+              "(synthetic rows), not patient records")
     print(out)
     return EXIT_OK
 
@@ -348,6 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--overwrite", action="store_true",
                            help="replace --out and discard saved replicates of another run")
     calibrate.set_defaults(handler=sbc_command)
+    planning = sub.add_parser("plan", help="assurance, type I error and operating "
+                              "characteristics of a planned trial (plan.csv, plan.md)")
+    planning.add_argument("design", help="design name (designs/<name>.toml) or path")
+    planning.add_argument("--from", dest="from_run", help="run folder of jdmbayes fit holding "
+                          "the model the design names: its posterior is the design prior")
+    planning.add_argument("--out", help="plan folder (default: results/plan-<design>-<time>)")
+    planning.add_argument("--trials", type=int, default=1000,
+                          help="simulated trials per sample size and scenario")
+    planning.add_argument("--method", choices=("fast", "mcmc"), help="analysis of each trial "
+                          "(default: fast where its check against MCMC passes)")
+    planning.add_argument("--seed", type=int, default=20211028)
+    planning.add_argument("--jobs", type=int, default=2, help="Dask worker processes "
+                          "(1 = in this process)")
+    planning.add_argument("--scheduler", help="an existing Dask scheduler, tcp://HOST:PORT")
+    planning.add_argument("--overwrite", action="store_true", help="replace --out")
+    planning.add_argument("--check-agreement", action="store_true", help="only check the "
+                          "fast analysis against MCMC on --trials trials (at least 100) and "
+                          "write agreement.csv and check.json to --out")
+    planning.set_defaults(handler=plan_command)
     for name, handler, text in (("validate", validate_command, "check a series folder"),
                                 ("describe", describe_command, "describe a series folder")):
         command = sub.add_parser(name, help=text)

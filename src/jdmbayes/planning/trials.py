@@ -1,0 +1,63 @@
+"""One simulated trial's data, given one truth from the design prior.
+
+Time to event: the milestone model's generative process (:mod:`jdmbayes.models.milestones`)
+for a new patient of arm ``a``: a frailty ``u ~ N(0, sigma_patient)``, gap ``k`` with
+``log G_k = alpha_k + location_a + u + sigma_k * epsilon``, and the outcome's time the sum of
+the gaps up to it. The trial sees it only at its visits: in the interval between the visits
+around it (left-censored before the first), right-censored at the last visit attended when it
+is later; dropout is exponential at the design's rate, and a patient who drops out before the
+first visit contributes nothing. Patients ``0..n-1`` are the treatment arm, ``n..2n-1`` the
+control arm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jdmbayes.models import families
+from jdmbayes.models.indexing import INTERVAL, NONE, RIGHT
+from jdmbayes.planning.design import TrialDesign
+
+WEEKS_PER_YEAR = 365.25 / 7.0
+
+
+def event_times(family: str, effect: float, nuisance: dict, n: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """(2n,) true times of the design's outcome: treatment arm first, then control."""
+    location = np.repeat([nuisance["location_control"] + effect,
+                          nuisance["location_control"]], n)
+    frailty = rng.normal(0.0, 1.0, 2 * n) * nuisance["sigma_patient"]
+    alpha, sigma = np.atleast_1d(nuisance["intercept"]), np.atleast_1d(nuisance["dispersion"])
+    eps = families.np_standard_error(family, rng, (2 * n, len(alpha)))
+    log_gaps = alpha[None, :] + (location + frailty)[:, None] + sigma[None, :] * eps
+    return np.exp(log_gaps).sum(axis=1)
+
+
+def observe_at_visits(design: TrialDesign, times: np.ndarray,
+                      rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The milestone model's observation arrays (one outcome) of ``times`` seen at the
+    design's visits with its dropout: ``obs_kind``, ``obs_time_lo``, ``obs_time_hi``,
+    ``obs_origin``."""
+    m = len(times)
+    visits = np.asarray(design.visits_wk, float)
+    end = np.full(m, design.followup_wk)
+    if design.dropout_per_year > 0:
+        end = np.minimum(end, rng.exponential(WEEKS_PER_YEAR / design.dropout_per_year, m))
+    attended = np.searchsorted(visits, end, side="right")      # visits seen: visits[:attended]
+    last = np.where(attended > 0, visits[np.maximum(attended - 1, 0)], 0.0)
+    position = np.searchsorted(visits, times, side="left")     # first visit at or after
+    seen = (attended > 0) & (times <= last)
+    kind = np.where(attended == 0, NONE, np.where(seen, INTERVAL, RIGHT))
+    hi = np.where(seen, visits[np.minimum(position, len(visits) - 1)], last)
+    lo = np.where(seen & (position > 0), visits[np.maximum(position - 1, 0)], 0.0)
+    hi = np.where(kind == NONE, 1.0, hi)
+    return {"obs_kind": kind.astype(int), "obs_time_lo": lo, "obs_time_hi": hi,
+            "obs_origin": np.zeros(m)}
+
+
+def simulate_normal(design: TrialDesign, effect: float, n: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """(2,) the two arms' sample means of ``n`` patients each (treatment, control)."""
+    treated = rng.normal(effect, design.sd, n)
+    control = rng.normal(0.0, design.sd, n)
+    return np.array([treated.mean(), control.mean()])

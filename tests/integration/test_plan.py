@@ -1,0 +1,99 @@
+"""A plan of the bundled two-arm design from a short fit: the files, the fast analysis
+against MCMC on the same trials, reproducibility and resuming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jdmbayes
+from jdmbayes.cli import main
+from jdmbayes.models.spec import load_prior_set
+from jdmbayes.planning.analysis import analysis_spec
+from jdmbayes.planning.assurance import Chunk, simulate_and_analyse
+from jdmbayes.planning.design import load_design
+from jdmbayes.planning.design_prior import run_design_prior
+from jdmbayes.planning.run import run_plan
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run") / "fit"
+    jdmbayes.fit("rash_milestones", seed=5, draws=300, tune=300, chains=2).write(folder)
+    return folder
+
+
+def test_plan_writes_its_files_and_sentences(run, tmp_path, capsys):
+    out = tmp_path / "plan"
+    code = main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out),
+                 "--trials", "20", "--jobs", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "With 30 patients per arm, the probability that the trial shows a shorter time to " \
+           "rash resolution with ruxolitinib, as posterior P(time ratio < 1) > 0.95, is" in printed
+    assert "reconstructed" in printed
+    for name in ("plan.csv", "operating_characteristics.csv", "trials.csv", "plan.md",
+                 "plan.png", "report.html", "manifest.json"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "plan.csv")
+    assert list(table.columns[:4]) == ["n_per_arm", "assurance", "assurance_mcse", "type1_error"]
+    assert table["n_per_arm"].tolist() == [10, 20, 30, 40, 60]
+    assert (table["trials"] == 20).all()
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 20 * 5 * 5     # sizes x (design prior, null, 3 fixed effects)
+    # success is the rule applied to each trial's posterior probability
+    assert (trials["success"] == (trials["probability"] > 0.95)).all()
+    # the MCSE is the binomial one
+    row = table.iloc[0]
+    assert row["assurance_mcse"] == pytest.approx(
+        np.sqrt(row["assurance"] * (1 - row["assurance"]) / 20))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["analysis"]["method"] == "fast"
+    assert manifest["analysis"]["source"] == "validation/plan-agreement/two_arm_resolution/" \
+                                             "check.json"
+    assert manifest["design_prior_source"]["model"] == "rash_milestones"
+    assert manifest["design_prior_source"]["draws"] == 600
+    assert manifest["interval"] == {"kind": "eti", "prob": 0.95}
+    assert "RECONSTRUCTED" in (out / "report.html").read_text()
+    assert not (tmp_path / ".plan.plan-work").exists()
+    # nothing is overwritten without being asked
+    assert main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out),
+                 "--trials", "20", "--jobs", "1"]) == 2
+
+
+def test_fast_analysis_agrees_with_mcmc_on_the_same_trials(run):
+    # Laplace + PSIS against NUTS (4 x 1000) on 12 trials: the posterior P(time ratio < 1)
+    # within 0.03 (Monte Carlo error of the two is about 0.01), the intervals within 10%
+    design = load_design("two_arm_resolution")
+    prior = run_design_prior(design, run)
+    prior_set = load_prior_set("default", analysis_spec(design))
+    both = simulate_and_analyse(design, prior, prior_set, Chunk(0, 20, 500, 12), 11, "both")
+    assert both["fast_usable"].all()
+    assert np.abs(both["probability"] - both["probability_mcmc"]).max() < 0.03
+    mcmc = simulate_and_analyse(design, prior, prior_set, Chunk(0, 20, 500, 12), 11, "mcmc")
+    assert np.allclose(mcmc["probability"], both["probability_mcmc"])
+    assert np.allclose(both["lower"], mcmc["lower"], rtol=0.1)
+    assert np.allclose(both["upper"], mcmc["upper"], rtol=0.1)
+
+
+def test_same_seed_same_plan_and_saved_chunks_are_reused(run, tmp_path):
+    design = load_design("two_arm_resolution")
+    prior = run_design_prior(design, run)
+    prior_set = load_prior_set("default", analysis_spec(design))
+    first = run_plan(design, prior, prior_set, tmp_path / "a", 10, 3, method="fast")
+    again = run_plan(design, prior, prior_set, tmp_path / "b", 10, 3, method="fast")
+    pd.testing.assert_frame_equal(first.table, again.table)
+    # an interrupted plan resumes from its saved chunks: a chunk on disk is used as it is
+    work = tmp_path / ".a.plan-work"
+    saved = pd.read_csv(work / "s0_n10_t0.csv")
+    saved["success"] = True
+    saved.to_csv(work / "s0_n10_t0.csv", index=False)
+    resumed = run_plan(design, prior, prior_set, tmp_path / "a", 10, 3, method="fast")
+    assert resumed.table.loc[0, "assurance"] == 1.0
+    assert resumed.table.loc[1:, "assurance"].tolist() == first.table.loc[1:, "assurance"].tolist()
+    # another seed is another plan: the saved chunks are discarded
+    other = run_plan(design, prior, prior_set, tmp_path / "a", 10, 4, method="fast")
+    assert other.table.loc[0, "assurance"] < 1.0

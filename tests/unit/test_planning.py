@@ -1,0 +1,223 @@
+"""Planning without sampling: the simulation engine against closed forms (O'Hagan & Stevens
+2001 assurance, classical power, the rule's type I error), the trial's observation process,
+the design-file rules, and the sentences' rounding."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from jdmbayes.cli import main
+from jdmbayes.errors import InputError
+from jdmbayes.models.indexing import INTERVAL, NONE, RIGHT
+from jdmbayes.planning.assurance import (
+    DESIGN_PRIOR,
+    Chunk,
+    plan_table,
+    scenarios,
+    simulate_and_analyse,
+)
+from jdmbayes.planning.closed_form import normal_assurance, normal_power
+from jdmbayes.planning.design import load_design
+from jdmbayes.planning.design_prior import normal_design_prior
+from jdmbayes.planning.trials import event_times, observe_at_visits
+from jdmbayes.results.plan_report import percent, plan_sentences
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NORMAL = """
+[design]
+description = "two-arm normal endpoint"
+endpoint = "normal"
+arms = [{{ label = "new" }}, {{ label = "standard" }}]
+sd = 2.0
+n_per_arm = {sizes}
+success = {{ comparison = ">", value = 0.0, probability = 0.95 }}
+fixed_effects = [0.0, 1.0]
+design_prior = {{ mean = {mean}, sd = {sd} }}
+analysis_prior = {{ mean = 0.0, sd = {analysis_sd} }}
+robust_weight = {weight}
+robust_mean = 0.0
+robust_sd = 2.0
+"""
+
+
+def normal_design(tmp_path: Path, mean=1.0, sd=0.5, analysis_sd='"inf"', weight=0.0,
+                  sizes=(10, 40)):
+    path = tmp_path / "normal.toml"
+    path.write_text(NORMAL.format(mean=mean, sd=sd, analysis_sd=analysis_sd, weight=weight,
+                                  sizes=list(sizes)))
+    return load_design(str(path))
+
+
+def simulate(design, trials: int, seed: int = 3) -> pd.DataFrame:
+    prior = normal_design_prior(design, 200_000, np.random.default_rng(seed))
+    frames = [simulate_and_analyse(design, prior, None, Chunk(s, n, 0, trials), seed, "exact")
+              for s in range(len(scenarios(design))) for n in design.n_per_arm]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("analysis_sd, weight", [('"inf"', 0.0), ("1.0", 0.0), ('"inf"', 0.3)])
+def test_assurance_matches_the_closed_form(tmp_path, analysis_sd, weight):
+    # O'Hagan & Stevens (2001): a normal endpoint under a normal design prior, with a flat or
+    # a normal analysis prior, and robustified: the simulated assurance is within 3.5 Monte
+    # Carlo SEs of the closed form at each size
+    design = normal_design(tmp_path, analysis_sd=analysis_sd, weight=weight)
+    table = plan_table(design, simulate(design, 4000))
+    for row in table.itertuples(index=False):
+        expected = normal_assurance(design, row.n_per_arm)
+        assert abs(row.assurance - expected) < 3.5 * row.assurance_mcse, (row, expected)
+    # and the assurance differs from the power at the prior mean (the prior's spread counts)
+    assert abs(normal_assurance(design, 40) - normal_power(design, 40, 1.0)) > 0.05
+
+
+def test_a_point_mass_design_prior_gives_classical_power(tmp_path):
+    # flat analysis prior: the rule is the one-sided z-test at 5%, so the power at delta is
+    # Phi(delta / sqrt(2 sd^2 / n) - z_0.95), the textbook formula
+    design = normal_design(tmp_path, mean=1.0, sd=0.0)
+    for n in design.n_per_arm:
+        textbook = stats.norm.cdf(1.0 / math.sqrt(2 * 4.0 / n) - stats.norm.ppf(0.95))
+        assert normal_assurance(design, n) == pytest.approx(textbook, abs=1e-12)
+        assert normal_power(design, n, 1.0) == pytest.approx(textbook, abs=1e-12)
+    table = plan_table(design, simulate(design, 4000))
+    for row in table.itertuples(index=False):
+        textbook = stats.norm.cdf(1.0 / math.sqrt(2 * 4.0 / row.n_per_arm) - 1.6448536269514722)
+        assert abs(row.assurance - textbook) < 3.5 * row.assurance_mcse
+        # the fixed effect 1.0 is the same scenario by another route
+        assert abs(row.success_at_effect_1 - textbook) < 3.5 * row.success_at_effect_1_mcse
+
+
+def test_the_null_gives_the_rules_type_one_error(tmp_path):
+    # with a flat analysis prior, P(delta > 0 | d) > 0.95 is the one-sided 5% test: type I
+    # error exactly 5% at every size
+    design = normal_design(tmp_path)
+    assert normal_power(design, 10, 0.0) == pytest.approx(0.05, abs=1e-12)
+    table = plan_table(design, simulate(design, 4000))
+    for row in table.itertuples(index=False):
+        assert abs(row.type1_error - 0.05) < 3.5 * row.type1_error_mcse
+    # a sceptical analysis prior makes the rule stricter
+    strict = normal_design(tmp_path, analysis_sd="0.5")
+    assert normal_power(strict, 10, 0.0) < 0.05
+
+
+def test_trials_do_not_depend_on_how_they_are_chunked(tmp_path):
+    design = normal_design(tmp_path)
+    prior = normal_design_prior(design, 1000, np.random.default_rng(1))
+    whole = simulate_and_analyse(design, prior, None, Chunk(0, 10, 0, 40), 9, "exact")
+    parts = pd.concat([simulate_and_analyse(design, prior, None, Chunk(0, 10, f, 10), 9,
+                                            "exact") for f in (0, 10, 20, 30)],
+                      ignore_index=True)
+    pd.testing.assert_frame_equal(whole, parts)
+
+
+def test_the_null_scenario_is_always_simulated(tmp_path):
+    design = normal_design(tmp_path)
+    names = [name for name, _ in scenarios(design)]
+    assert names[0] == DESIGN_PRIOR and names[1] == "effect = 0"
+    assert len(names) == len(set(names))
+
+
+def test_visits_interval_censor_and_dropout_right_censors():
+    design = load_design("two_arm_resolution")
+    rng = np.random.default_rng(4)
+    times = rng.uniform(0.5, 80, 4000)
+    obs = observe_at_visits(design, times, rng)
+    kind, lo, hi = obs["obs_kind"], obs["obs_time_lo"], obs["obs_time_hi"]
+    seen = kind == INTERVAL
+    # every interval holds its true time and runs between consecutive visits (or from 0)
+    assert np.all((lo[seen] < times[seen]) & (times[seen] <= hi[seen]))
+    visits = np.array([0.0, *design.visits_wk])
+    positions = np.searchsorted(visits, hi[seen])
+    assert np.all(visits[positions - 1] == lo[seen])
+    # right-censored at a visit, before the true time
+    right = kind == RIGHT
+    assert np.all(hi[right] < times[right]) and np.all(np.isin(hi[right], visits))
+    # times after follow-up are never seen; dropout (10 per 100 patient-years over a year)
+    # right-censors some earlier ones
+    assert not np.any(seen & (times > design.followup_wk))
+    early_dropout = right & (times <= design.followup_wk)
+    expected = 1 - math.exp(-0.10)
+    assert 0.3 * expected < early_dropout.mean() < 1.5 * expected
+    assert np.all(kind[right | seen | (kind == NONE)] == kind)
+
+
+def test_simulated_times_follow_the_model():
+    # one Weibull gap, no frailty: the log-time median of each arm is alpha + location +
+    # sigma log(log 2), so the arms' median ratio is exp(effect)
+    nuisance = {"intercept": np.array([2.0]), "dispersion": np.array([0.7]),
+                "sigma_patient": 0.0, "location_control": 0.3}
+    times = event_times("weibull", math.log(0.6), nuisance, 40_000, np.random.default_rng(2))
+    treated, control = np.median(times[:40_000]), np.median(times[40_000:])
+    assert control == pytest.approx(math.exp(2.3 + 0.7 * math.log(math.log(2))), rel=0.02)
+    assert treated / control == pytest.approx(0.6, rel=0.03)
+    # three gaps: the outcome's time is their sum
+    three = {"intercept": np.array([0.0, 0.0, 0.0]), "dispersion": np.array([1e-6] * 3),
+             "sigma_patient": 0.0, "location_control": 0.0}
+    assert np.allclose(event_times("weibull", 0.0, three, 5, np.random.default_rng(0)),
+                       3 * math.exp(1e-6 * 0), rtol=1e-4)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[design]\nendpoint = \"survival\"\n", "endpoint"),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        "followup_wk = 52", "followup_wk = 40"), "after follow-up"),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        "n_per_arm = [10, 20, 30, 40, 60]", "n_per_arm = [1, 20]"), "n_per_arm"),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        "probability = 0.95", "probability = 1.5"), "probability"),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        "fixed_effects = [1.0, 0.8, 0.67, 0.5]", "fixed_effects = [1.0, -0.5]"),
+     "time ratio must be > 0"),
+])
+def test_a_bad_design_is_refused_with_file_and_key(tmp_path, capsys, text, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as error:
+        load_design(str(path))
+    assert str(path) in str(error.value) and fragment in str(error.value)
+    out = tmp_path / "plan"
+    assert main(["plan", str(path), "--out", str(out), "--trials", "10"]) == 2
+    assert "nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_time_to_event_plan_needs_a_run(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", "two_arm_resolution", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--from RUN" in err and not out.exists()
+    assert main(["plan", "two_arm_resolution", "--from", str(tmp_path), "--out",
+                 str(out)]) == 2
+    assert "no fitted 'rash_milestones'" in capsys.readouterr().err
+
+
+def test_percentages_are_rounded_to_their_monte_carlo_error():
+    assert percent(0.6234, 0.015) == "62%"
+    assert percent(0.0412, 0.006) == "4.1%"
+
+
+def test_sentences_state_rule_prior_and_type_one_error(tmp_path):
+    from jdmbayes.planning.run import PlanResult
+
+    design = normal_design(tmp_path, weight=0.2)
+    trials = simulate(design, 400)
+    prior = normal_design_prior(design, 10, np.random.default_rng(0))
+    result = PlanResult(design, prior, plan_table(design, trials), pd.DataFrame(), trials,
+                        {"ess_patients_per_arm": 32.0, "method": "moment"}, {}, {}, "flat")
+    first = plan_sentences(result)[0]
+    assert first.startswith("With 10 patients per arm, the probability that the trial shows")
+    assert "posterior P(difference in means > 0) > 0.95" in first
+    assert "Monte Carlo SE" in first and "type I error" in first
+    assert "robustified with 20% weight" in first
+    assert "32 patients per arm" in plan_sentences(result)[-1]
