@@ -363,8 +363,9 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
 
     from jdmbayes.batch.fits import close_client, open_client
     from jdmbayes.errors import Problem
+    from jdmbayes.planning.assurance import analysis_prior_set
     from jdmbayes.planning.design import load_design
-    from jdmbayes.planning.design_prior import normal_design_prior, run_design_prior
+    from jdmbayes.planning.design_prior import design_prior_from_run, normal_design_prior
     from jdmbayes.planning.run import discard_work, run_plan
     from jdmbayes.results.plan_report import write_plan
     from jdmbayes.versions import __version__, package_versions
@@ -388,11 +389,8 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
                                       f"design '{trial_design.name}' takes its design prior "
                                       f"from a fitted run of model '{trial_design.model}': "
                                       "pass --from RUN (a run folder of jdmbayes fit)")])
-        prior = run_design_prior(trial_design, from_run)
-        from jdmbayes.planning.analysis import analysis_spec
-
-        analysis_prior = load_prior_set(trial_design.analysis_priors,
-                                        analysis_spec(trial_design))
+        prior = design_prior_from_run(trial_design, from_run)
+        analysis_prior = analysis_prior_set(trial_design)
     folder = RunFolder(out, overwrite=overwrite) if out is not None else None
     if folder is not None:
         folder.check()
@@ -431,9 +429,9 @@ def check_plan_analysis(design: str | Path, *, from_run: str | Path, out: str | 
     without rerunning the check). Returns the check's summary."""
     from jdmbayes.batch.fits import close_client, open_client
     from jdmbayes.data.io import sha256_of
-    from jdmbayes.planning.analysis import analysis_spec
+    from jdmbayes.planning.assurance import analysis_prior_set
     from jdmbayes.planning.design import load_design
-    from jdmbayes.planning.design_prior import run_design_prior
+    from jdmbayes.planning.design_prior import design_prior_from_run
     from jdmbayes.planning.run import AGREEMENT_TRIALS, run_agreement_check
     from jdmbayes.results.runfolder import write_json
     from jdmbayes.versions import package_versions
@@ -442,13 +440,13 @@ def check_plan_analysis(design: str | Path, *, from_run: str | Path, out: str | 
     if from_run is None:
         raise InputError("the check needs --from RUN (the run whose posterior is the design "
                          "prior)")
-    if trial_design.endpoint != "time_to_event":
+    if trial_design.endpoint == "normal":
         raise InputError(f"design '{trial_design.name}' is analysed exactly; there is no fast "
                          "analysis to check")
     if trials < AGREEMENT_TRIALS:
         raise InputError(f"the check needs at least {AGREEMENT_TRIALS} trials, got {trials}")
-    prior = run_design_prior(trial_design, from_run)
-    analysis_prior = load_prior_set(trial_design.analysis_priors, analysis_spec(trial_design))
+    prior = design_prior_from_run(trial_design, from_run)
+    analysis_prior = analysis_prior_set(trial_design)
     folder = RunFolder(out, overwrite=overwrite)
     folder.check()
     client = open_client(scheduler, jobs) if jobs > 1 or scheduler else None

@@ -36,7 +36,7 @@ def test_plan_writes_its_files_and_sentences(run, tmp_path, capsys):
            "rash resolution with ruxolitinib, as posterior P(time ratio < 1) > 0.95, is" in printed
     assert "reconstructed" in printed
     for name in ("plan.csv", "operating_characteristics.csv", "trials.csv", "plan.md",
-                 "plan.png", "report.html", "manifest.json"):
+                 "grant.md", "plan.png", "report.html", "manifest.json"):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "plan.csv")
     assert list(table.columns[:4]) == ["n_per_arm", "assurance", "assurance_mcse", "type1_error"]
@@ -97,3 +97,36 @@ def test_same_seed_same_plan_and_saved_chunks_are_reused(run, tmp_path):
     # another seed is another plan: the saved chunks are discarded
     other = run_plan(design, prior, prior_set, tmp_path / "a", 10, 4, method="fast")
     assert other.table.loc[0, "assurance"] < 1.0
+
+
+@pytest.fixture(scope="module")
+def cmas_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run") / "fit"
+    jdmbayes.fit("cmas", seed=5, draws=300, tune=300, chains=2).write(folder)
+    return folder
+
+
+def test_single_arm_cmas_plan_and_its_fast_analysis(cmas_run, tmp_path):
+    from jdmbayes.planning.assurance import analysis_prior_set
+    from jdmbayes.planning.design_prior import design_prior_from_run
+
+    design = load_design("single_arm_cmas")
+    prior = design_prior_from_run(design, cmas_run)
+    prior_set = analysis_prior_set(design)
+    # fast (patients integrated out, Laplace + PSIS near the decision) against NUTS on the
+    # same 6 trials: the posterior P(mean change > 5) within 0.05 (both carry Monte Carlo
+    # error of about 0.01-0.02 near the threshold), the interval ends within 1.5 points
+    both = simulate_and_analyse(design, prior, prior_set, Chunk(0, 15, 700, 6), 13, "both")
+    assert np.abs(both["probability"] - both["probability_mcmc"]).max() < 0.05
+    mcmc = simulate_and_analyse(design, prior, prior_set, Chunk(0, 15, 700, 6), 13, "mcmc")
+    assert np.allclose(both["lower"], mcmc["lower"], atol=1.5)
+    assert np.allclose(both["upper"], mcmc["upper"], atol=1.5)
+    # the plan itself, with the committed agreement check
+    result = jdmbayes.plan("single_arm_cmas", from_run=cmas_run, trials=10, seed=2, jobs=1,
+                           out=tmp_path / "plan")
+    assert result.agreement["method"] == "fast"
+    table = pd.read_csv(tmp_path / "plan" / "plan.csv")
+    assert table["n_per_arm"].tolist() == [10, 15, 20, 30, 40]
+    assert {"success_at_effect_10", "type1_error"} <= set(table.columns)
+    text = (tmp_path / "plan" / "plan.md").read_text()
+    assert "a mean change in CMAS by week 24 with ruxolitinib above 5 points" in text

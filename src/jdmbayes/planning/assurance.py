@@ -24,10 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jdmbayes.planning.analysis import TimeToEventAnalysis, analyse_normal
+from jdmbayes.planning.analysis import TimeToEventAnalysis, analyse_normal, analysis_spec
 from jdmbayes.planning.design import TrialDesign
 from jdmbayes.planning.design_prior import DesignPrior
-from jdmbayes.planning.trials import event_times, observe_at_visits, simulate_normal
+from jdmbayes.planning.score_analysis import ScoreAnalysis, score_spec
+from jdmbayes.planning.trials import (
+    event_times,
+    observe_at_visits,
+    simulate_normal,
+    simulate_scores,
+)
 
 DESIGN_PRIOR = "design prior"
 CHUNK = 250
@@ -63,11 +69,14 @@ def chunks(design: TrialDesign, trials: int, size: int = CHUNK) -> list[Chunk]:
 _ANALYSES: dict = {}
 
 
-def analysis_for(design: TrialDesign, n: int, prior_set) -> TimeToEventAnalysis:
-    """The compiled analysis model of size ``n``, built at most once per process."""
-    key = (str(design.path), design.name, n, prior_set.name, str(prior_set.path))
+def analysis_for(design: TrialDesign, n: int, prior_set):
+    """The compiled analysis model of size ``n`` (a :class:`TimeToEventAnalysis` or a
+    :class:`ScoreAnalysis`), built at most once per process."""
+    key = (str(design.path), design.name, design.endpoint, n, prior_set.name,
+           str(prior_set.path))
     if key not in _ANALYSES:
-        _ANALYSES[key] = TimeToEventAnalysis(design, n, prior_set)
+        kind = ScoreAnalysis if design.endpoint == "change" else TimeToEventAnalysis
+        _ANALYSES[key] = kind(design, n, prior_set)
     return _ANALYSES[key]
 
 
@@ -96,8 +105,11 @@ def simulate_and_analyse(design: TrialDesign, prior: DesignPrior, prior_set, chu
                                     chunk.n)
         else:
             analysis = analysis_for(design, chunk.n, prior_set)
-            observations = observe_at_visits(design, event_times(
-                prior.source["family"], effect, nuisance, chunk.n, rng), rng)
+            if design.endpoint == "change":
+                observations = simulate_scores(design, effect, nuisance, chunk.n, rng)
+            else:
+                observations = observe_at_visits(design, event_times(
+                    prior.source["family"], effect, nuisance, chunk.n, rng), rng)
             mcmc_seed = int(rng.integers(2**31))
             result = None if method == "mcmc" else analysis.fast(observations, rng)
             if method == "both":
@@ -177,3 +189,13 @@ def effective_sample_size(design: TrialDesign, prior: DesignPrior,
             "ess_patients_per_arm": unit / prior.informative_variance(),
             "unit_variance": unit, "design_prior_effect_variance": prior.informative_variance(),
             "informative_weight": 1 - design.robust_weight}
+
+
+def analysis_prior_set(design: TrialDesign):
+    """The named prior set the design's trials are analysed with, read for the analysis
+    model's kind (milestones, or the longitudinal model of a score)."""
+    from jdmbayes.models.spec import load_prior_set
+
+    if design.endpoint == "change":
+        return load_prior_set(design.analysis_priors, score_spec(design))
+    return load_prior_set(design.analysis_priors, analysis_spec(design))

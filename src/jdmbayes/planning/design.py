@@ -12,6 +12,11 @@ Endpoints:
     (its grouping columns' levels). The trial observes one milestone (``outcome``) at the
     visits (interval-censored; right-censored after the last visit attended); patients drop
     out at a constant rate. The effect is the time ratio treatment/control.
+``change``
+    one arm, a cell of a fitted longitudinal model of a bounded score (beta-binomial,
+    plateau shape), against a fixed threshold: the effect is the population mean change of
+    the score by ``endpoint_week``. The trial measures the score at baseline and at the
+    visits until follow-up or dropout.
 ``normal``
     two arms, a normal outcome with known SD, effect the difference in means; analysed by
     the conjugate normal update. The textbook case with a closed-form assurance (O'Hagan &
@@ -29,11 +34,13 @@ from jdmbayes.errors import InputError, Problem
 
 ROOT = Path(__file__).resolve().parents[3]
 DESIGNS_DIR = ROOT / "designs"
-ENDPOINTS = ("time_to_event", "normal")
+ENDPOINTS = ("time_to_event", "change", "normal")
 COMPARISONS = ("<", ">")
 # the effect's natural null and the scale its design-prior component is stated on
+# (a single arm's null is the threshold of its success rule)
 NULL_EFFECT = {"time_to_event": 1.0, "normal": 0.0}
-EFFECT_NAME = {"time_to_event": "time ratio", "normal": "difference in means"}
+EFFECT_NAME = {"time_to_event": "time ratio", "change": "mean change",
+               "normal": "difference in means"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ class TrialDesign:
     followup_wk: float = 0.0
     dropout_per_year: float = 0.0
     analysis_priors: str = "default"
+    # change
+    measure: str = ""
+    upper: float = 0.0
+    endpoint_week: float = 0.0
     # normal
     sd: float = 1.0
     design_prior: dict = field(default_factory=dict)    # {mean, sd} when no run is given
@@ -90,7 +101,7 @@ class TrialDesign:
 
     @property
     def null_effect(self) -> float:
-        return NULL_EFFECT[self.endpoint]
+        return NULL_EFFECT.get(self.endpoint, self.success.value)
 
     @property
     def effect_name(self) -> str:
@@ -181,9 +192,11 @@ def load_design(name_or_path: str) -> TrialDesign:
         s.get("value", _number, "a number", required=True),
         s.get("probability", lambda v: _number(v) and 0.5 <= v < 1, "a probability in "
               "[0.5, 1)", required=True))
-    arms_raw = r.get("arms", lambda v: isinstance(v, list) and len(v) == 2 and all(
+    arm_count = 1 if endpoint == "change" else 2
+    arms_raw = r.get("arms", lambda v: isinstance(v, list) and len(v) == arm_count and all(
         isinstance(a, dict) and isinstance(a.get("label"), str) for a in v),
-        "a list of two tables with a 'label' (treatment first, then control)", required=True)
+        "a list of two tables with a 'label' (treatment first, then control)" if arm_count == 2
+        else "a list of one table with a 'label' (the single arm)", required=True)
     arms = tuple(Arm(a["label"], tuple((k, str(v)) for k, v in a.items() if k != "label"))
                  for a in arms_raw or [])
     problems = r.problems + s.problems
@@ -194,7 +207,7 @@ def load_design(name_or_path: str) -> TrialDesign:
                   robust_weight=float(weight), robust_mean=float(robust_mean),
                   robust_sd=float(robust_sd), interval_prob=float(interval_prob),
                   interval_kind=interval_kind)
-    if endpoint == "time_to_event":
+    if endpoint in ("time_to_event", "change"):
         design, more = _time_to_event(path, table, common)
     elif endpoint == "normal":
         design, more = _normal(path, table, common)
@@ -212,12 +225,17 @@ def load_design(name_or_path: str) -> TrialDesign:
 
 
 def _time_to_event(path: Path, table: dict, common: dict):
+    """A design simulated from a fitted model: time to event or change of a score."""
     r = _Reader(path, table, "design")
     visits = r.get("visits_wk", lambda v: isinstance(v, list) and v and all(
         _number(x) and x > 0 for x in v) and sorted(v) == v and len(set(v)) == len(v),
         "an increasing list of weeks > 0 (the assessment visits)", required=True)
     followup = r.get("followup_wk", lambda v: _number(v) and v > 0, "a number of weeks > 0",
                      required=True)
+    week = table.get("endpoint_week")
+    if common["endpoint"] == "change" and _number(week) and visits and week not in visits:
+        r.fail("endpoint_week", f"week {week:g} is not one of the visits; the change is "
+               "measured at a visit")
     if visits and followup and visits[-1] > followup:
         r.fail("visits_wk", f"the last visit ({visits[-1]:g}) is after follow-up "
                f"({followup:g} weeks)")
@@ -225,7 +243,15 @@ def _time_to_event(path: Path, table: dict, common: dict):
         **common, model=r.get("model", lambda v: isinstance(v, str) and v, "a model name",
                               required=True) or "",
         outcome=r.get("outcome", lambda v: isinstance(v, str) and v, "an outcome name",
-                      required=True) or "",
+                      required=common["endpoint"] == "time_to_event") or "",
+        measure=r.get("measure", lambda v: isinstance(v, str) and v, "a measure name",
+                      required=common["endpoint"] == "change") or "",
+        upper=float(r.get("upper", lambda v: isinstance(v, int) and not isinstance(v, bool)
+                          and v > 0, "the score's maximum (a whole number > 0)",
+                          required=common["endpoint"] == "change") or 0),
+        endpoint_week=float(r.get("endpoint_week", lambda v: _number(v) and v > 0,
+                                  "a week > 0", required=common["endpoint"] == "change")
+                            or 0),
         family=r.get("family", lambda v: v in ("weibull", "lognormal", "loglogistic"),
                      "weibull, lognormal or loglogistic", default="weibull"),
         visits_wk=tuple(float(v) for v in visits or ()), followup_wk=float(followup or 0),

@@ -78,7 +78,76 @@ def normal_design_prior(design: TrialDesign, draws: int, rng: np.random.Generato
 
 
 def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
-    """The posterior of ``design.model`` in the run folder ``run`` as a design prior."""
+    """The posterior of the milestone model ``design.model`` in the run folder ``run`` as
+    the design prior of a time-to-event design."""
+    post, manifest, posterior_file = _read_run(design, run)
+    spec = manifest["models"][design.model]["spec"]["model"]
+    outcomes = list(spec.get("outcomes", []))
+    problems = []
+    if spec.get("kind") != "milestones":
+        problems.append(Problem(str(design.path), "design_model", f"model '{design.model}' "
+                                f"is a {spec.get('kind')} model; a time_to_event design needs "
+                                "a milestones model", column="model"))
+    elif design.outcome not in outcomes:
+        problems.append(Problem(str(design.path), "design_outcome", f"outcome "
+                                f"'{design.outcome}' is not one of model '{design.model}''s "
+                                f"outcomes ({', '.join(outcomes)})", column="outcome"))
+    if problems:
+        raise InputError(problems)
+    treatment, control = _arm_locations(design, post, list(spec.get("grouping", [])))
+    k_out = outcomes.index(design.outcome)
+    nuisance = {"intercept": _flat(post, "intercept")[:, : k_out + 1],
+                "dispersion": _flat(post, "dispersion")[:, : k_out + 1],
+                "sigma_patient": _flat(post, "sigma_patient") if "sigma_patient" in post
+                else np.zeros(len(control)),
+                "location_control": control}
+    source = _source(design, run, manifest, posterior_file, len(control))
+    return DesignPrior(treatment - control, nuisance, source)
+
+
+def design_prior_from_run(design: TrialDesign, run: str | Path) -> DesignPrior:
+    """The design prior of ``design`` from the run folder ``run``."""
+    if design.endpoint == "change":
+        return score_design_prior(design, run)
+    return run_design_prior(design, run)
+
+
+def score_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
+    """The posterior of the longitudinal model ``design.model`` in ``run`` as the design
+    prior of a single-arm change design: the arm's cell gives the population change; the
+    effect of each draw is its population mean change by ``endpoint_week``."""
+    from jdmbayes.planning.score_analysis import HYPER, mean_change
+
+    post, manifest, posterior_file = _read_run(design, run)
+    spec = manifest["models"][design.model]["spec"]["model"]
+    problems = []
+    if spec.get("kind") != "longitudinal" or spec.get("likelihood") != "beta_binomial" or \
+            spec.get("shape", "plateau") != "plateau":
+        problems.append(Problem(str(design.path), "design_model", f"model '{design.model}' is "
+                                "not a beta-binomial longitudinal model with the plateau shape "
+                                "(what a change design simulates from)", column="model"))
+    if spec.get("measure") != design.measure or float(spec.get("upper", 0)) != design.upper:
+        problems.append(Problem(str(design.path), "design_measure", f"model '{design.model}' "
+                                f"models {spec.get('measure')} (0-{spec.get('upper')}), not "
+                                f"{design.measure} (0-{design.upper:g})", column="measure"))
+    if problems:
+        raise InputError(problems)
+    location = _arm_locations(design, post, list(spec.get("grouping", [])))
+    theta = {name: _flat(post, name) for name in HYPER}
+    theta["change"] = theta["change"] + location[0]
+    if "rho_baseline_change" in post:
+        theta["rho"] = _flat(post, "rho_baseline_change")
+    effect = mean_change(theta, design.endpoint_week, design.upper)
+    source = _source(design, run, manifest, posterior_file, len(effect))
+    return DesignPrior(effect, theta, source)
+
+
+def _flat(post, name: str) -> np.ndarray:
+    value = post[name].values
+    return value.reshape(-1, *value.shape[2:])
+
+
+def _read_run(design: TrialDesign, run):
     import xarray as xr
 
     run = Path(run)
@@ -90,23 +159,16 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
                                   f"names model '{design.model}'); fit it first: jdmbayes fit "
                                   f"--model {design.model} --out {run}")])
     manifest = json.loads(manifest_file.read_text())
-    spec = manifest["models"][design.model]["spec"]["model"]
-    grouping = list(spec.get("grouping", []))
-    outcomes = list(spec.get("outcomes", []))
-    problems = []
-    if spec.get("kind") != "milestones":
-        problems.append(Problem(str(design.path), "design_model", f"model '{design.model}' "
-                                f"is a {spec.get('kind')} model; a time_to_event design needs "
-                                "a milestones model", column="model"))
-    if design.outcome not in outcomes:
-        problems.append(Problem(str(design.path), "design_outcome", f"outcome "
-                                f"'{design.outcome}' is not one of model '{design.model}''s "
-                                f"outcomes ({', '.join(outcomes)})", column="outcome"))
     tree = xr.open_datatree(str(posterior_file), engine="h5netcdf")
-    post = tree["posterior"].to_dataset()
+    return tree["posterior"].to_dataset(), manifest, posterior_file
+
+
+def _arm_locations(design: TrialDesign, post, grouping: list[str]) -> list[np.ndarray]:
+    """(S,) group part of each arm's cell: main effects plus the pooled cell deviation."""
     cells = [str(c) for c in post["cell"].values] if "cell" in post.coords else []
     effects = [str(e) for e in post["effect"].values] if "effect" in post.coords else []
-    arm_cells = []
+    size = _flat(post, "intercept").shape[0]
+    problems, out = [], []
     for arm in design.arms:
         levels = dict(arm.levels)
         if sorted(levels) != sorted(grouping):
@@ -116,40 +178,29 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
                                     "name a level of each", column="arms"))
             continue
         label = ":".join(levels[c] for c in grouping)
-        if label not in cells:
+        if cells and label not in cells:
             problems.append(Problem(str(design.path), "design_arm", f"arm '{arm.label}' is "
                                     f"cell '{label}', which model '{design.model}' does not "
                                     f"have (cells: {', '.join(cells)})", column="arms"))
-        arm_cells.append(label)
-    if problems:
-        raise InputError(problems)
-
-    def flat(name: str) -> np.ndarray:
-        value = post[name].values
-        return value.reshape(-1, *value.shape[2:])
-
-    beta = flat("beta_group") if effects else np.zeros((flat("intercept").shape[0], 0))
-    deviation = flat("cell_deviation") if "cell_deviation" in post else None
-    location = []
-    for label in arm_cells:
-        levels = dict(zip(grouping, label.split(":")))
+            continue
         row = np.array([float(e == f"{c}[{levels[c]}]") for e in effects for c in grouping
                         if e.startswith(f"{c}[")])
-        loc = beta @ row
-        if deviation is not None:
-            loc = loc + deviation[:, cells.index(label)]
-        location.append(loc)
-    k_out = outcomes.index(design.outcome)
-    nuisance = {"intercept": flat("intercept")[:, : k_out + 1],
-                "dispersion": flat("dispersion")[:, : k_out + 1],
-                "sigma_patient": flat("sigma_patient") if "sigma_patient" in post
-                else np.zeros(len(location[1])),
-                "location_control": location[1]}
-    source = {"kind": "posterior of a fitted run", "run": str(run.resolve()),
-              "model": design.model, "posterior_sha256": sha256_of(posterior_file),
-              "run_seed": manifest.get("seed"), "data": manifest.get("data"),
-              "prior_set": manifest["models"][design.model].get("prior_set"),
-              "draws": int(len(location[0])), "arms": dict(zip(
-                  [a.label for a in design.arms], arm_cells)),
-              "family": spec.get("family", "weibull")}
-    return DesignPrior(location[0] - location[1], nuisance, source)
+        loc = _flat(post, "beta_group") @ row if effects else np.zeros(size)
+        if "cell_deviation" in post and cells:
+            loc = loc + _flat(post, "cell_deviation")[:, cells.index(label)]
+        out.append(loc)
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def _source(design: TrialDesign, run, manifest: dict, posterior_file: Path, draws: int) -> dict:
+    model = manifest["models"][design.model]
+    return {"kind": "posterior of a fitted run", "run": str(Path(run).resolve()),
+            "model": design.model, "posterior_sha256": sha256_of(posterior_file),
+            "run_seed": manifest.get("seed"), "data": manifest.get("data"),
+            "prior_set": model.get("prior_set"), "draws": int(draws),
+            "arms": {a.label: ":".join(dict(a.levels)[c] for c in
+                                       model["spec"]["model"].get("grouping", []))
+                     for a in design.arms},
+            "family": model["spec"]["model"].get("family", "weibull")}

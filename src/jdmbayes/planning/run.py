@@ -6,7 +6,8 @@ saved in a work folder beside the output (``.<out>.plan-work/``, with the plan's
 configuration), so an interrupted plan rerun with the same arguments computes only the
 missing chunks. The output folder itself is written at the end, atomically.
 
-The fast analysis is used only where it agrees with full MCMC: for a time-to-event design,
+The fast analysis is used only where it agrees with full MCMC: for a design simulated from a
+fitted model,
 a committed check for this design file and analysis prior
 (``validation/plan-agreement/<design>/check.json``: at least 100 trials, success decisions
 agreeing in at least 97%) is used if present; otherwise the plan runs the check itself first.
@@ -155,7 +156,7 @@ def run_plan(design: TrialDesign, prior: DesignPrior, analysis_prior, out: Path,
     work = work_folder(Path(out), config)
     notes = []
     agreement = {"needed": False}
-    if design.endpoint == "time_to_event" and method is None:
+    if design.endpoint != "normal" and method is None:
         agreement = committed_check(design, analysis_prior.name)
         if agreement is None:
             if echo:

@@ -61,3 +61,36 @@ def simulate_normal(design: TrialDesign, effect: float, n: int,
     treated = rng.normal(effect, design.sd, n)
     control = rng.normal(0.0, design.sd, n)
     return np.array([treated.mean(), control.mean()])
+
+
+def simulate_scores(design: TrialDesign, effect: float, theta: dict, n: int,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A single-arm trial of a bounded score: the longitudinal model's observation arrays
+    (``obs_patient``, ``obs_week``, ``obs_value``) of ``n`` new patients measured at
+    baseline and at each visit until follow-up or dropout, from population parameters
+    ``theta`` with the change set so that the population mean change by the design's
+    ``endpoint_week`` is ``effect`` (:func:`~jdmbayes.planning.score_analysis.change_for_mean`)."""
+    from scipy import special
+
+    from jdmbayes.planning.score_analysis import change_for_mean
+
+    theta = {k: np.atleast_1d(v) for k, v in theta.items()}
+    delta = change_for_mean(theta, effect, design.endpoint_week, design.upper)
+    u, v = rng.standard_normal(n), rng.standard_normal(n)
+    rho = float(theta.get("rho", [0.0])[0])
+    v = rho * u + np.sqrt(1 - rho**2) * v
+    baseline = theta["intercept"][0] + theta["sigma_intercept"][0] * u
+    change = delta + theta["sigma_change"][0] * v
+    end = np.full(n, design.followup_wk)
+    if design.dropout_per_year > 0:
+        end = np.minimum(end, rng.exponential(WEEKS_PER_YEAR / design.dropout_per_year, n))
+    weeks = np.array([0.0, *design.visits_wk])
+    patient = np.repeat(np.arange(n), weeks.size)
+    week = np.tile(weeks, n)
+    seen = week <= end[patient]
+    patient, week = patient[seen], week[seen]
+    mu = baseline[patient] + change[patient] * (1 - np.exp(-week / theta["tau_weeks"][0]))
+    p = np.clip(special.expit(mu), 1e-12, 1 - 1e-12)
+    phi = theta["noise"][0]
+    value = rng.binomial(int(design.upper), rng.beta(p * phi, (1 - p) * phi)).astype(float)
+    return {"obs_patient": patient, "obs_week": week, "obs_value": value}

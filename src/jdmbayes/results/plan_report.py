@@ -1,5 +1,6 @@
 """A plan's files: ``plan.csv`` and ``operating_characteristics.csv`` (unrounded), every
-simulated trial in ``trials.csv``, ``plan.md`` with the sentences for a grant, ``plan.png``
+simulated trial in ``trials.csv``, ``plan.md`` (and ``grant.md``: its sentences alone),
+``plan.png``
 (assurance and success probabilities against the sample size) and ``report.html``."""
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def endpoint_words(design) -> str:
         side = "below" if rule.comparison == "<" else "above"
         return f"a time ratio of {outcome} with {treatment} {side} {rule.value:g}"
     side = "below" if rule.comparison == "<" else "above"
+    if design.endpoint == "change":
+        return (f"a mean change in {design.measure.upper()} by week {design.endpoint_week:g} "
+                f"with {treatment} {side} {rule.value:g} points")
     return f"a difference in means with {treatment} {side} {rule.value:g}"
 
 
@@ -155,11 +159,19 @@ def analysis_words(result) -> str:
     method = result.agreement.get("method")
     if method == "exact":
         return "the exact conjugate normal update"
-    words = ("the package's milestone model (one outcome, grouped by arm) by Laplace's "
-             "approximation corrected by Pareto-smoothed importance sampling, MCMC where "
-             "Pareto k > 0.7") if method == "fast" else \
-        "the package's milestone model by MCMC (nutpie, 4 chains x 1000 draws)"
-    return words
+    design = result.design
+    model = ("the package's milestone model (one outcome, grouped by arm)"
+             if design.endpoint == "time_to_event" else
+             "the package's longitudinal model (beta-binomial, plateau, one arm)")
+    if method != "fast":
+        return f"{model} by MCMC (nutpie, 4 chains x 1000 draws)"
+    if design.endpoint == "time_to_event":
+        return (f"{model} by Laplace's approximation corrected by Pareto-smoothed importance "
+                "sampling, MCMC where Pareto k > 0.7")
+    return (f"{model} with each patient's baseline and change integrated out (adaptive "
+            "Gauss-Hermite), Laplace's approximation of the population parameters, refined "
+            "by Pareto-smoothed importance sampling where the decision is close, MCMC where "
+            "Pareto k > 0.7")
 
 
 def write_plan(folder: Path, result, manifest: dict, reconstructed: bool) -> None:
@@ -170,6 +182,10 @@ def write_plan(folder: Path, result, manifest: dict, reconstructed: bool) -> Non
     result.trials.to_csv(folder / "trials.csv", index=False, float_format="%.17g")
     write_json(folder / "manifest.json", manifest)
     (folder / "plan.md").write_text(plan_markdown(result, manifest, reconstructed))
+    grant = [f"# Sample size: {result.design.name}", ""]
+    if reconstructed:
+        grant += [f"> {RECONSTRUCTED_NOTE}", ""]
+    (folder / "grant.md").write_text("\n".join(grant + plan_sentences(result)) + "\n")
     save_png(plan_figure(result), folder / "plan.png")
     (folder / "report.html").write_text(render(
         "plan.html.j2", design=result.design, reconstructed=reconstructed,
