@@ -3,7 +3,8 @@
 
 Exit codes: 0 ok; 2 bad input or usage (a clear message, nothing written); 3 a diagnostic
 gate failed (results written, marked as failing); 1 a calibration check failed (``sbc``;
-the report is written and says which).
+the report is written and says which) or the fast trial analysis disagreed with MCMC
+(``plan --check-agreement``; the check is written).
 """
 
 from __future__ import annotations

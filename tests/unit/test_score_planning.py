@@ -109,6 +109,9 @@ def test_mean_change_is_the_population_average_over_new_patients():
     delta = sa.change_for_mean(THETA, 7.5, 24.0, 52.0)
     assert sa.mean_change({**THETA, "change": np.array([delta])}, 24.0, 52.0)[0] == \
         pytest.approx(7.5, abs=1e-9)
+    # a mean change the score's range cannot give gets the nearest attainable one
+    assert sa.change_for_mean(THETA, 60.0, 24.0, 52.0) == sa.LIMIT
+    assert sa.change_for_mean(THETA, -60.0, 24.0, 52.0) == -sa.LIMIT
 
 
 def test_simulated_trials_have_the_drawn_mean_change(design):

@@ -18,6 +18,7 @@ the analysis model once per size and reuses it.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -72,8 +73,9 @@ _ANALYSES: dict = {}
 def analysis_for(design: TrialDesign, n: int, prior_set):
     """The compiled analysis model of size ``n`` (a :class:`TimeToEventAnalysis` or a
     :class:`ScoreAnalysis`), built at most once per process."""
-    key = (str(design.path), design.name, design.endpoint, n, prior_set.name,
-           str(prior_set.path))
+    # everything the built model depends on: the design's every key and the priors' values
+    key = (json.dumps(design.raw, sort_keys=True, default=str), str(design.path), n,
+           json.dumps(prior_set.as_dicts(), sort_keys=True, default=str))
     if key not in _ANALYSES:
         kind = ScoreAnalysis if design.endpoint == "change" else TimeToEventAnalysis
         _ANALYSES[key] = kind(design, n, prior_set)

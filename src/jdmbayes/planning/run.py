@@ -196,6 +196,11 @@ def run_plan(design: TrialDesign, prior: DesignPrior, analysis_prior, out: Path,
     if fallback:
         notes.append(f"{fallback} of {len(all_trials)} trials were analysed by MCMC because "
                      "their importance sampling had Pareto k > 0.7")
+    laplace = int((all_trials["method"] == "laplace").sum())
+    if laplace:
+        notes.append(f"{laplace} of {len(all_trials)} trials were decided by Laplace's "
+                     "approximation alone (posterior probability far from the rule's "
+                     "threshold); the others by importance sampling")
     assurance_trials = all_trials[all_trials["scenario"] == DESIGN_PRIOR]
     notes.append(f"{int(assurance_trials['vague_component'].sum())} of {len(assurance_trials)} "
                  "design-prior trials drew their effect from the vague component")

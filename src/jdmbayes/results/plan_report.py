@@ -39,7 +39,7 @@ def design_prior_words(result) -> str:
         text = (f"a design prior from the posterior of model {source['model']} fitted to "
                 f"{series} (prior set '{source['prior_set']}', seed {source['run_seed']})")
     if design.robust_weight:
-        scale = "log time ratio" if design.log_scale else "difference"
+        scale = "log time ratio" if design.log_scale else design.effect_name
         text += (f", robustified with {design.robust_weight:.0%} weight on a vague "
                  f"N({design.robust_mean:g}, {design.robust_sd:g}^2) {scale}")
     return text
@@ -143,8 +143,7 @@ def plan_markdown(result, manifest: dict, reconstructed: bool) -> str:
     lines += ["## Operating characteristics", "", markdown_table(shown_table(result)), ""]
     lines += ["## How this was computed", "",
               f"- Design: `{design.path.name}` (sha256 {manifest['design_sha256'][:12]}); "
-              f"endpoint {design.endpoint}; arms {design.arms[0].label} (treatment) and "
-              f"{design.arms[1].label} (control); success if "
+              f"endpoint {design.endpoint}; {arms_words(design)}; success if "
               f"{design.success.words(design.effect_name)}.",
               f"- Design prior: {design_prior_words(result)}.",
               f"- Analysis prior: {result.analysis_prior}.",
@@ -153,6 +152,12 @@ def plan_markdown(result, manifest: dict, reconstructed: bool) -> str:
               f"{manifest['seed']}; Monte Carlo SE sqrt(p(1-p)/trials).",
               *[f"- {note}" for note in result.notes], ""]
     return "\n".join(lines)
+
+
+def arms_words(design) -> str:
+    if len(design.arms) == 1:
+        return f"one arm, {design.arms[0].label}, against a fixed threshold"
+    return f"arms {design.arms[0].label} (treatment) and {design.arms[1].label} (control)"
 
 
 def analysis_words(result) -> str:
@@ -168,9 +173,9 @@ def analysis_words(result) -> str:
     if design.endpoint == "time_to_event":
         return (f"{model} by Laplace's approximation corrected by Pareto-smoothed importance "
                 "sampling, MCMC where Pareto k > 0.7")
-    return (f"{model} with each patient's baseline and change integrated out (adaptive "
-            "Gauss-Hermite), Laplace's approximation of the population parameters, refined "
-            "by Pareto-smoothed importance sampling where the decision is close, MCMC where "
+    return (f"{model} with each patient's baseline and change integrated out (Laplace's "
+            "method), Laplace's approximation of the population parameters, refined by "
+            "Pareto-smoothed importance sampling where the decision is close, MCMC where "
             "Pareto k > 0.7")
 
 
