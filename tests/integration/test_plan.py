@@ -130,3 +130,22 @@ def test_single_arm_cmas_plan_and_its_fast_analysis(cmas_run, tmp_path):
     assert {"success_at_effect_10", "type1_error"} <= set(table.columns)
     text = (tmp_path / "plan" / "plan.md").read_text()
     assert "a mean change in CMAS by week 24 with ruxolitinib above 5 points" in text
+
+
+def test_single_arm_probability_plan(run, tmp_path):
+    # P(resolution by week 24) in one arm: fast against MCMC on the same 8 trials (P within
+    # 0.03), then the plan with the committed agreement check
+    from jdmbayes.planning.assurance import analysis_prior_set
+    from jdmbayes.planning.design_prior import design_prior_from_run
+
+    design = load_design("single_arm_resolution")
+    prior = design_prior_from_run(design, run)
+    both = simulate_and_analyse(design, prior, analysis_prior_set(design),
+                                Chunk(0, 30, 800, 8), 17, "both")
+    assert np.abs(both["probability"] - both["probability_mcmc"]).max() < 0.03
+    assert ((both["lower"] > 0) & (both["upper"] < 1)).all()
+    result = jdmbayes.plan("single_arm_resolution", from_run=run, trials=10, seed=3, jobs=1,
+                           out=tmp_path / "plan")
+    assert result.agreement["method"] == "fast"
+    text = (tmp_path / "plan" / "grant.md").read_text()
+    assert "P(probability of the event > 0.4) > 0.9" in text

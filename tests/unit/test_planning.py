@@ -221,3 +221,30 @@ def test_sentences_state_rule_prior_and_type_one_error(tmp_path):
     assert "Monte Carlo SE" in first and "type I error" in first
     assert "robustified with 20% weight" in first
     assert "32 patients per arm" in plan_sentences(result)[-1]
+
+
+def test_probability_of_the_event_by_a_week_matches_simulation():
+    # three gaps with a shared frailty: the quasi-Monte Carlo probability against 200,000
+    # simulated patients, and the location solved for a target probability gives it back
+    from jdmbayes.planning.trials import (
+        event_probability,
+        location_for_probability,
+        single_arm_times,
+    )
+
+    nuisance = {"intercept": np.array([1.0, 1.2, 2.0]), "dispersion": np.array([0.5, 0.3, 0.8]),
+                "sigma_patient": 0.5, "location_control": 0.0}
+    times = single_arm_times("weibull", 0.2, nuisance, 200_000, np.random.default_rng(5))
+    exact = (times <= 24.0).mean()        # Monte Carlo SE about 0.0011
+    assert event_probability("weibull", nuisance, np.array([0.2]), 24.0)[0] == \
+        pytest.approx(exact, abs=0.004)
+    location = location_for_probability("weibull", nuisance, 0.4, 24.0)
+    again = single_arm_times("weibull", location, nuisance, 200_000, np.random.default_rng(6))
+    assert (again <= 24.0).mean() == pytest.approx(0.4, abs=0.004)
+
+
+def test_a_probability_design_refuses_probabilities_outside_0_1(tmp_path):
+    text = (ROOT / "designs" / "single_arm_resolution.toml").read_text().replace(
+        "fixed_effects = [0.4, 0.6]", "fixed_effects = [0.4, 1.6]")
+    with pytest.raises(InputError, match="a probability must be between 0 and 1"):
+        load_design(str(write(tmp_path, text)))

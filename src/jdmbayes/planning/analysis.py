@@ -63,13 +63,14 @@ class TimeToEventAnalysis:
 
         self.design, self.n, self.prior_set = design, n, prior_set
         self.spec = analysis_spec(design)
-        treatment, control = (a.label for a in design.arms)
-        subjects = pd.DataFrame({"subject_id": [f"t{i + 1}" for i in range(2 * n)],
-                                 "arm": [treatment] * n + [control] * n})
+        labels = [a.label for a in design.arms for _ in range(n)]
+        size = len(labels)              # 2n for two arms, n for one
+        subjects = pd.DataFrame({"subject_id": [f"t{i + 1}" for i in range(size)],
+                                 "arm": labels})
         group = build_group_design(subjects, self.spec, str(design.path))
         template = MilestoneData(subjects["subject_id"].tolist(), (design.outcome,),
-                                 np.full((2 * n, 1), INTERVAL), np.ones((2 * n, 1)),
-                                 np.zeros((2 * n, 1)), np.ones(2 * n), group)
+                                 np.full((size, 1), INTERVAL), np.ones((size, 1)),
+                                 np.zeros((size, 1)), np.ones(size), group)
         self.model = build_milestone_model(template, self.spec, prior_set)
         point = self.model.initial_point()
         values = self.model.value_vars
@@ -87,9 +88,17 @@ class TimeToEventAnalysis:
             start += size
         self.size = start
         self.start = np.concatenate([np.ravel(point[v.name]) for v in values])
-        self.effect_index = offsets["beta_group"][0]
+        self.offsets = offsets
         self._pm = pm
         self._compiled = None
+
+    def event_log_odds(self, intercept, dispersion) -> np.ndarray:
+        """Log-odds of the event by the design's week under the analysis model (one arm)."""
+        from jdmbayes.models import families
+
+        log_s = families.np_log_survival(self.design.family, self.design.endpoint_week,
+                                         intercept, dispersion)
+        return special.logit(-np.expm1(log_s))
 
     def set_data(self, observations: dict[str, np.ndarray]) -> None:
         self._pm.set_data(observations, model=self.model)
@@ -131,7 +140,11 @@ class TimeToEventAnalysis:
         if k_hat > K_HAT_LIMIT:
             return None
         weights = np.exp(log_weights - log_weights.max())
-        effect = draws[:, self.effect_index]
+        if len(self.design.arms) == 2:
+            effect = draws[:, self.offsets["beta_group"][0]]
+        else:
+            effect = self.event_log_odds(draws[:, self.offsets["intercept"][0]],
+                                         np.exp(draws[:, self.offsets["dispersion_log__"][0]]))
         lower, upper = interval(self.design, effect, weights)
         return TrialAnalysis(rule_probability(self.design, effect, weights), lower, upper,
                              "fast", k_hat)
@@ -148,7 +161,12 @@ class TimeToEventAnalysis:
         compiled = self._compiled.with_data(**observations)
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                               cores=1, progress_bar=False)
-        effect = np.asarray(idata["posterior"]["beta_group"]).reshape(-1)
+        posterior = idata["posterior"]
+        if len(self.design.arms) == 2:
+            effect = np.asarray(posterior["beta_group"]).reshape(-1)
+        else:
+            effect = self.event_log_odds(np.asarray(posterior["intercept"]).reshape(-1),
+                                         np.asarray(posterior["dispersion"]).reshape(-1))
         lower, upper = interval(self.design, effect)
         return TrialAnalysis(rule_probability(self.design, effect), lower, upper, "mcmc")
 
@@ -157,9 +175,13 @@ def analysis_spec(design: TrialDesign):
     """The milestone spec each trial is analysed with."""
     from jdmbayes.models.spec import ModelSpec
 
-    treatment, control = (a.label for a in design.arms)
+    if len(design.arms) == 1:        # a single arm: no grouping, no contrast
+        grouping, contrasts = (), ()
+    else:
+        treatment, control = (a.label for a in design.arms)
+        grouping, contrasts = ("arm",), (("arm", treatment, control),)
     return ModelSpec(name=f"{design.name}_analysis", kind="milestones", path=design.path,
-                     raw={}, grouping=("arm",), contrasts=(("arm", treatment, control),),
+                     raw={}, grouping=grouping, contrasts=contrasts,
                      prior_set=design.analysis_priors, outcomes=(design.outcome,),
                      family=design.family, frailty="none", cell_deviations="non_centred")
 

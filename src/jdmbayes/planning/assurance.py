@@ -31,9 +31,11 @@ from jdmbayes.planning.design_prior import DesignPrior
 from jdmbayes.planning.score_analysis import ScoreAnalysis, score_spec
 from jdmbayes.planning.trials import (
     event_times,
+    location_for_probability,
     observe_at_visits,
     simulate_normal,
     simulate_scores,
+    single_arm_times,
 )
 
 DESIGN_PRIOR = "design prior"
@@ -109,6 +111,12 @@ def simulate_and_analyse(design: TrialDesign, prior: DesignPrior, prior_set, chu
             analysis = analysis_for(design, chunk.n, prior_set)
             if design.endpoint == "change":
                 observations = simulate_scores(design, effect, nuisance, chunk.n, rng)
+            elif design.endpoint == "event_by_week":
+                location = location_for_probability(
+                    prior.source["family"], nuisance, float(design.from_analysis_scale(effect)),
+                    design.endpoint_week)
+                observations = observe_at_visits(design, single_arm_times(
+                    prior.source["family"], location, nuisance, chunk.n, rng), rng)
             else:
                 observations = observe_at_visits(design, event_times(
                     prior.source["family"], effect, nuisance, chunk.n, rng), rng)
@@ -121,7 +129,7 @@ def simulate_and_analyse(design: TrialDesign, prior: DesignPrior, prior_set, chu
                          "fast_usable": result is not None}
             if result is None:
                 result = analysis.mcmc(observations, mcmc_seed)
-        true_effect = math.exp(effect) if design.log_scale else effect
+        true_effect = float(design.from_analysis_scale(effect))
         rows.append({"scenario": name, "n_per_arm": chunk.n, "trial": trial,
                      "true_effect": true_effect, "vague_component": vague,
                      "probability": result.probability,
@@ -182,8 +190,7 @@ def effective_sample_size(design: TrialDesign, prior: DesignPrior,
 
     z = stats.norm.ppf(0.5 + design.interval_prob / 2)
     lower, upper = at["lower"].to_numpy(), at["upper"].to_numpy()
-    if design.log_scale:
-        lower, upper = np.log(lower), np.log(upper)
+    lower, upper = design.to_analysis_scale(lower), design.to_analysis_scale(upper)
     posterior_var = float(np.mean(((upper - lower) / (2 * z)) ** 2))
     unit = largest * posterior_var
     return {"method": "moment (unit variance n * posterior variance at the largest size, "

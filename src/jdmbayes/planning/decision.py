@@ -4,7 +4,6 @@ from the design), from plain or weighted draws."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs) -> np.nda
 def rule_probability(design: TrialDesign, effect_draws: np.ndarray,
                      weights: np.ndarray | None = None) -> float:
     """P(effect <comparison> value) from draws of the effect on the analysis scale."""
-    value = math.log(design.success.value) if design.log_scale else design.success.value
+    value = float(design.to_analysis_scale(design.success.value))
     hit = effect_draws < value if design.success.comparison == "<" else effect_draws > value
     if weights is None:
         return float(hit.mean())
@@ -49,5 +48,5 @@ def interval(design: TrialDesign, effect_draws: np.ndarray,
         q = np.quantile(effect_draws, probs)
     else:
         q = weighted_quantiles(effect_draws, weights, probs)
-    q = np.exp(q) if design.log_scale else q
+    q = design.from_analysis_scale(q)
     return float(q[0]), float(q[1])

@@ -12,6 +12,10 @@ Endpoints:
     (its grouping columns' levels). The trial observes one milestone (``outcome``) at the
     visits (interval-censored; right-censored after the last visit attended); patients drop
     out at a constant rate. The effect is the time ratio treatment/control.
+``event_by_week``
+    one arm, a cell of a fitted milestone model, against a fixed threshold: the effect is
+    the probability that a new patient of the arm reaches ``outcome`` by ``endpoint_week``
+    (marginal over the frailty); the robust component is stated on its log-odds.
 ``change``
     one arm, a cell of a fitted longitudinal model of a bounded score (beta-binomial,
     plateau shape), against a fixed threshold: the effect is the population mean change of
@@ -30,17 +34,20 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from scipy import special
+
 from jdmbayes.errors import InputError, Problem
 
 ROOT = Path(__file__).resolve().parents[3]
 DESIGNS_DIR = ROOT / "designs"
-ENDPOINTS = ("time_to_event", "change", "normal")
+ENDPOINTS = ("time_to_event", "event_by_week", "change", "normal")
 COMPARISONS = ("<", ">")
 # the effect's natural null and the scale its design-prior component is stated on
 # (a single arm's null is the threshold of its success rule)
 NULL_EFFECT = {"time_to_event": 1.0, "normal": 0.0}
-EFFECT_NAME = {"time_to_event": "time ratio", "change": "mean change",
-               "normal": "difference in means"}
+EFFECT_NAME = {"time_to_event": "time ratio", "event_by_week": "probability of the event",
+               "change": "mean change", "normal": "difference in means"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,25 @@ class TrialDesign:
     def log_scale(self) -> bool:
         """Whether the effect is analysed on the log scale (a ratio)."""
         return self.endpoint == "time_to_event"
+
+    @property
+    def analysis_scale(self) -> str:
+        """The scale the effect is drawn and analysed on: log (a time ratio), logit (a
+        probability) or identity."""
+        return {"time_to_event": "log", "event_by_week": "logit"}.get(self.endpoint,
+                                                                       "identity")
+
+    def to_analysis_scale(self, value):
+        """An effect as the design states it (a time ratio, a probability, a difference)
+        on the scale it is drawn and analysed on."""
+        value = np.asarray(value, float)
+        return {"log": np.log, "logit": special.logit}.get(self.analysis_scale,
+                                                           lambda v: v)(value)
+
+    def from_analysis_scale(self, value):
+        value = np.asarray(value, float)
+        return {"log": np.exp, "logit": special.expit}.get(self.analysis_scale,
+                                                           lambda v: v)(value)
 
 
 def _number(value) -> bool:
@@ -192,7 +218,7 @@ def load_design(name_or_path: str) -> TrialDesign:
         s.get("value", _number, "a number", required=True),
         s.get("probability", lambda v: _number(v) and 0.5 <= v < 1, "a probability in "
               "[0.5, 1)", required=True))
-    arm_count = 1 if endpoint == "change" else 2
+    arm_count = 1 if endpoint in ("change", "event_by_week") else 2
     arms_raw = r.get("arms", lambda v: isinstance(v, list) and len(v) == arm_count and all(
         isinstance(a, dict) and isinstance(a.get("label"), str) for a in v),
         "a list of two tables with a 'label' (treatment first, then control)" if arm_count == 2
@@ -207,7 +233,7 @@ def load_design(name_or_path: str) -> TrialDesign:
                   robust_weight=float(weight), robust_mean=float(robust_mean),
                   robust_sd=float(robust_sd), interval_prob=float(interval_prob),
                   interval_kind=interval_kind)
-    if endpoint in ("time_to_event", "change"):
+    if endpoint in ("time_to_event", "event_by_week", "change"):
         design, more = _time_to_event(path, table, common)
     elif endpoint == "normal":
         design, more = _normal(path, table, common)
@@ -219,6 +245,12 @@ def load_design(name_or_path: str) -> TrialDesign:
             if _number(value) and value <= 0:
                 problems.append(Problem(str(path), "design_key", f"a time ratio must be > 0, "
                                         f"got {value!r}", column="fixed_effects"))
+    if design is not None and design.analysis_scale == "logit":
+        for value in (success.value, *design.fixed_effects):
+            if _number(value) and not 0 < value < 1:
+                problems.append(Problem(str(path), "design_key", f"a probability must be "
+                                        f"between 0 and 1, got {value!r}",
+                                        column="fixed_effects"))
     if problems:
         raise InputError(problems)
     return design
@@ -243,14 +275,14 @@ def _time_to_event(path: Path, table: dict, common: dict):
         **common, model=r.get("model", lambda v: isinstance(v, str) and v, "a model name",
                               required=True) or "",
         outcome=r.get("outcome", lambda v: isinstance(v, str) and v, "an outcome name",
-                      required=common["endpoint"] == "time_to_event") or "",
+                      required=common["endpoint"] != "change") or "",
         measure=r.get("measure", lambda v: isinstance(v, str) and v, "a measure name",
                       required=common["endpoint"] == "change") or "",
         upper=float(r.get("upper", lambda v: isinstance(v, int) and not isinstance(v, bool)
                           and v > 0, "the score's maximum (a whole number > 0)",
                           required=common["endpoint"] == "change") or 0),
         endpoint_week=float(r.get("endpoint_week", lambda v: _number(v) and v > 0,
-                                  "a week > 0", required=common["endpoint"] == "change")
+                                  "a week > 0", required=common["endpoint"] != "time_to_event")
                             or 0),
         family=r.get("family", lambda v: v in ("weibull", "lognormal", "loglogistic"),
                      "weibull, lognormal or loglogistic", default="weibull"),

@@ -60,7 +60,7 @@ class DesignPrior:
         robust = rng.normal(design.robust_mean, design.robust_sd, m)
         if fixed_effect is not None:
             vague[:] = False
-            effect[:] = np.log(fixed_effect) if design.log_scale else fixed_effect
+            effect[:] = design.to_analysis_scale(fixed_effect)
         else:
             effect = np.where(vague, robust, effect)
         return effect, nuisance, vague
@@ -94,7 +94,8 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
                                 f"outcomes ({', '.join(outcomes)})", column="outcome"))
     if problems:
         raise InputError(problems)
-    treatment, control = _arm_locations(design, post, list(spec.get("grouping", [])))
+    locations = _arm_locations(design, post, list(spec.get("grouping", [])))
+    treatment, control = locations if len(locations) == 2 else (locations[0], locations[0])
     k_out = outcomes.index(design.outcome)
     nuisance = {"intercept": _flat(post, "intercept")[:, : k_out + 1],
                 "dispersion": _flat(post, "dispersion")[:, : k_out + 1],
@@ -102,7 +103,9 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
                 else np.zeros(len(control)),
                 "location_control": control}
     source = _source(design, run, manifest, posterior_file, len(control))
-    return DesignPrior(treatment - control, nuisance, source)
+    prior = DesignPrior(treatment - control, nuisance, source)
+    return event_probability_prior(prior, design) if design.endpoint == "event_by_week" \
+        else prior
 
 
 def design_prior_from_run(design: TrialDesign, run: str | Path) -> DesignPrior:
@@ -110,6 +113,17 @@ def design_prior_from_run(design: TrialDesign, run: str | Path) -> DesignPrior:
     if design.endpoint == "change":
         return score_design_prior(design, run)
     return run_design_prior(design, run)
+
+
+def event_probability_prior(prior: DesignPrior, design: TrialDesign) -> DesignPrior:
+    """A single-arm milestone design prior: the arm's location and the log-odds of the event
+    by ``endpoint_week`` of each draw (:func:`jdmbayes.planning.trials.event_probability`)."""
+    from jdmbayes.planning.trials import event_probability
+
+    probability = event_probability(prior.source["family"], prior.nuisance,
+                                    prior.nuisance["location_control"], design.endpoint_week)
+    return DesignPrior(design.to_analysis_scale(np.clip(probability, 1e-6, 1 - 1e-6)),
+                       prior.nuisance, prior.source)
 
 
 def score_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
@@ -203,4 +217,5 @@ def _source(design: TrialDesign, run, manifest: dict, posterior_file: Path, draw
             "arms": {a.label: ":".join(dict(a.levels)[c] for c in
                                        model["spec"]["model"].get("grouping", []))
                      for a in design.arms},
-            "family": model["spec"]["model"].get("family", "weibull")}
+            **({"family": model["spec"]["model"].get("family", "weibull")}
+               if design.endpoint != "change" else {})}

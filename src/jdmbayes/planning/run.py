@@ -126,7 +126,11 @@ def _compute(work: list[Chunk], design, prior, prior_set, seed, method, client, 
 
 def plan_config(design: TrialDesign, prior: DesignPrior, analysis_prior, trials: int,
                 seed: int) -> dict:
-    return {"design": design.name, "design_sha256": sha256_of(design.path),
+    from jdmbayes.versions import __version__
+
+    # the package version too: a plan resumed after an upgrade starts again
+    return {"jdmbayes": __version__, "design": design.name,
+            "design_sha256": sha256_of(design.path),
             "design_prior": {k: v for k, v in prior.source.items() if k != "data"},
             "analysis_prior": analysis_prior.name,
             "analysis_prior_sha256": sha256_of(analysis_prior.path)

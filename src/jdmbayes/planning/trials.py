@@ -94,3 +94,69 @@ def simulate_scores(design: TrialDesign, effect: float, theta: dict, n: int,
     phi = theta["noise"][0]
     value = rng.binomial(int(design.upper), rng.beta(p * phi, (1 - p) * phi)).astype(float)
     return {"obs_patient": patient, "obs_week": week, "obs_value": value}
+
+
+# common random numbers for the probability of the event by a week (a smooth Monte Carlo
+# estimate: the last gap's distribution function is averaged over simulated earlier gaps
+# and frailties, so the estimate is smooth and monotone in the location)
+PROBABILITY_DRAWS = 4096
+
+
+def _common_numbers(family: str, gaps: int):
+    """Frailties and earlier gaps' errors from one scrambled Sobol sequence (fixed seed):
+    quasi-random points give the probability to about 1e-3 with 4,096 of them."""
+    from scipy import special, stats
+
+    points = stats.qmc.Sobol(gaps, scramble=True, seed=20240611).random(PROBABILITY_DRAWS)
+    points = np.clip(points, 1e-12, 1 - 1e-12)
+    error = {"weibull": lambda v: np.log(-np.log1p(-v)), "lognormal": special.ndtri,
+             "loglogistic": special.logit}[family]
+    return special.ndtri(points[:, 0]), error(points[:, 1:])
+
+
+def event_probability(family: str, nuisance: dict, location, week: float) -> np.ndarray:
+    """(S,) probability that a new patient at ``location`` (S,) reaches the outcome by
+    ``week``: the sum of the gaps up to it, marginal over the frailty."""
+    from scipy import special
+
+    alpha = np.atleast_2d(nuisance["intercept"])                    # (S, K)
+    sigma = np.atleast_2d(nuisance["dispersion"])
+    spread = np.atleast_1d(nuisance["sigma_patient"])
+    location = np.atleast_1d(location)
+    u, eps = _common_numbers(family, alpha.shape[1])
+    shift = location[:, None] + spread[:, None] * u[None, :]        # (S, M)
+    before = np.zeros_like(shift)
+    for k in range(alpha.shape[1] - 1):
+        before = before + np.exp(alpha[:, k:k + 1] + shift + sigma[:, k:k + 1] * eps[None, :, k])
+    left = week - before
+    z = (np.log(np.maximum(left, 1e-300)) - alpha[:, -1:] - shift) / sigma[:, -1:]
+    log_s = {"weibull": lambda z: -np.exp(z),
+             "lognormal": lambda z: special.log_ndtr(-z),
+             "loglogistic": lambda z: -np.logaddexp(0.0, z)}[family](z)
+    return np.where(left > 0, -np.expm1(log_s), 0.0).mean(axis=1)
+
+
+def location_for_probability(family: str, nuisance: dict, target: float,
+                             week: float) -> float:
+    """The arm location (log-time scale) at which the probability of the event by ``week``
+    is ``target``, for one draw of the other parameters (bounded by +-50)."""
+    from scipy import optimize
+
+    def gap(location):
+        return float(event_probability(family, nuisance, np.array([location]), week)[0]) \
+            - target
+    if gap(-50.0) <= 0:
+        return -50.0
+    if gap(50.0) >= 0:
+        return 50.0
+    return optimize.brentq(gap, -50.0, 50.0, xtol=1e-10)
+
+
+def single_arm_times(family: str, location: float, nuisance: dict, n: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """(n,) true times of the outcome for ``n`` new patients at ``location``."""
+    frailty = rng.normal(0.0, 1.0, n) * nuisance["sigma_patient"]
+    alpha, sigma = np.atleast_1d(nuisance["intercept"]), np.atleast_1d(nuisance["dispersion"])
+    eps = families.np_standard_error(family, rng, (n, len(alpha)))
+    log_gaps = alpha[None, :] + (location + frailty)[:, None] + sigma[None, :] * eps
+    return np.exp(log_gaps).sum(axis=1)

@@ -39,7 +39,8 @@ def design_prior_words(result) -> str:
         text = (f"a design prior from the posterior of model {source['model']} fitted to "
                 f"{series} (prior set '{source['prior_set']}', seed {source['run_seed']})")
     if design.robust_weight:
-        scale = "log time ratio" if design.log_scale else design.effect_name
+        scale = {"log": "log time ratio", "logit": "log-odds of the probability"}.get(
+            design.analysis_scale, design.effect_name)
         text += (f", robustified with {design.robust_weight:.0%} weight on a vague "
                  f"N({design.robust_mean:g}, {design.robust_sd:g}^2) {scale}")
     return text
@@ -56,6 +57,9 @@ def endpoint_words(design) -> str:
         side = "below" if rule.comparison == "<" else "above"
         return f"a time ratio of {outcome} with {treatment} {side} {rule.value:g}"
     side = "below" if rule.comparison == "<" else "above"
+    if design.endpoint == "event_by_week":
+        return (f"a probability of {design.outcome.replace('_', ' ')} by week "
+                f"{design.endpoint_week:g} with {treatment} {side} {rule.value:g}")
     if design.endpoint == "change":
         return (f"a mean change in {design.measure.upper()} by week {design.endpoint_week:g} "
                 f"with {treatment} {side} {rule.value:g} points")
@@ -167,10 +171,12 @@ def analysis_words(result) -> str:
     design = result.design
     model = ("the package's milestone model (one outcome, grouped by arm)"
              if design.endpoint == "time_to_event" else
+             "the package's milestone model (one outcome, one arm)"
+             if design.endpoint == "event_by_week" else
              "the package's longitudinal model (beta-binomial, plateau, one arm)")
     if method != "fast":
         return f"{model} by MCMC (nutpie, 4 chains x 1000 draws)"
-    if design.endpoint == "time_to_event":
+    if design.endpoint != "change":
         return (f"{model} by Laplace's approximation corrected by Pareto-smoothed importance "
                 "sampling, MCMC where Pareto k > 0.7")
     return (f"{model} with each patient's baseline and change integrated out (Laplace's "
