@@ -1,15 +1,16 @@
 """The design prior: what is believed true when the trial runs, kept apart from the analysis
 prior the trial will be analysed with (O'Hagan, Stevens & Campbell 2005).
 
-From a fitted run folder, the design prior is the posterior of the milestone model named by
-the design: each simulated trial takes one posterior draw (intercepts, dispersions, patient
-frailty SD and the two arms' cell locations: main effects plus pooled cell deviations), so
-the uncertainty of every parameter, not only of the effect, carries into the assurance.
+From a fitted run folder, the design prior is the posterior of the model named by the
+design: each simulated trial takes one posterior draw (for a milestone model the intercepts,
+dispersions, patient frailty SD and each arm's cell location, main effects plus pooled cell
+deviation; for a score the population parameters with the arm's change), so the uncertainty
+of every parameter, not only of the effect, carries into the assurance.
 
-Robustified (RBesT's ``robustify``): with weight ``w`` the effect (log time ratio, or the
-difference) is drawn instead from a vague component ``N(robust_mean, robust_sd)``; the other
-parameters keep their draw. Effects fixed for operating characteristics replace the effect
-the same way.
+Robustified (RBesT's ``robustify``): with weight ``w`` the effect is drawn instead from a
+vague component ``N(robust_mean, robust_sd)`` on the effect's analysis scale (log time
+ratio, log-odds of a probability, mean change or difference); the other parameters keep
+their draw. Effects fixed for operating characteristics replace the effect the same way.
 
 Effective sample size: the moment method. A design prior whose effect has variance
 ``v_design`` carries as much information as ``ESS = u / v_design`` patients per arm, where
@@ -36,7 +37,7 @@ from jdmbayes.planning.design import TrialDesign
 class DesignPrior:
     """Draws of what a simulated trial needs, and where they came from.
 
-    ``effect`` is on the analysis scale (log time ratio, or difference); the other arrays
+    ``effect`` is on the analysis scale (:meth:`TrialDesign.to_analysis_scale`); the other arrays
     are whatever the endpoint's simulator reads (:mod:`jdmbayes.planning.trials`)."""
 
     effect: np.ndarray
@@ -51,7 +52,8 @@ class DesignPrior:
              fixed_effect: float | None = None) -> tuple[np.ndarray, dict, np.ndarray]:
         """``m`` trial truths: (effect, nuisance arrays, whether from the vague component).
 
-        ``fixed_effect`` (on the design's scale: a time ratio, a difference) replaces the
+        ``fixed_effect`` (as the design states it: a time ratio, a probability, a change)
+        replaces the
         effect in every trial (operating characteristics); the nuisance stays random."""
         pick = rng.integers(0, self.size, m)
         effect = self.effect[pick].copy()
