@@ -374,6 +374,8 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
         raise InputError(f"method must be 'fast' or 'mcmc', got {method!r}")
     if jobs < 1:
         raise InputError(f"jobs must be >= 1, got {jobs}")
+    if trials < 10:     # before anything is loaded (run_plan checks it for direct callers)
+        raise InputError("--trials must be at least 10")
     started = now()
     trial_design = load_design(str(design))
     if trial_design.endpoint == "normal":

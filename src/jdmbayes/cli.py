@@ -171,8 +171,6 @@ def plan_command(args) -> int:
     from jdmbayes.api import plan
     from jdmbayes.results.plan_report import plan_sentences
 
-    if args.trials < 10:
-        raise InputError("--trials must be at least 10")
     out = Path(args.out) if args.out else Path("results") / (
         f"plan-{Path(args.design).stem}-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     if args.check_agreement:

@@ -115,11 +115,6 @@ class TrialDesign:
         return EFFECT_NAME[self.endpoint]
 
     @property
-    def log_scale(self) -> bool:
-        """Whether the effect is analysed on the log scale (a ratio)."""
-        return self.endpoint == "time_to_event"
-
-    @property
     def analysis_scale(self) -> str:
         """The scale the effect is drawn and analysed on: log (a time ratio), logit (a
         probability) or identity."""
@@ -240,7 +235,7 @@ def load_design(name_or_path: str) -> TrialDesign:
     else:
         design, more = None, []
     problems += more
-    if design is not None and design.log_scale:
+    if design is not None and design.analysis_scale == "log":
         for value in (success.value, *design.fixed_effects):
             if _number(value) and value <= 0:
                 problems.append(Problem(str(path), "design_key", f"a time ratio must be > 0, "

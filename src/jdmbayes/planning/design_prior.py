@@ -88,8 +88,8 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
     problems = []
     if spec.get("kind") != "milestones":
         problems.append(Problem(str(design.path), "design_model", f"model '{design.model}' "
-                                f"is a {spec.get('kind')} model; a time_to_event design needs "
-                                "a milestones model", column="model"))
+                                f"is a {spec.get('kind')} model; a {design.endpoint} design "
+                                "needs a milestones model", column="model"))
     elif design.outcome not in outcomes:
         problems.append(Problem(str(design.path), "design_outcome", f"outcome "
                                 f"'{design.outcome}' is not one of model '{design.model}''s "
@@ -105,15 +105,15 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
                 else np.zeros(len(control)),
                 "location_control": control}
     source = _source(design, run, manifest, posterior_file, len(control))
-    prior = DesignPrior(treatment - control, nuisance, source)
-    return event_probability_prior(prior, design) if design.endpoint == "event_by_week" \
-        else prior
+    return DesignPrior(treatment - control, nuisance, source)
 
 
 def design_prior_from_run(design: TrialDesign, run: str | Path) -> DesignPrior:
     """The design prior of ``design`` from the run folder ``run``."""
     if design.endpoint == "change":
         return score_design_prior(design, run)
+    if design.endpoint == "event_by_week":
+        return event_probability_prior(run_design_prior(design, run), design)
     return run_design_prior(design, run)
 
 

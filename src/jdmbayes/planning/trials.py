@@ -24,11 +24,18 @@ WEEKS_PER_YEAR = 365.25 / 7.0
 def event_times(family: str, effect: float, nuisance: dict, n: int,
                 rng: np.random.Generator) -> np.ndarray:
     """(2n,) true times of the design's outcome: treatment arm first, then control."""
-    location = np.repeat([nuisance["location_control"] + effect,
-                          nuisance["location_control"]], n)
-    frailty = rng.normal(0.0, 1.0, 2 * n) * nuisance["sigma_patient"]
+    return times_at(family, np.repeat([nuisance["location_control"] + effect,
+                                       nuisance["location_control"]], n), nuisance, rng)
+
+
+def times_at(family: str, location: np.ndarray, nuisance: dict,
+             rng: np.random.Generator) -> np.ndarray:
+    """True times of the outcome of new patients at ``location`` (one per patient): the
+    sum of their gaps, with a frailty each."""
+    m = len(location)
+    frailty = rng.normal(0.0, 1.0, m) * nuisance["sigma_patient"]
     alpha, sigma = np.atleast_1d(nuisance["intercept"]), np.atleast_1d(nuisance["dispersion"])
-    eps = families.np_standard_error(family, rng, (2 * n, len(alpha)))
+    eps = families.np_standard_error(family, rng, (m, len(alpha)))
     log_gaps = alpha[None, :] + (location + frailty)[:, None] + sigma[None, :] * eps
     return np.exp(log_gaps).sum(axis=1)
 
@@ -155,8 +162,4 @@ def location_for_probability(family: str, nuisance: dict, target: float,
 def single_arm_times(family: str, location: float, nuisance: dict, n: int,
                      rng: np.random.Generator) -> np.ndarray:
     """(n,) true times of the outcome for ``n`` new patients at ``location``."""
-    frailty = rng.normal(0.0, 1.0, n) * nuisance["sigma_patient"]
-    alpha, sigma = np.atleast_1d(nuisance["intercept"]), np.atleast_1d(nuisance["dispersion"])
-    eps = families.np_standard_error(family, rng, (n, len(alpha)))
-    log_gaps = alpha[None, :] + (location + frailty)[:, None] + sigma[None, :] * eps
-    return np.exp(log_gaps).sum(axis=1)
+    return times_at(family, np.full(n, float(location)), nuisance, rng)

@@ -5,10 +5,10 @@ simulated trial in ``trials.csv``, ``plan.md`` (and ``grant.md``: its sentences 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from jdmbayes.results.formatting import RECONSTRUCTED_NOTE, markdown_table, significant
@@ -128,8 +128,6 @@ def shown_table(result):
     shown[f"expected width of the {interval_words(result.design)}"] = [
         significant(w, 2) for w in table["expected_interval_width"]]
     shown["trials per scenario"] = table["trials"]
-    import pandas as pd
-
     return pd.DataFrame(shown)
 
 
@@ -204,4 +202,4 @@ def write_plan(folder: Path, result, manifest: dict, reconstructed: bool) -> Non
         table=shown_table(result), uri=data_uri(folder / "plan.png"),
         design_prior=design_prior_words(result), analysis=analysis_words(result),
         notes=result.notes, manifest=manifest, ess=result.ess,
-        interval=interval_words(result.design), isfinite=math.isfinite))
+        interval=interval_words(result.design)))
