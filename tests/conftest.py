@@ -17,3 +17,10 @@ def series_copy(tmp_path) -> Path:
     for name in ("subjects", "events", "measurements"):
         shutil.copy(BUNDLED / f"{name}.csv", folder / f"{name}.csv")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_retry_by_default(monkeypatch):
+    """Tests sample short chains on purpose: a fit that fails a gate is not retried unless
+    the test asks (``retry_budget=``) -- the retry ladder has its own tests."""
+    monkeypatch.setenv("JDMBAYES_RETRY_BUDGET", "0")

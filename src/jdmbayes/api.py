@@ -15,6 +15,7 @@ same files for the same arguments.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,9 +127,10 @@ class Fit:
             raise ValueError(f"no figure {name!r}; this model has: {', '.join(figures)}")
         return figures[name]
 
-    def manifest(self, shareable: bool = False) -> dict:
+    def manifest(self, shareable: bool = False, all_draws: bool = False) -> dict:
         return run_manifest(self.data, self.series, self.results, self.settings, self.ci_prob,
-                            self.ci_kind, self.command, self.started, shareable=shareable)
+                            self.ci_kind, self.command, self.started, shareable=shareable,
+                            all_draws=all_draws)
 
     def compare(self) -> pd.DataFrame:
         """The models ranked by patient-level PSIS-LOO (:mod:`jdmbayes.inference.compare`):
@@ -136,13 +138,16 @@ class Fit:
         return compare_models(self.results)
 
     def write(self, folder: str | Path, overwrite: bool = False, shareable: bool = False,
-              allow_failed_diagnostics: bool = False, compare: bool = False) -> Path:
+              allow_failed_diagnostics: bool = False, compare: bool = False,
+              all_draws: bool = False) -> Path:
         """Write the run folder (atomically: complete or absent). An existing folder is
         replaced only with ``overwrite``. ``compare`` adds the model comparison
-        (``compare.csv``, ``compare.md``, ``compare.png`` and a section of the report)."""
+        (``compare.csv``, ``compare.md``, ``compare.png`` and a section of the report).
+        ``posterior.nc`` keeps per-patient draws thinned, as float32, unless ``all_draws``
+        (:mod:`jdmbayes.results.storage`)."""
         run = RunFolder(folder, overwrite=overwrite)
         run.check()
-        manifest = self.manifest(shareable)
+        manifest = self.manifest(shareable, all_draws)
         comparison = self.compare() if compare else None
         with run as tmp:
             write_results(tmp, self.results, manifest, shareable=shareable,
@@ -166,12 +171,33 @@ def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: i
             raise InputError(f"{name} (--{name}) must be at least 1, got {value}")
 
 
+DEFAULT_RETRY_BUDGET_S = 300.0
+
+
+def retry_budget_seconds(value: float | None = None) -> float:
+    """The retry budget of a fit: ``value`` if given, else the environment variable
+    ``JDMBAYES_RETRY_BUDGET`` (seconds; a test suite sets 0), else
+    ``DEFAULT_RETRY_BUDGET_S``."""
+    if value is not None:
+        budget = float(value)
+    else:
+        text = os.environ.get("JDMBAYES_RETRY_BUDGET", "")
+        try:
+            budget = float(text) if text else DEFAULT_RETRY_BUDGET_S
+        except ValueError:
+            raise InputError(f"JDMBAYES_RETRY_BUDGET must be a number of seconds, got "
+                             f"{text!r}") from None
+    if budget < 0:
+        raise InputError(f"the retry budget must be 0 or more seconds, got {budget:g}")
+    return budget
+
+
 def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
         priors: str | None = None, seed: int = 20211028, draws: int = 1000, tune: int = 1000,
         chains: int = 4, sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
         jobs: int = 1, scheduler: str | None = None, progress: bool = False,
         verbose: bool = False, command: list[str] | None = None,
-        models_dir: str | Path | None = None) -> Fit:
+        models_dir: str | Path | None = None, retry_budget: float | None = None) -> Fit:
     """Fit one model (a spec path, or a name looked up in ``models_dir``, else the current
     folder, then the bundled ``models/``), several, or (``None``) every model of
     ``models_dir`` (else every bundled model) to the series in ``data``; return the
@@ -182,12 +208,15 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     every interval. ``jobs`` > 1 fits models in that many Dask worker processes
     (``scheduler``: an existing cluster). Every spec is checked against the series before
     anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
+    A model that fails a diagnostic gate is refitted as the failure advice says, within
+    ``retry_budget`` seconds from its start (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
+    :func:`retry_budget_seconds`; 0: never), and every attempt is recorded.
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed)
+                               seed=seed, retry_budget_s=retry_budget_seconds(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)
@@ -240,7 +269,7 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
             sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
             jobs: int = 1, scheduler: str | None = None, progress: bool = False,
             verbose: bool = False, command: list[str] | None = None,
-            models_dir: str | Path | None = None) -> Fit:
+            models_dir: str | Path | None = None, retry_budget: float | None = None) -> Fit:
     """Fit two or more specs of the same outcome to the same patients and return the
     :class:`Fit` (``.compare()`` ranks them; ``.write(folder, compare=True)`` writes the
     comparison too). Specs that do not predict the same data are refused before sampling."""
@@ -250,7 +279,7 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
     started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir)
     check_comparable(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed)
+                               seed=seed, retry_budget_s=retry_budget_seconds(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)

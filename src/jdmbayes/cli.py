@@ -20,6 +20,12 @@ from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
 from jdmbayes.versions import __version__
 
+ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled (default: "
+                  "per-patient and per-value draws thinned to at most 1000, float32)")
+RETRY_HELP = ("seconds a model that failed a diagnostic gate may spend, from its start, "
+              "retrying as the advice says (doubled tuning and draws; the other "
+              "parameterisation of the patient effects; the low-rank mass matrix); 0: never "
+              "(default: $JDMBAYES_RETRY_BUDGET, else 300)")
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -61,8 +67,11 @@ def fit_command(args) -> int:
         check_comparable(series, specs)
     if getattr(args, "prior_predictive", False):
         return prior_predictive_command(args, series, specs, prior_sets, started)
+    from jdmbayes.api import retry_budget_seconds
+
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
-                               tune=args.tune, seed=args.seed)
+                               tune=args.tune, seed=args.seed,
+                               retry_budget_s=retry_budget_seconds(args.retry_budget))
     out = _run_out(args)
     RunFolder(out, overwrite=args.overwrite).check()
     print(f"fitting {len(specs)} model(s) ({', '.join(s.name for s in specs)}): "
@@ -73,7 +82,8 @@ def fit_command(args) -> int:
                          progress=True, verbose=args.verbose, started=started,
                          command=["jdmbayes", *sys.argv[1:]])
     fitted.write(out, overwrite=args.overwrite, shareable=args.shareable,
-                 allow_failed_diagnostics=args.allow_failed_diagnostics, compare=comparing)
+                 allow_failed_diagnostics=args.allow_failed_diagnostics, compare=comparing,
+                 all_draws=args.all_draws)
     print(final_table(fitted.results))
     if comparing:
         from jdmbayes.results.comparison import comparison_sentences
@@ -346,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(marked as such)")
     fit.add_argument("--shareable", action="store_true",
                      help="leave identifier-carrying groups out of posterior.nc")
+    fit.add_argument("--all-draws", action="store_true", help=ALL_DRAWS_HELP)
+    fit.add_argument("--retry-budget", type=float, help=RETRY_HELP)
     fit.set_defaults(handler=fit_command)
     ranked = sub.add_parser("compare", help="fit two or more specs of the same outcome and "
                             "rank them by patient-level PSIS-LOO (compare.csv, compare.md)")
@@ -358,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write grant.md statements even when a diagnostic gate failed")
     ranked.add_argument("--shareable", action="store_true",
                         help="leave identifier-carrying groups out of posterior.nc")
+    ranked.add_argument("--all-draws", action="store_true", help=ALL_DRAWS_HELP)
+    ranked.add_argument("--retry-budget", type=float, help=RETRY_HELP)
     ranked.set_defaults(handler=fit_command, compare=True)
     grid = sub.add_parser("sensitivity", help="fit models under several prior sets and say "
                           "which conclusions hold under all of them")

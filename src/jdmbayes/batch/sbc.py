@@ -50,6 +50,7 @@ def build_problem(data_folder: str, model_name: str, prior_name: str | None = No
     prior_set = load_prior_set(prior_name or spec.prior_set, spec)
     kind = kind_of(spec)
     data = kind.index(series, spec)
+    prior_set = kind.resolve_priors(data, spec, prior_set)
     return SBCProblem(spec.name, spec, prior_set, data, kind.build(data, spec, prior_set),
                       kind.simulator(series, data, spec), kind)
 

@@ -36,6 +36,10 @@ class ModelResult:
     row_counts: dict = field(default_factory=dict)
     # model covariate column -> how it was made from the series (kind, centre, sd, levels)
     covariates: dict = field(default_factory=dict)
+    # the settings the reported draws were sampled with, and every attempt of the retry
+    # ladder (one entry when the first fit passed or no retry was allowed)
+    settings: dict = field(default_factory=dict)
+    attempts: list[dict] = field(default_factory=list)
 
     def rows_note(self) -> str:
         return rows_sentence(self.row_counts, excluded_reasons(self.excluded))

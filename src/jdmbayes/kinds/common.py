@@ -45,6 +45,12 @@ class ModelKind:
     parameters: tuple[str, ...]        # posterior parameters in summary.csv
     key_parameters: tuple[str, ...]    # those shown in the rank and prior-posterior figures
     figures: tuple[str, ...]           # figure names (:mod:`jdmbayes.results.report_plots`)
+    # (data, spec, prior_set) -> the prior set with any generic tables put on the data's
+    # scale (:mod:`jdmbayes.models.measure_scale`); called once, before the model is built
+    resolve_priors: Callable = lambda data, spec, prior_set: prior_set
+    # (data, spec) -> the spec with the patient effects in their other parameterisation
+    # (centred <-> non-centred), or None: one step of the retry ladder (:mod:`.fit`)
+    reparameterised: Callable = lambda data, spec: None
 
 
 @dataclass

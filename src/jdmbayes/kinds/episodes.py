@@ -166,6 +166,8 @@ def episode_simulator(series, data: EpisodeData, spec: ModelSpec):
 
 
 EPISODES = ModelKind(
+    reparameterised=lambda data, spec: (spec.other_frailty()
+                                        if frailty_form(data, spec) != "none" else None),
     name="episodes",
     spec_keys=frozenset(SPEC_KEYS["episodes"]),
     prior_sections=("milestones", "episodes"),

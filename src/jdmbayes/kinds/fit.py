@@ -1,9 +1,22 @@
 """Fit one model end to end: index -> build -> sample -> predict -> diagnose -> summarise.
 
 Every step that depends on the model's kind is the kind's own (:mod:`jdmbayes.kinds.registry`).
+
+When a fit fails a diagnostic gate and its settings allow a retry budget
+(``SamplerSettings.retry_budget_s``, ``--retry-budget``), the fit tries what the failure
+advice says, in the order of ``RETRY_LADDER``, each step only if its expected time still fits
+in the budget (counted from the fit's start): tuning and draws doubled; the patient effects in
+their other parameterisation (centred <-> non-centred), tuning and draws doubled; nutpie's
+low-rank mass matrix, tuning and draws doubled. The first attempt that passes every gate is
+reported; if none does, the last one is (marked failing). Every attempt is recorded
+(``ModelResult.attempts``, the manifest) with its settings, gates and time; the seed is the
+same throughout, so a rerun gives the same attempts and the same numbers.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import time
 
 from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError
@@ -12,6 +25,21 @@ from jdmbayes.inference.sampling import SamplerSettings
 from jdmbayes.kinds.common import sample_model
 from jdmbayes.kinds.registry import kind_of
 from jdmbayes.models.spec import ModelSpec, PriorSet
+
+
+def _doubled(settings: SamplerSettings, **changes) -> SamplerSettings:
+    return dataclasses.replace(settings, draws=2 * settings.draws, tune=2 * settings.tune,
+                               **changes)
+
+
+# (what is tried, new settings, whether the patient effects change parameterisation)
+RETRY_LADDER = (
+    ("tuning and draws doubled", _doubled, False),
+    ("patient effects in their other parameterisation, tuning and draws doubled", _doubled,
+     True),
+    ("low-rank mass matrix, tuning and draws doubled",
+     lambda s: _doubled(s, mass_matrix="low_rank"), False),
+)
 
 
 def index_model(series: Series, spec: ModelSpec):
@@ -32,17 +60,84 @@ def check_models(series: Series, specs: list[ModelSpec]) -> None:
         raise InputError(problems)
 
 
-def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-              ci_prob: float, ci_kind: str, report=None) -> ModelResult:
-    """One model end to end; ``report`` hears of its progress (:mod:`jdmbayes.console`)."""
-    kind = kind_of(spec)
-    data = kind.index(series, spec)
+def _fit_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+              ci_prob: float, ci_kind: str, report) -> ModelResult:
     sampled, prior = sample_model(lambda: kind.build(data, spec, prior_set), spec, prior_set,
                                   settings, kind.observed_arrays(data), data.design,
                                   kind.loglik_name(spec), report)
-    result = kind.outputs(data, spec, prior_set, sampled, prior, settings, ci_prob, ci_kind)
+    return kind.outputs(data, spec, prior_set, sampled, prior, settings, ci_prob, ci_kind)
+
+
+def _attempt(number: int, change: str, spec: ModelSpec, settings: SamplerSettings,
+             result: ModelResult, seconds: float) -> dict:
+    d = result.diagnostics
+    return {"attempt": number, "change": change, "settings": settings.as_dict(),
+            "patient_effects": spec.patient_effects, "frailty": spec.frailty,
+            "verdict": d["verdict"], "failed_gates": [f["gate"] for f in d["failures"]],
+            "r_hat_max": d["r_hat_max"], "ess_bulk_min": d["ess_bulk_min"],
+            "ess_tail_min": d["ess_tail_min"], "divergences": d["divergences"],
+            "seconds": seconds}
+
+
+def retry_note(attempts: list[dict]) -> str:
+    """One sentence on the retry ladder ('' when the first fit was the only one)."""
+    if len(attempts) < 2:
+        return ""
+    first, last = attempts[0], attempts[-1]
+    tried = "; ".join(f"attempt {a['attempt']}: {a['change']} -> {a['verdict']}"
+                      for a in attempts[1:] if a.get("verdict"))
+    skipped = [a for a in attempts if not a.get("verdict")]
+    final = last if last.get("verdict") else [a for a in attempts if a.get("verdict")][-1]
+    s = final["settings"]
+    return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}; {tried}"
+            + (f"; not tried (over the {first['settings']['retry_budget_s']:g} s budget): "
+               + ", ".join(a["change"] for a in skipped) if skipped else "")
+            + f". The numbers reported are attempt {final['attempt']}'s ({s['chains']} chains "
+            f"x {s['draws']} draws after {s['tune']} tuning, {s['mass_matrix']} mass matrix"
+            + "".join(f", {label} {final[key]}" for key, label in
+                      (("patient_effects", "patient effects"), ("frailty", "frailty"))
+                      if final[key] != first[key])
+            + "; the manifest lists every attempt).")
+
+
+def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+              ci_prob: float, ci_kind: str, report=None) -> ModelResult:
+    """One model end to end, with the retry ladder when ``settings`` allow it; ``report``
+    hears of its progress (:mod:`jdmbayes.console`)."""
+    kind = kind_of(spec)
+    data = kind.index(series, spec)
+    prior_set = kind.resolve_priors(data, spec, prior_set)
+    start = time.perf_counter()
+    result = _fit_once(kind, data, spec, prior_set, settings, ci_prob, ci_kind, report)
+    attempts = [_attempt(1, "as asked", spec, settings, result, time.perf_counter() - start)]
+    used_spec, used_settings = spec, settings
+    for change, new_settings, reparameterise in RETRY_LADDER:
+        if result.diagnostics["verdict"] == "pass" or settings.retry_budget_s <= 0:
+            break
+        next_spec = kind.reparameterised(data, used_spec) if reparameterise else used_spec
+        if next_spec is None:
+            continue
+        next_settings = new_settings(used_settings)
+        # the last attempt's time, scaled by the draws, plus a compile for a new structure
+        elapsed = time.perf_counter() - start
+        last_seconds = [a["seconds"] for a in attempts if "seconds" in a][-1]
+        expected = (last_seconds * (next_settings.draws + next_settings.tune)
+                    / (used_settings.draws + used_settings.tune))
+        if elapsed + expected > settings.retry_budget_s:
+            attempts.append({"attempt": len(attempts) + 1, "change": change,
+                             "skipped": f"expected {expected:.0f} s after {elapsed:.0f} s"})
+            continue
+        began = time.perf_counter()
+        result = _fit_once(kind, data, next_spec, prior_set, next_settings, ci_prob, ci_kind,
+                           report)
+        used_spec, used_settings = next_spec, next_settings
+        attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, result,
+                                 time.perf_counter() - began))
     result.key_parameters, result.figure_names = kind.key_parameters, kind.figures
     result.excluded, result.row_counts = data.excluded, data.rows
     result.covariates = data.design.covariate_info
+    result.settings, result.attempts = used_settings.as_dict(), attempts
+    if note := retry_note(attempts):
+        result.notes.append(note)
     result.notes.append(result.rows_note())
     return result

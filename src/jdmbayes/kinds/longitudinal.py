@@ -7,6 +7,8 @@ Model: :func:`jdmbayes.models.longitudinal.build_longitudinal_model`; predictive
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -32,6 +34,7 @@ from jdmbayes.models.longitudinal import (
     patient_effects_form,
     time_shape,
 )
+from jdmbayes.models.measure_scale import scale_priors, scaling_note
 from jdmbayes.models.spec import PARAMETERS as PRIOR_PARAMETERS
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
@@ -100,6 +103,25 @@ def trajectory_checks(data, replicated: np.ndarray) -> dict[str, pd.DataFrame]:
     return {"ppc_trajectories": rows, "ppc_groups": pd.DataFrame(group_rows)}
 
 
+PRIOR_CHECK_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.DataFrame:
+    """Prior predictive check: each quantile of the observed values (5%, 25%, ... 95%)
+    against the distribution of the same quantile in values drawn from the prior at the
+    same patients' visits (its 5%, 50% and 95%, over prior draws)."""
+    post = pl.posterior_arrays(prior, time_shape(data, spec))
+    simulated = pl.predict_observations(post, data, spec, rng)
+    levels = np.array(PRIOR_CHECK_LEVELS)
+    observed = np.quantile(data.value, levels)
+    drawn = np.quantile(simulated, levels, axis=1)             # (levels, prior draws)
+    low, mid, high = np.nanquantile(drawn, [0.05, 0.5, 0.95], axis=1)
+    inside = (observed >= low) & (observed <= high)
+    return pd.DataFrame({"quantile": levels, "observed": observed, "prior_low": low,
+                         "prior_median": mid, "prior_high": high, "inside_band": inside,
+                         "band": "90% of prior predictive draws", "draws": drawn.shape[1]})
+
+
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
                          sampled, prior, settings: SamplerSettings, ci_prob: float,
                          ci_kind: str) -> ModelResult:
@@ -126,6 +148,8 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
         row["outcome"] = spec.measure
     rows += summarise_quantities(quantities, chains, spec.name, ci_prob, ci_kind)
     tables = trajectory_checks(data, replicated)
+    tables["prior_check"] = prior_check(data, spec, group_dataset(prior, "prior"),
+                                        np.random.default_rng([settings.seed, 4]))
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
     # baselines and changes are parameters when sampled centred, else functions of them
     derived = ("baseline", "patient_change") if "z_intercept" in idata.posterior else ()
@@ -156,7 +180,11 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              + "; change_effect is a group's whole effect on the change (main effect and "
              "cell deviations summed, link scale).",
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
-             f"{len(data.value)} observed values inside their 95% predictive band."]
+             f"{len(data.value)} observed values inside their 95% predictive band.",
+             scaling_note(prior_set, spec.measure),
+             f"Prior predictive check: {int(tables['prior_check']['inside_band'].sum())} of "
+             f"{len(PRIOR_CHECK_LEVELS)} quantiles of the observed values (5% to 95%) inside "
+             "the 90% band of the same quantile in data drawn from the prior (prior_check.csv)."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
                        sampled.timings())
 
@@ -211,5 +239,9 @@ LONGITUDINAL = ModelKind(
     parameters=PARAMETERS,
     key_parameters=("intercept", "change", "beta_group", "tau_weeks", "spline_coef", "noise",
                     "sigma_change", "rho_baseline_change"),
-    figures=("rank", "forest", "prior_posterior", "trajectories"),
+    figures=("rank", "forest", "prior_posterior", "trajectories", "prior_check"),
+    resolve_priors=lambda data, spec, prior_set: scale_priors(prior_set, spec, data.value),
+    reparameterised=lambda data, spec: dataclasses.replace(
+        spec, patient_effects="non_centred" if patient_effects_form(data, spec) == "centred"
+        else "centred"),
 )

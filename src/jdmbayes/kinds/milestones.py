@@ -135,6 +135,7 @@ def milestone_observation_data(spec: ModelSpec, real: MilestoneData,
 
 
 MILESTONES = ModelKind(
+    reparameterised=lambda data, spec: spec.other_frailty(),
     name="milestones",
     spec_keys=frozenset(SPEC_KEYS["milestones"]),
     prior_sections=("milestones",),

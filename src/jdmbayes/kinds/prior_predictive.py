@@ -27,7 +27,9 @@ def simulate_prior_predictive(series: Series, spec: ModelSpec, prior_set: PriorS
     """What ``prior_set`` implies on the outcome scale for the modelled patients of
     ``series`` (the kind's own simulation: :mod:`jdmbayes.kinds.registry`)."""
     kind = kind_of(spec)
-    return kind.prior_predictive(series, kind.index(series, spec), spec, prior_set, draws, seed)
+    data = kind.index(series, spec)
+    return kind.prior_predictive(series, data, spec, kind.resolve_priors(data, spec, prior_set),
+                                 draws, seed)
 
 
 def prior_predictive_table(results: list[PriorPredictive]) -> pd.DataFrame:

@@ -3,7 +3,11 @@
 A prior set is a TOML file with one table per parameter, ``[<section>.<parameter>]`` holding
 ``dist`` and ``kwargs`` exactly as pymc-extras' ``Prior.to_dict`` writes them. Sections are
 the model kind (``milestones``, ``longitudinal_logit``, ``longitudinal_identity``,
-``longitudinal_log``); a table named after a model (``[ldh.intercept]``) overrides its kind's.
+``longitudinal_log``); a table named after a longitudinal model's measure (``[ldh.intercept]``)
+overrides its kind's, and one named after the model overrides both. A longitudinal kind's own
+tables are generic, stated in units of the measure's reference scale and of the follow-up
+(:mod:`jdmbayes.models.measure_scale` turns them into numbers); a measure's tables are on its
+link scale as written.
 A ``[prior_set]`` table may name a set it ``extends``: its tables are taken first and this
 file's tables replace them one parameter at a time.
 """
@@ -15,7 +19,7 @@ import hashlib
 import inspect
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pymc as pm
@@ -80,7 +84,7 @@ SPEC_KEYS = {
     "episodes": {"event", "family", "frailty", "episode_effect", "episode_effect_cap"},
     "longitudinal": {"measure", "likelihood", "upper", "threshold", "final_week",
                      "improvement", "random_change", "summary_weeks", "shape", "knots",
-                     "correlation", "patient_effects"},
+                     "correlation", "patient_effects", "unit", "plausible_range"},
 }
 
 
@@ -121,9 +125,21 @@ class ModelSpec:
     patient_effects: str = "auto"
     improvement: str = "increase"
     random_change: bool = True
+    # longitudinal: the measure's unit and the range of values plausible for a patient (a
+    # 90% range, log-normal measures), from which generic priors are scaled
+    unit: str = ""
+    plausible_range: tuple[float, ...] = ()
     event: str = ""                 # episodes: the recurrent event's name in events.csv
     episode_effect: bool = False    # episodes: a time ratio per episode number (2, 3, ...)
     episode_effect_cap: int = 0     # episodes: numbers from this one share its effect (0: none)
+
+    def other_frailty(self) -> ModelSpec | None:
+        """This spec with a sampled frailty in its other parameterisation (None if the
+        frailty is integrated out or there is none: a single outcome)."""
+        other = {"centred": "non_centred", "non_centred": "centred"}.get(self.frailty)
+        if other is None or (self.kind == "milestones" and len(self.outcomes) < 2):
+            return None
+        return replace(self, frailty=other)
 
     @property
     def prior_section(self) -> str:
@@ -140,6 +156,11 @@ class PriorSet:
     path: Path
     priors: dict[str, Prior] = field(default_factory=dict)
     description: str = ""
+    # longitudinal: the parameters whose tables are the kind's generic ones (in reference
+    # units until :func:`jdmbayes.models.measure_scale.scale_priors` scales them), and what
+    # they were scaled by once they are
+    generic: tuple[str, ...] = ()
+    scaling: dict = field(default_factory=dict)
 
     def as_dicts(self) -> dict[str, dict]:
         return {k: _plain(p.to_dict()) for k, p in self.priors.items()}
@@ -349,7 +370,22 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     f"'auto', 'centred' or 'non_centred', got {effects!r}",
                                     column="patient_effects"))
             effects = "auto"
+        plausible = table.get("plausible_range", [])
+        if plausible and (likelihood != "lognormal" or not _positive_numbers(plausible)
+                          or len(plausible) != 2 or plausible[0] >= plausible[1]):
+            problems.append(Problem(str(path), "plausible_range", "plausible_range must be "
+                                    "[low, high] with 0 < low < high, the range of values "
+                                    "plausible for a patient in the measure's unit (a "
+                                    "log-normal measure; a bounded score's range is 0 to "
+                                    f"'upper'), got {plausible!r}", column="plausible_range"))
+            plausible = []
+        unit = table.get("unit", "")
+        if not isinstance(unit, str):
+            problems.append(Problem(str(path), "unit", f"unit must be text, got {unit!r}",
+                                    column="unit"))
+            unit = ""
         spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+                         unit=unit, plausible_range=tuple(float(v) for v in plausible),
                          patient_effects=effects,
                          summary_weeks=tuple(sorted({float(w) for w in weeks})),
                          shape=shape, knots=tuple(sorted({float(k) for k in knots})),
@@ -440,7 +476,10 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     description = str(_load_toml(path).get(META_SECTION, {}).get("description", ""))
     section = spec.prior_section
     expected = PARAMETERS[section]
-    known_sections = set(PARAMETERS) | {n.stem for n in MODELS_DIR.glob("*.toml")} | {spec.name}
+    longitudinal = section.startswith("longitudinal_")
+    measure = spec.measure if longitudinal else ""
+    known_sections = (set(PARAMETERS) | {n.stem for n in MODELS_DIR.glob("*.toml")}
+                      | {spec.name} | ({measure} if measure else set()))
     for name in raw:
         if name not in known_sections:
             problems.append(Problem(str(path), "prior_section", f"unknown section [{name}]; "
@@ -462,12 +501,16 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
                 good[parameter] = table
         return good
 
-    # every kind's section is checked, so a typo anywhere in the file is reported; the
-    # model's own section ([<model name>.*]) overrides its kind's tables
+    # every kind's section is checked, so a typo anywhere in the file is reported; a
+    # longitudinal measure's section ([<measure>.*]) overrides its kind's generic tables and
+    # the model's own section ([<model name>.*]) overrides both
     checked = {kind: check_section(kind, PARAMETERS[kind]) for kind in PARAMETERS}
     # an episodes model reads the milestone tables it shares, then its own section's
     inherited = checked["milestones"] if section == "episodes" else {}
-    merged = {**inherited, **checked[section], **check_section(spec.name, expected)}
+    own = {**(check_section(measure, expected) if measure and measure != spec.name else {}),
+           **check_section(spec.name, expected)}
+    merged = {**inherited, **checked[section], **own}
+    generic = tuple(p for p in expected if p in checked[section] and p not in own)
     missing = [p for p in expected if p not in merged]
     if missing and not problems:
         problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "
@@ -477,4 +520,5 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
                                                                                    {}))})
               for k, t in merged.items()}
-    return PriorSet(name=path.stem, path=path, priors=priors, description=description)
+    return PriorSet(name=path.stem, path=path, priors=priors, description=description,
+                    generic=generic if longitudinal else ())

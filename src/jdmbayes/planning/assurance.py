@@ -203,8 +203,10 @@ def effective_sample_size(design: TrialDesign, prior: DesignPrior,
 def analysis_prior_set(design: TrialDesign):
     """The named prior set the design's trials are analysed with, read for the analysis
     model's kind (milestones, or the longitudinal model of a score)."""
+    from jdmbayes.models.measure_scale import scale_priors
     from jdmbayes.models.spec import load_prior_set
 
     if design.endpoint == "change":
-        return load_prior_set(design.analysis_priors, score_spec(design))
+        spec = score_spec(design)
+        return scale_priors(load_prior_set(design.analysis_priors, spec), spec, None)
     return load_prior_set(design.analysis_priors, analysis_spec(design))

@@ -170,11 +170,24 @@ def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
                           []).append(model)
     priors = "; ".join(f"'{name}' for {', '.join(models)} ({text.rstrip('.')})"
                        for (name, text), models in by_set.items())
+    scaled = [f"{model}'s generic priors are {info['prior_scaling']['description']}"
+              for model, info in manifest["models"].items()
+              if info.get("prior_scaling", {}).get("source") in ("data", "spec")]
+    if scaled:
+        priors += " (" + "; ".join(scaled) + ")"
     sampler = manifest["sampler"]
+    retried = "".join(
+        f" {model} failed a diagnostic gate at first and was refitted: its numbers are "
+        f"from attempt {[a for a in info['attempts'] if a.get('verdict')][-1]['attempt']} "
+        f"({info['sampler']['chains']} chains x "
+        f"{info['sampler']['draws']} draws after {info['sampler']['tune']} tuning; the "
+        "manifest lists every attempt)."
+        for model, info in manifest["models"].items()
+        if len([a for a in info.get("attempts", ()) if a.get("verdict")]) > 1)
     design = (LETTER_DESIGN if data.get("reconstructed") else series_design(manifest))
     return ["## What these numbers rest on", "",
             f"{source} Sample size: {sizes}. {design} "
             f"intervals are {interval_label(manifest['ci_prob'], manifest['ci_kind'])}s. "
             f"Prior set: {priors}. Sampler {sampler['sampler']}, {sampler['chains']} chains x "
             f"{sampler['draws']} draws, seed {manifest['seed']}; jdmbayes "
-            f"{manifest['jdmbayes']}, PyMC {manifest['versions'].get('pymc')}.", ""]
+            f"{manifest['jdmbayes']}, PyMC {manifest['versions'].get('pymc')}.{retried}", ""]

@@ -29,6 +29,8 @@ FIGURE_TITLES = {
     "survival_by_group": "Survival by drug and by dose, with credible bands",
     "trajectories": "Trajectories with posterior predictive bands",
     "prior_posterior": "Prior against posterior",
+    "prior_check": "Prior predictive check (observed quantiles against data drawn from the "
+                   "prior)",
 }
 
 
@@ -129,11 +131,14 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
                             "file": path.relative_to(folder).as_posix()})
         info = manifest["models"][result.name]
         meanings = PARAMETERS[result.spec.prior_section]
+        generic = set(info.get("prior_scaling", {}).get("generic_parameters", ()))
         models.append({
             "name": result.name, "kind": result.spec.kind,
             "description": result.spec.raw.get("model", {}).get("description", ""),
             "prior_set": info["prior_set"], "prior_description": info["prior_description"],
-            "priors": [{"parameter": k, "prior": prior_text(v), "meaning": meanings.get(k, "")}
+            "priors": [{"parameter": k, "prior": prior_text(v),
+                        "meaning": meanings.get(k, "") + (" (generic table, scaled: see the "
+                                                          "notes)" if k in generic else "")}
                        for k, v in info["priors"].items()],
             "notes": info["notes"], "diagnostics": diagnostics[result.name],
             "gates": gate_rows(diagnostics[result.name]),

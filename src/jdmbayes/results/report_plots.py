@@ -186,6 +186,27 @@ def trajectories_figure(result) -> Figure:
     return figure
 
 
+def prior_check_figure(result) -> Figure:
+    """The observed values' quantiles against those of data drawn from the prior."""
+    table = result.tables["prior_check"]
+    figure = Figure(figsize=(5.6, 3.4), layout="constrained")
+    ax = figure.subplots()
+    ax.fill_between(table["quantile"], table["prior_low"], table["prior_high"], color="#1b5e9e",
+                    alpha=0.25, lw=0, label=f"{table['band'].iloc[0]}")
+    ax.plot(table["quantile"], table["prior_median"], color="#1b5e9e", lw=1,
+            label="prior predictive median")
+    ax.plot(table["quantile"], table["observed"], "o", color="k", ms=4, label="observed")
+    ax.set_xlabel("quantile of the values")
+    ax.set_ylabel(result.spec.measure + (" (log scale)"
+                                         if result.spec.likelihood == "lognormal" else ""))
+    if result.spec.likelihood == "lognormal":
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{result.name}: prior predictive check ({result.prior_set.name} priors)",
+                 fontsize=9)
+    return figure
+
+
 def prior_posterior_figure(result) -> Figure:
     """Prior (grey) against posterior (blue) of each key parameter's first element."""
     names = _present(result.idata, result.key_parameters)
@@ -225,7 +246,8 @@ FIGURES = {"rank": lambda result, summary: rank_figure(result),
            "prior_posterior": lambda result, summary: prior_posterior_figure(result),
            "ppc_survival": lambda result, summary: ppc_survival_figure(result),
            "survival_by_group": lambda result, summary: group_survival_figure(result),
-           "trajectories": lambda result, summary: trajectories_figure(result)}
+           "trajectories": lambda result, summary: trajectories_figure(result),
+           "prior_check": lambda result, summary: prior_check_figure(result)}
 
 
 def figures_for(result, summary: pd.DataFrame) -> dict[str, Figure]:

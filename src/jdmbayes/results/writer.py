@@ -23,6 +23,7 @@ from jdmbayes.results.comparison import write_comparison
 from jdmbayes.results.formatting import summary_markdown
 from jdmbayes.results.report import write_report
 from jdmbayes.results.runfolder import write_json
+from jdmbayes.results.storage import storage_description, stored_groups
 from jdmbayes.versions import __version__, package_versions
 
 IDENTIFYING_GROUPS = ("observed_data", "constant_data")
@@ -43,7 +44,7 @@ def data_provenance(data_folder: str, series) -> dict:
 
 def run_manifest(data_folder: str, series, results: list[ModelResult], settings, ci_prob: float,
                  ci_kind: str, command: list[str], started: str, shareable: bool = False,
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None, all_draws: bool = False) -> dict:
     """Provenance of a run: data (path, hashes, reconstructed or not), each model's spec,
     prior set and timings, seed, sampler settings, interval kind and level, versions."""
     verdict = "pass" if all(r.diagnostics["verdict"] == "pass" for r in results) else "fail"
@@ -53,14 +54,19 @@ def run_manifest(data_folder: str, series, results: list[ModelResult], settings,
         "models": {r.name: {"spec_file": str(r.spec.path), "spec": r.spec.raw,
                             "prior_set": r.prior_set.name, "prior_file": str(r.prior_set.path),
                             "prior_description": r.prior_set.description,
-                            "priors": r.prior_set.as_dicts(), "timings": r.timings,
+                            "priors": r.prior_set.as_dicts(),
+                            **({"prior_scaling": r.prior_set.scaling}
+                               if r.prior_set.scaling else {}),
+                            "timings": r.timings, "sampler": r.settings,
+                            "attempts": r.attempts,
                             "notes": r.notes, "verdict": r.diagnostics["verdict"],
                             "rows": r.row_counts, "excluded": excluded_reasons(r.excluded),
                             "covariates": r.covariates,
                             "n_patients": int(r.idata.log_likelihood.sizes["patient"])}
                    for r in results},
         "seed": settings.seed, "sampler": settings.as_dict(), "ci_prob": ci_prob,
-        "ci_kind": ci_kind, "shareable": shareable, "versions": package_versions(),
+        "ci_kind": ci_kind, "shareable": shareable,
+        "posterior_storage": storage_description(all_draws), "versions": package_versions(),
         "compile_cache": compile_folder(),
         "diagnostics_verdict": verdict, **(extra or {}),
     }
@@ -80,7 +86,8 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
                   shareable: bool = False, allow_failed: bool = False,
                   log: list[str] | None = None, comparison: pd.DataFrame | None = None) -> None:
     """Every file of a run folder into ``folder``; ``log.txt`` holds ``log`` (the command's
-    own captured lines) and each model's warnings and log lines."""
+    own captured lines) and each model's warnings and log lines. ``posterior.nc`` keeps what
+    the manifest's ``posterior_storage`` says (:mod:`jdmbayes.results.storage`)."""
     summary = summary_table([row for r in results for row in r.summary_rows])
     excluded_table(results, shareable).to_csv(folder / "excluded.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False, float_format="%.17g")
@@ -101,7 +108,8 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
         keep = [g for g in group_names(result.idata) if not g.startswith("warmup")
                 and not (shareable and g in IDENTIFYING_GROUPS)]
         text = json.dumps({**manifest, "model": result.name}, default=str)
-        groups = {g: group_dataset(result.idata, g) for g in keep}
+        groups = stored_groups({g: group_dataset(result.idata, g) for g in keep},
+                               manifest["posterior_storage"]["all_draws"])
         for dataset in groups.values():
             dataset.attrs["jdmbayes_manifest"] = text
         from_groups(groups).to_netcdf(str(model_folder / "posterior.nc"), engine="h5netcdf")

@@ -1,0 +1,54 @@
+"""The retry ladder (issue 12.4): a fit that fails a gate tries what the advice says, within
+its time budget, records every attempt in the manifest, and reports the first that passes."""
+
+from __future__ import annotations
+
+import json
+
+import jdmbayes
+from jdmbayes.cli import main
+from tests.conftest import BUNDLED
+
+
+def test_a_failing_fit_is_refitted_as_the_advice_says_and_every_attempt_recorded(tmp_path):
+    # 4 x 100 draws cannot reach a bulk ESS of 400: the first attempt must fail
+    fit = jdmbayes.fit("gc_discontinuation", data=BUNDLED, seed=3, draws=100, tune=100,
+                       ci_prob=0.95, ci_kind="eti", retry_budget=600)
+    result = fit["gc_discontinuation"]
+    attempts = result.attempts
+    assert attempts[0]["verdict"] == "fail" and "ess_bulk" in attempts[0]["failed_gates"]
+    assert len(attempts) >= 2
+    # each attempt doubles tuning and draws; one outcome has no frailty to reparameterise,
+    # so the ladder goes from doubling to the low-rank mass matrix
+    assert [a["settings"]["draws"] for a in attempts] == [100 * 2 ** i
+                                                          for i in range(len(attempts))]
+    if len(attempts) == 3:
+        assert attempts[2]["settings"]["mass_matrix"] == "low_rank"
+    # the reported draws are the last attempt's, and they say so
+    assert result.diagnostics["verdict"] == attempts[-1]["verdict"]
+    assert result.settings == attempts[-1]["settings"]
+    draws = result.idata.posterior.sizes["draw"]
+    assert draws == attempts[-1]["settings"]["draws"]
+    assert any(n.startswith("Retried: the first fit failed") for n in result.notes)
+    assert all(a["verdict"] == "fail" for a in attempts[:-1])   # stopped at the first pass
+    out = fit.write(tmp_path / "run")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["gc_discontinuation"]["attempts"] == json.loads(
+        json.dumps(attempts))
+    if attempts[-1]["verdict"] == "pass":
+        assert "failed a diagnostic gate at first and was refitted" in (
+            out / "grant.md").read_text()
+
+
+def test_no_retry_past_the_budget_and_none_at_zero(tmp_path):
+    out = tmp_path / "run"
+    code = main(["fit", "--model", "gc_discontinuation", "--draws", "100", "--tune", "100",
+                 "--retry-budget", "0.5", "--out", str(out)])
+    assert code == 3
+    attempts = json.loads((out / "manifest.json").read_text())[
+        "models"]["gc_discontinuation"]["attempts"]
+    assert attempts[0]["verdict"] == "fail"
+    assert [a.get("skipped", "") != "" for a in attempts[1:]] == [True, True]
+    fit = jdmbayes.fit("gc_discontinuation", data=BUNDLED, draws=100, tune=100, ci_prob=0.95,
+                       ci_kind="eti", retry_budget=0)
+    assert len(fit["gc_discontinuation"].attempts) == 1
