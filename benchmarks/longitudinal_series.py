@@ -5,7 +5,8 @@ values each over 1-3 years): a positive marker (log-normal, linear change) and a
 score 0-52 (beta-binomial, plateau change), each with correlated patient baseline and change,
 then runs the documented command (``scripts/fit.py``, default settings) on each at the given
 seeds, in new processes, and reports per run the verdict, max R-hat, min bulk ESS, wall
-time, peak memory (``/usr/bin/time``-free: ``resource`` of the child) and run-folder size.
+time, retry attempts, peak memory (the largest resident set of any process of the fit:
+``resource`` in a wrapper process) and run-folder size.
 
     python benchmarks/longitudinal_series.py --patients 300 --seeds 20211028,1,2,3,4,5 \
         [--patient-effects auto|centred|non_centred] --out /tmp/longitudinal-bench
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -89,21 +89,30 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+# runs the command in a process of its own and prints the largest resident set of any
+# process under it (the fit's main process or its Dask worker), in kB
+PEAK = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(code)")
+
+
 def run(spec: Path, data: Path, seed: int, out: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), "--model",
+    done = subprocess.run([sys.executable, "-c", PEAK, sys.executable,
+                           str(ROOT / "scripts" / "fit.py"), "--model",
                            str(spec), "--data", str(data), "--seed", str(seed), "--out",
                            str(out), "--overwrite"], capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = int(done.stderr.strip().splitlines()[-1])
     diagnostics = json.loads((out / "diagnostics.json").read_text())[spec.stem] \
         if (out / "diagnostics.json").exists() else {}
     return {"model": spec.stem, "seed": seed, "exit": done.returncode,
             "verdict": diagnostics.get("verdict"), "r_hat_max": diagnostics.get("r_hat_max"),
             "ess_bulk_min": diagnostics.get("ess_bulk_min"),
             "divergences": diagnostics.get("divergences"), "seconds": round(seconds, 1),
-            "peak_rss_mb": round(max(peak, before) / 1024), "folder_mb":
+            "attempts": len(json.loads((out / "manifest.json").read_text())["models"][
+                spec.stem].get("attempts", [])) if (out / "manifest.json").exists() else None,
+            "peak_rss_mb": round(peak / 1024), "folder_mb":
             round(folder_size(out) / 1e6, 1) if out.exists() else None}
 
 

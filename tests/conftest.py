@@ -19,8 +19,11 @@ def series_copy(tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def no_retry_by_default(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def no_retry_by_default():
     """Tests sample short chains on purpose: a fit that fails a gate is not retried unless
-    the test asks (``retry_budget=``) -- the retry ladder has its own tests."""
-    monkeypatch.setenv("JDMBAYES_RETRY_BUDGET", "0")
+    the test asks (``retry_budget=``, ``--retry-budget``) -- the retry ladder has its own
+    tests. Session-wide, so that module-scoped fits see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JDMBAYES_RETRY_BUDGET", "0")
+        yield

@@ -216,7 +216,8 @@ def test_correlated_linear_trajectories_match_statsmodels_mixedlm():
     REML linear mixed model with an unstructured random-effects covariance, on the worked
     example (docs/example-trajectories: 150 patients, 893 log values): fixed effects within
     0.3 SE with posterior SDs within 20% of the standard errors (the arm effect's default
-    prior, N(0, 0.3) on the log scale, shrinks it by about 0.2 SE), variance components
+    prior, autoscaled to the data: N(0, 0.53) on the log scale, shrinks it a little),
+    variance components
     within 15%, the correlation within half its posterior SD (LKJ(2) prior)."""
     import statsmodels.formula.api as smf
 

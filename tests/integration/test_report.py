@@ -52,7 +52,7 @@ def test_report_is_self_contained_and_loads_offline_in_chromium(shareable_run, t
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     pngs = sorted((shareable_run / "plots").glob("*.png"))
-    assert len(pngs) == 9   # 5 for the milestone model, 4 for the longitudinal one
+    assert len(pngs) == 10  # 5 for the milestone model, 5 for the longitudinal one
     loaded = load_offline(report, tmp_path)
     assert loaded["images"] == len(pngs) and loaded["broken"] == 0
     assert loaded["requests"] == []
