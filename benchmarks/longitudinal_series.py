@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--patient-effects", default="auto")
     parser.add_argument("--series-seed", type=int, default=3)
     parser.add_argument("--out", default="/tmp/longitudinal-bench")
+    parser.add_argument("--score-seeds", help="seeds for the bounded score (default: --seeds)")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "series"
@@ -130,7 +131,8 @@ def main() -> None:
     specs = write_specs(out, args.patient_effects)
     rows = []
     for spec in specs:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        seeds = args.score_seeds if spec.stem == "score" and args.score_seeds else args.seeds
+        for seed in (int(s) for s in seeds.split(",")):
             rows.append(run(spec, data, seed, out / f"run-{spec.stem}-{seed}"))
             print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)

@@ -21,7 +21,7 @@ from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, In
 from jdmbayes.versions import __version__
 
 ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled (default: "
-                  "per-patient and per-value draws thinned to at most 1000, float32)")
+                  "per-patient draws thinned to at most 1000 and predictive draws to 400, float32)")
 RETRY_HELP = ("seconds a model that failed a diagnostic gate may spend, from its start, "
               "retrying as the advice says (doubled tuning and draws; the other "
               "parameterisation of the patient effects; the low-rank mass matrix); 0: never "

@@ -149,16 +149,23 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
 
         at0 = expected(0.0)
         key = spec.measure
+        # each week's expected values are computed once (they are the largest arrays here:
+        # draws x patients x replicates); the rows keep their order
+        proportions = {}
+        final = None
         for week in weeks:
             at = expected(week)
             out[(key, f"mean_change_wk{week_label(week)}", group)] = (at - at0).mean(axis=1)
             if spec.likelihood == "lognormal":
                 out[(key, f"mean_value_wk{week_label(week)}", group)] = at.mean(axis=1)
-        for week in weeks:
-            change = expected(week) - at0
-            out[(key, f"p_change_ge_threshold_wk{week_label(week)}", group)] = (
-                sign * change >= spec.threshold).mean(axis=1)
-        out[(key, "mean_final", group)] = expected(spec.final_week).mean(axis=1)
+            proportions[(key, f"p_change_ge_threshold_wk{week_label(week)}", group)] = (
+                sign * (at - at0) >= spec.threshold).mean(axis=1)
+            if week == spec.final_week:
+                final = at.mean(axis=1)
+            del at
+        out.update(proportions)
+        out[(key, "mean_final", group)] = (final if final is not None
+                                           else expected(spec.final_week).mean(axis=1))
     return out
 
 

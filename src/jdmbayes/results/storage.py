@@ -9,9 +9,10 @@ anything is written; only the stored copy is reduced. By default:
   ``obs`` dimension) as sampled: every draw, float64;
 * their per-patient variables (patient baselines, changes, frailties) move to
   ``posterior_patients`` and ``prior_patients``;
-* those groups, ``log_likelihood`` and ``posterior_predictive`` keep every k-th draw of each
-  chain, the smallest k that leaves at most ``PATIENT_LEVEL_DRAWS`` draws in all, as float32
-  (7 significant digits: far below any Monte Carlo error);
+* those groups and ``log_likelihood`` keep every k-th draw of each chain, the smallest k that
+  leaves at most ``PATIENT_LEVEL_DRAWS`` draws in all, and ``posterior_predictive`` (one value
+  per visit: the largest group) at most ``PREDICTIVE_DRAWS``, as float32 (7 significant
+  digits: far below any Monte Carlo error);
 * the other groups are kept as they are.
 
 ``all_draws`` (``--all-draws``) keeps everything as sampled, in the groups ArviZ names. The
@@ -27,6 +28,7 @@ import xarray as xr
 
 PATIENT_DIMS = ("patient", "obs")
 PATIENT_LEVEL_DRAWS = 1000
+PREDICTIVE_DRAWS = 400     # posterior_predictive: one value per visit, the largest group
 THINNED_GROUPS = ("log_likelihood", "posterior_predictive")
 SPLIT_GROUPS = {"posterior": "posterior_patients", "prior": "prior_patients"}
 
@@ -37,12 +39,14 @@ def storage_description(all_draws: bool) -> dict:
         return {"all_draws": True, "note": "posterior.nc keeps every draw of every variable "
                 "as sampled (float64), in the groups ArviZ names"}
     return {"all_draws": False, "patient_level_draws": PATIENT_LEVEL_DRAWS,
+            "predictive_draws": PREDICTIVE_DRAWS,
             "patient_level_dtype": "float32",
             "patient_level_groups": [*SPLIT_GROUPS.values(), *THINNED_GROUPS],
             "note": ("posterior.nc keeps every draw of the population parameters (float64); "
                      "per-patient variables are in posterior_patients and prior_patients, and "
-                     "they, log_likelihood and posterior_predictive keep every k-th draw of "
-                     f"each chain (at most {PATIENT_LEVEL_DRAWS} draws) as float32; every "
+                     "they and log_likelihood keep every k-th draw of each chain (at most "
+                     f"{PATIENT_LEVEL_DRAWS} draws), posterior_predictive at most "
+                     f"{PREDICTIVE_DRAWS}, as float32; every "
                      "summary, check and LOO value was computed from all draws before "
                      "writing (--all-draws keeps everything)")}
 
@@ -51,13 +55,11 @@ def _patient_level(array: xr.DataArray) -> bool:
     return any(d in PATIENT_DIMS for d in array.dims)
 
 
-def thinned(dataset: xr.Dataset) -> xr.Dataset:
-    """Every k-th draw of each chain (at most ``PATIENT_LEVEL_DRAWS`` in all), floats as
-    float32."""
+def thinned(dataset: xr.Dataset, most: int = PATIENT_LEVEL_DRAWS) -> xr.Dataset:
+    """Every k-th draw of each chain (at most ``most`` in all), floats as float32."""
     if "draw" in dataset.dims:
         total = dataset.sizes.get("chain", 1) * dataset.sizes["draw"]
-        dataset = dataset.isel(draw=slice(None, None, max(1, math.ceil(
-            total / PATIENT_LEVEL_DRAWS))))
+        dataset = dataset.isel(draw=slice(None, None, max(1, math.ceil(total / most))))
     return dataset.map(lambda a: a.astype(np.float32)
                        if np.issubdtype(a.dtype, np.floating) else a, keep_attrs=True)
 
@@ -76,7 +78,8 @@ def stored_groups(groups: dict[str, xr.Dataset], all_draws: bool) -> dict[str, x
                 part.attrs = dict(dataset.attrs)
                 out[SPLIT_GROUPS[name]] = part
         elif name in THINNED_GROUPS:
-            out[name] = thinned(dataset)
+            out[name] = thinned(dataset, PREDICTIVE_DRAWS if name == "posterior_predictive"
+                                else PATIENT_LEVEL_DRAWS)
         else:
             out[name] = dataset
     return out
