@@ -156,6 +156,18 @@ def series_design(manifest: dict) -> str:
     return " ".join(parts)
 
 
+def retry_sentence(model: str, info: dict) -> str:
+    """' <model> failed a gate at first and was refitted: ...' ('' when it was fitted once)."""
+    fitted = [a for a in info.get("attempts", ()) if a.get("verdict")]
+    if len(fitted) < 2:
+        return ""
+    settings = info["sampler"]
+    return (f" {model} failed a diagnostic gate at first and was refitted: its numbers are "
+            f"from attempt {fitted[-1]['attempt']} ({settings['chains']} chains x "
+            f"{settings['draws']} draws after {settings['tune']} tuning; the manifest lists "
+            "every attempt).")
+
+
 def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
     data = manifest["data"]
     source = (RECONSTRUCTED_NOTE if data.get("reconstructed")
@@ -176,14 +188,7 @@ def closing(manifest: dict, summary: pd.DataFrame) -> list[str]:
     if scaled:
         priors += " (" + "; ".join(scaled) + ")"
     sampler = manifest["sampler"]
-    retried = "".join(
-        f" {model} failed a diagnostic gate at first and was refitted: its numbers are "
-        f"from attempt {[a for a in info['attempts'] if a.get('verdict')][-1]['attempt']} "
-        f"({info['sampler']['chains']} chains x "
-        f"{info['sampler']['draws']} draws after {info['sampler']['tune']} tuning; the "
-        "manifest lists every attempt)."
-        for model, info in manifest["models"].items()
-        if len([a for a in info.get("attempts", ()) if a.get("verdict")]) > 1)
+    retried = "".join(retry_sentence(model, info) for model, info in manifest["models"].items())
     design = (LETTER_DESIGN if data.get("reconstructed") else series_design(manifest))
     return ["## What these numbers rest on", "",
             f"{source} Sample size: {sizes}. {design} "
