@@ -125,11 +125,11 @@ def test_a_measure_section_is_its_own_and_a_model_section_beats_it(tmp_path):
         """))
     loaded = load_prior_set(str(priors), spec)
     assert "change" not in loaded.generic and "noise" not in loaded.generic
-    scaled = scale_priors(loaded, spec, np.exp(np.array([1.0, 2.0, 3.0])))
+    scaled = scale_priors(loaded, spec, np.exp(np.array([1.0, 3.0, 5.0])))   # spread 2
     assert kwargs(scaled, "change") == {"mu": 0.1, "sigma": 0.2}           # as written
     assert kwargs(scaled, "noise") == {"sigma": 0.4}                       # the model's
     # a log-normal generic table scales by shifting its log location
-    assert kwargs(scaled, "beta_group") == pytest.approx({"mu": math.log(1.0), "sigma": 0.5})
+    assert kwargs(scaled, "beta_group") == pytest.approx({"mu": math.log(2.0), "sigma": 0.5})
 
 
 def test_generic_tables_that_cannot_be_scaled_are_refused_with_file_and_rule(tmp_path):

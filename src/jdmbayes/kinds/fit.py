@@ -83,11 +83,11 @@ def retry_note(attempts: list[dict]) -> str:
     """One sentence on the retry ladder ('' when the first fit was the only one)."""
     if len(attempts) < 2:
         return ""
-    first, last = attempts[0], attempts[-1]
+    first = attempts[0]
     tried = "; ".join(f"attempt {a['attempt']}: {a['change']} -> {a['verdict']}"
                       for a in attempts[1:] if a.get("verdict"))
     skipped = [a for a in attempts if not a.get("verdict")]
-    final = last if last.get("verdict") else [a for a in attempts if a.get("verdict")][-1]
+    final = [a for a in attempts if a.get("verdict")][-1]
     s = final["settings"]
     return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}; {tried}"
             + (f"; not tried (over the {first['settings']['retry_budget_s']:g} s budget): "
@@ -109,7 +109,8 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
     prior_set = kind.resolve_priors(data, spec, prior_set)
     start = time.perf_counter()
     result = _fit_once(kind, data, spec, prior_set, settings, ci_prob, ci_kind, report)
-    attempts = [_attempt(1, "as asked", spec, settings, result, time.perf_counter() - start)]
+    last_seconds = time.perf_counter() - start
+    attempts = [_attempt(1, "as asked", spec, settings, result, last_seconds)]
     used_spec, used_settings = spec, settings
     for change, new_settings, reparameterise in RETRY_LADDER:
         if result.diagnostics["verdict"] == "pass" or settings.retry_budget_s <= 0:
@@ -118,9 +119,9 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
         if next_spec is None:
             continue
         next_settings = new_settings(used_settings)
-        # the last attempt's time, scaled by the draws, plus a compile for a new structure
+        # the last fitted attempt's time, scaled by the draws (a new structure's compile is
+        # not counted)
         elapsed = time.perf_counter() - start
-        last_seconds = [a["seconds"] for a in attempts if "seconds" in a][-1]
         expected = (last_seconds * (next_settings.draws + next_settings.tune)
                     / (used_settings.draws + used_settings.tune))
         if elapsed + expected > settings.retry_budget_s:
@@ -131,8 +132,9 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
         result = _fit_once(kind, data, next_spec, prior_set, next_settings, ci_prob, ci_kind,
                            report)
         used_spec, used_settings = next_spec, next_settings
+        last_seconds = time.perf_counter() - began
         attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, result,
-                                 time.perf_counter() - began))
+                                 last_seconds))
     result.key_parameters, result.figure_names = kind.key_parameters, kind.figures
     result.excluded, result.row_counts = data.excluded, data.rows
     result.covariates = data.design.covariate_info
