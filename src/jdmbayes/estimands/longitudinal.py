@@ -1,15 +1,23 @@
-"""Posterior predictions of longitudinal models, in NumPy from posterior draws.
+r"""Posterior predictions of longitudinal models, in NumPy from posterior draws.
 
 * ``predict_observations``: a replicate of every observed value (the posterior predictive
   group); every draw stays on the scale (counts in 0..N, censored normal clipped to the
   floor and ceiling as censoring implies, log-normal positive).
 * ``derived_quantities``: population-averaged expected scores by g-computation, as for the
   milestone models: every modelled patient keeps their covariates, is assigned the group and
-  gets new patient effects from the population distribution (``replicates`` per patient).
-  At every summary week :math:`w` (:func:`summary_weeks`): ``mean_change_wk<w>`` and
+  gets new patient effects from the population distribution. At every summary week
+  :math:`w` (:func:`summary_weeks`): ``mean_change_wk<w>`` and
   ``p_change_ge_threshold_wk<w>``, the proportion of such patients whose expected change in
   the improving direction (spec ``improvement``) is at least the spec's ``threshold``; for a
-  log-normal measure also ``mean_value_wk<w>``.
+  log-normal measure also ``mean_value_wk<w>``. Expected values at a week depend on the new
+  patient's effects only through the link-scale mean :math:`\mu_t = \alpha + b + (m + d)
+  h(t) + g(t)`, normal with mean :math:`\alpha + m h(t) + g(t)` and variance
+  :math:`\sigma_{int}^2 + 2\rho\sigma_{int}\sigma_{change} h(t) + \sigma_{change}^2
+  h(t)^2`, so means are integrals in one dimension: in closed form for a log-normal
+  measure, by Gauss-Hermite quadrature (:data:`QUADRATURE_NODES` nodes) otherwise. The
+  proportions need the joint law of baseline and change: Monte Carlo with new patients
+  (``replicates`` per modelled patient, at most :data:`MAX_NEW_PATIENTS` per draw, common to
+  all groups).
 * contrasts: at every summary week the difference in mean change (``diff_mean_change_wk<w>``,
   'num-den') and, for a log-normal measure, the ratio of mean values (``ratio_mean_wk<w>``,
   'num/den'); and the whole-group effect in one row (``change_effect``: the group's main
@@ -25,7 +33,21 @@ from scipy import special, stats
 from jdmbayes.estimands.milestones import flat_draws, group_assignments
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models.indexing import LongitudinalData
-from jdmbayes.models.longitudinal import TimeShape, time_shape
+from jdmbayes.models.longitudinal import TimeShape, gaussian_marginal, time_shape
+
+# Gauss-Hermite nodes of the one-dimensional integrals over a new patient's effects; the
+# integrands (expit, the censored normal's mean) are analytic, and 48 nodes agree with 128 to
+# 2e-6 of the score's range at link-scale SDs up to 3 (tests/unit/test_integrated_longitudinal.py)
+QUADRATURE_NODES = 48
+# new patients per posterior draw for the Monte Carlo proportions: ``replicates`` per modelled
+# patient up to this many (a 25-patient series keeps 40 each; 300 patients get 7 each), so
+# memory stays near draws x MAX_NEW_PATIENTS whatever the series' size
+MAX_NEW_PATIENTS = 2000
+
+
+def new_patient_count(n_patients: int, replicates: int) -> int:
+    """New patients per modelled patient in the Monte Carlo proportions."""
+    return max(1, min(replicates, -(-MAX_NEW_PATIENTS // max(n_patients, 1))))
 
 
 def expected_value(likelihood: str, mu, noise, upper):
@@ -57,15 +79,89 @@ def draw_values(likelihood: str, mu, noise, upper, rng):
 
 def posterior_arrays(posterior, shape: TimeShape | None = None) -> dict:
     """(S, ...) draws of the variables the predictions use (zeros for those the model does
-    not have: no correlation is rho 0)."""
+    not have: no correlation is rho 0; the patients' ``baseline`` and ``patient_change``
+    only when the draws have them, see :func:`with_patient_effects`)."""
     size = posterior.sizes["chain"] * posterior.sizes["draw"]
-    out = {name: flat_draws(posterior, name, size) for name in
-           ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
-            "baseline", "patient_change", "beta_group", "cell_deviation", "beta_covariate",
-            "rho_baseline_change")}
+    names = ("intercept", "sigma_intercept", "change", "sigma_change", "tau_weeks", "noise",
+             "beta_group", "cell_deviation", "beta_covariate", "rho_baseline_change")
+    out = {name: flat_draws(posterior, name, size) for name in names}
+    out.update({name: flat_draws(posterior, name, size) for name in
+                ("baseline", "patient_change") if name in posterior})
     coef = shape.n_coef if shape is not None else 0
     out["spline_coef"] = flat_draws(posterior, "spline_coef", size, (coef,))
     return out
+
+
+def with_patient_effects(post: dict, data: LongitudinalData, spec, rng) -> dict:
+    """``post`` with every modelled patient's ``baseline`` and ``patient_change`` (S, n):
+    as sampled, or, when the model integrated them out, new ones from the population
+    distribution of each draw (prior draws: there are no data to condition on)."""
+    if "baseline" in post:
+        return post
+    size = post["intercept"].shape[0]
+    u, w = new_patient_effects(post, size, data.n_patients, rng)
+    fixed = fixed_changes(post, data.design, data.design.patient_cell, covariate_part(post,
+                                                                                  data))
+    return {**post, "baseline": post["intercept"][:, None] + post["sigma_intercept"][:, None] * u,
+            "patient_change": fixed + post["sigma_change"][:, None] * w}
+
+
+def covariate_part(post: dict, data: LongitudinalData):
+    design = data.design
+    return post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
+
+
+# draws per block when the patient effects are drawn from their conditional law (bounds the
+# memory to a block's (draws, values) arrays)
+CONDITIONAL_BLOCK = 250
+
+
+def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """(S, n) baselines and changes of the modelled patients drawn from their exact
+    conditional law given each posterior draw and the patient's values, for a log-normal
+    model with the patient effects integrated out
+    (:mod:`jdmbayes.models.longitudinal`'s docstring; the same
+    :func:`~jdmbayes.models.longitudinal.gaussian_marginal`)."""
+    from scipy import sparse
+
+    size, n = post["intercept"].shape[0], data.n_patients
+    shape = time_shape(data, spec)
+    fixed = fixed_changes(post, data.design, data.design.patient_cell,
+                          covariate_part(post, data))
+    summing = sparse.csr_matrix((np.ones(data.patient.size), (data.patient,
+                                                               np.arange(data.patient.size))),
+                                shape=(n, data.patient.size))
+    log_value = np.log(data.value)
+    baseline, change = np.empty((size, n)), np.empty((size, n))
+    for start in range(0, size, CONDITIONAL_BLOCK):
+        block = slice(start, min(start + CONDITIONAL_BLOCK, size))
+        draws = {k: v[block] for k, v in post.items()}
+        h = shape.values(data.week, draws)
+        resid = (log_value - draws["intercept"][:, None] - fixed[block][:, data.patient] * h
+                 - shape.offset(data.week, draws))
+
+        def per_patient(x):
+            return (summing @ x.T).T
+
+        s_b, s_d = draws["sigma_intercept"][:, None], draws["sigma_change"][:, None]
+        cov = draws["rho_baseline_change"][:, None] * s_b * s_d
+        noise_var = draws["noise"][:, None] ** 2
+        sums = {"n": np.bincount(data.patient, minlength=n).astype(float)[None, :],
+                "h": per_patient(h), "hh": per_patient(h * h), "r": per_patient(resid),
+                "hr": per_patient(h * resid), "log": np.log}
+        parts = gaussian_marginal(sums, s_b**2, cov, s_d**2, noise_var)
+        mean_b = parts["p11"] * sums["r"] + parts["p12"] * sums["hr"]
+        mean_d = parts["p12"] * sums["r"] + parts["p22"] * sums["hr"]
+        c11, c12, c22 = (noise_var * parts[k] for k in ("p11", "p12", "p22"))
+        l11 = np.sqrt(c11)
+        l21 = c12 / l11
+        l22 = np.sqrt(np.maximum(c22 - l21**2, 0.0))
+        z1 = rng.standard_normal(mean_b.shape)
+        z2 = rng.standard_normal(mean_b.shape)
+        baseline[block] = draws["intercept"][:, None] + mean_b + l11 * z1
+        change[block] = fixed[block] + mean_d + l21 * z1 + l22 * z2
+    return baseline, change
 
 
 def new_patient_effects(post: dict, size: int, count: int, rng) -> tuple[np.ndarray, ...]:
@@ -124,11 +220,51 @@ def week_label(week: float) -> str:
     return f"{week:g}"
 
 
+def population_mean(likelihood: str, location, variance, noise, upper) -> np.ndarray:
+    """E[expected value] over a new patient whose link-scale mean is normal with
+    ``location`` and ``variance`` (arrays that broadcast): closed form for a log-normal
+    measure, Gauss-Hermite quadrature otherwise."""
+    if likelihood == "lognormal":
+        return np.exp(location + (variance + noise**2) / 2)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    spread = np.sqrt(np.maximum(variance, 0.0))
+    total = 0.0
+    for node, weight in zip(nodes, weights / np.sqrt(2 * np.pi)):
+        total = total + weight * expected_value(likelihood, location + spread * node, noise,
+                                                upper)
+    return total
+
+
+def effect_variance(post: dict, h: np.ndarray) -> np.ndarray:
+    """(S, 1) variance of baseline + change x h over new patients, h of shape (S, 1)."""
+    s_b, s_d = post["sigma_intercept"][:, None], post["sigma_change"][:, None]
+    rho = np.asarray(post.get("rho_baseline_change", 0.0))
+    rho = rho[:, None] if rho.ndim else rho
+    return s_b**2 + 2 * rho * s_b * s_d * h + s_d**2 * h**2
+
+
+def mean_values(post: dict, shape: TimeShape, fixed_change: np.ndarray, week: float,
+                likelihood: str, upper: float) -> np.ndarray:
+    """(S, n) each patient's expected value at ``week`` averaged over new patient effects,
+    ``fixed_change`` (S, n) being their change without a patient effect."""
+    h = shape.values(week, post)                                          # (S, 1)
+    location = post["intercept"][:, None] + fixed_change * h + shape.offset(week, post)
+    return population_mean(likelihood, location, effect_variance(post, h),
+                           post["noise"][:, None], upper)
+
+
+def fixed_changes(post: dict, design, cells: np.ndarray, covariates) -> np.ndarray:
+    """(S, n) change without the patient effect: population change, the group's effects in
+    ``cells`` and the patients' covariate effects."""
+    size = post["intercept"].shape[0]
+    return post["change"][:, None] + group_location(post, design, size)[:, cells] + covariates
+
+
 def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                        ) -> dict[tuple[str, str, str], np.ndarray]:
     design = data.design
-    size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
-    location = group_location(post, design, size)
+    size, n = post["intercept"].shape[0], data.n_patients
+    r = new_patient_count(n, spec.replicates)
     covariates = post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
     u, w = new_patient_effects(post, size, n * r, rng)
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
@@ -139,61 +275,62 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     weeks, _ = summary_weeks(data, spec)
     out = {}
     for group, cells in group_assignments(data).items():
-        per_patient = location[:, cells] + covariates
-        change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
-                  + post["sigma_change"][:, None] * w)
+        fixed = fixed_changes(post, design, cells, covariates)
+        change = np.repeat(fixed, r, axis=1) + post["sigma_change"][:, None] * w
+        # without covariates, patients in one cell share their fixed change: the means are
+        # computed once per cell and weighted by its patients
+        if design.covariate_names:
+            distinct, weight = fixed, np.full(n, 1.0 / n)
+        else:
+            first, counts = np.unique(cells, return_index=True, return_counts=True)[1:]
+            distinct, weight = fixed[:, first], counts / n
 
         def expected(week, change=change):
             mu = shape.mean(baseline, change, week, post)
             return expected_value(spec.likelihood, mu, noise, upper)
 
+        def mean_at(week, distinct=distinct, weight=weight):
+            return mean_values(post, shape, distinct, week, spec.likelihood, upper) @ weight
+
         at0 = expected(0.0)
+        mean0 = mean_at(0.0)
         key = spec.measure
-        # each week's expected values are computed once (they are the largest arrays here:
-        # draws x patients x replicates); the rows keep their order
         proportions = {}
-        final = None
         for week in weeks:
-            at = expected(week)
-            out[(key, f"mean_change_wk{week_label(week)}", group)] = (at - at0).mean(axis=1)
+            mean = mean_at(week)
+            out[(key, f"mean_change_wk{week_label(week)}", group)] = mean - mean0
             if spec.likelihood == "lognormal":
-                out[(key, f"mean_value_wk{week_label(week)}", group)] = at.mean(axis=1)
+                out[(key, f"mean_value_wk{week_label(week)}", group)] = mean
+            # the proportions' arrays are the largest here: draws x new patients
+            at = expected(week)
             proportions[(key, f"p_change_ge_threshold_wk{week_label(week)}", group)] = (
                 sign * (at - at0) >= spec.threshold).mean(axis=1)
-            if week == spec.final_week:
-                final = at.mean(axis=1)
             del at
         out.update(proportions)
-        out[(key, "mean_final", group)] = (final if final is not None
-                                           else expected(spec.final_week).mean(axis=1))
+        out[(key, "mean_final", group)] = mean_at(float(spec.final_week))
     return out
 
 
-def covariate_effects(post: dict, data: LongitudinalData, spec, rng
+def covariate_effects(post: dict, data: LongitudinalData, spec
                       ) -> dict[tuple[str, str, str], np.ndarray]:
     """Each covariate's effect on the mean change by every summary week, on the score's own
     scale, by g-computation over the modelled patients (each keeps their group and other
-    covariates, with new patient effects shared by both arms): a numeric covariate raised by
-    one unit and by one SD against as observed; a text one at its level against its
-    reference."""
+    covariates; new patient effects integrated out as in :func:`derived_quantities`): a
+    numeric covariate raised by one unit and by one SD against as observed; a text one at
+    its level against its reference."""
     design = data.design
     if not design.covariate_names:
         return {}
-    size, n, r = post["intercept"].shape[0], data.n_patients, spec.replicates
-    location = group_location(post, design, size)[:, design.patient_cell]
-    u, w = new_patient_effects(post, size, n * r, rng)
-    baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
-    noise, upper = post["noise"][:, None], spec.upper or 1.0
+    upper = spec.upper or 1.0
     shape = time_shape(data, spec)
-    at0 = expected_value(spec.likelihood, baseline, noise, upper)
     weeks, _ = summary_weeks(data, spec)
 
     def mean_change(covariates: np.ndarray, week: float) -> np.ndarray:
-        per_patient = location + post["beta_covariate"] @ covariates.T
-        change = (post["change"][:, None] + np.repeat(per_patient, r, axis=1)
-                  + post["sigma_change"][:, None] * w)
-        mu = shape.mean(baseline, change, week, post)
-        return (expected_value(spec.likelihood, mu, noise, upper) - at0).mean(axis=1)
+        fixed = fixed_changes(post, design, design.patient_cell,
+                              post["beta_covariate"] @ covariates.T)
+        at = mean_values(post, shape, fixed, week, spec.likelihood, upper)
+        at0 = mean_values(post, shape, fixed, 0.0, spec.likelihood, upper)
+        return (at - at0).mean(axis=1)
 
     out = {}
     for week in weeks:

@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from jdmbayes.estimands.episodes import design_windows
-from jdmbayes.estimands.longitudinal import draw_values
+from jdmbayes.estimands.longitudinal import draw_values, with_patient_effects
 from jdmbayes.models import families
 from jdmbayes.models.indexing import (
     EXACT,
@@ -149,6 +149,14 @@ def simulate_longitudinal(data: LongitudinalData, spec, truth: dict,
     # one draw: the shape's parameters at their true values
     draw = {"intercept": np.zeros(1), **{name: np.asarray(truth[name])[None, ...] for name in
                                           ("tau_weeks", "spline_coef") if name in truth}}
+    if "baseline" not in truth:
+        # the patient effects integrated out of the model's likelihood: drawn with the data
+        one = {name: np.asarray(truth.get(name, 0.0), float)[None, ...] for name in
+               ("intercept", "sigma_intercept", "change", "sigma_change",
+                "rho_baseline_change", "beta_group", "cell_deviation", "beta_covariate")}
+        effects = with_patient_effects(one, data, spec, rng)
+        truth = {**truth, "baseline": effects["baseline"][0],
+                 "patient_change": effects["patient_change"][0]}
     mu = time_shape(data, spec).mean(truth["baseline"][data.patient],
                                      truth["patient_change"][data.patient], data.week,
                                      draw)[0]

@@ -110,7 +110,8 @@ def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.Da
     """Prior predictive check: each quantile of the observed values (5%, 25%, ... 95%)
     against the distribution of the same quantile in values drawn from the prior at the
     same patients' visits (its 5%, 50% and 95%, over prior draws)."""
-    post = pl.posterior_arrays(prior, time_shape(data, spec))
+    post = pl.with_patient_effects(pl.posterior_arrays(prior, time_shape(data, spec)), data,
+                                   spec, rng)
     simulated = pl.predict_observations(post, data, spec, rng)
     levels = np.array(PRIOR_CHECK_LEVELS)
     observed = np.quantile(data.value, levels)
@@ -122,12 +123,35 @@ def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.Da
                          "band": "90% of prior predictive draws", "draws": drawn.shape[1]})
 
 
+FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred",
+              "integrated": "integrated out of the likelihood (exact for a log-normal "
+                            "measure; drawn afterwards from their conditional law)"}
+
+
+def add_conditional_patient_effects(idata, data: LongitudinalData, spec: ModelSpec,
+                                    rng: np.random.Generator) -> None:
+    """Put each patient's ``baseline`` and ``patient_change``, drawn from their exact
+    conditional law given each posterior draw, into the posterior (integrated form)."""
+    posterior = idata.posterior
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    post = pl.posterior_arrays(posterior, time_shape(data, spec))
+    baseline, change = pl.conditional_patient_effects(post, data, spec, rng)
+    coords = {"patient": np.arange(1, data.n_patients + 1)}       # the model's coordinates
+    for name, values in (("baseline", baseline), ("patient_change", change)):
+        posterior[name] = xr.DataArray(values.reshape(chains, draws, -1),
+                                       dims=("chain", "draw", "patient"), coords=coords)
+
+
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
                          sampled, prior, settings: SamplerSettings, ci_prob: float,
                          ci_kind: str) -> ModelResult:
     """Replicated values, population-averaged changes, contrasts, checks and summary rows."""
     idata = sampled.idata
     rng = np.random.default_rng([settings.seed, 2])
+    form = patient_effects_form(data, spec)
+    if form == "integrated":
+        add_conditional_patient_effects(idata, data, spec,
+                                        np.random.default_rng([settings.seed, 5]))
     post = pl.posterior_arrays(idata.posterior, time_shape(data, spec))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     replicated = pl.predict_observations(post, data, spec, rng)
@@ -141,7 +165,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
 
     quantities = pl.derived_quantities(post, data, spec, rng)
     quantities.update(pl.contrasts(quantities, data, spec, post))
-    quantities.update(pl.covariate_effects(post, data, spec, rng))
+    quantities.update(pl.covariate_effects(post, data, spec))
     rows = summarise_parameters(idata.posterior, spec.name, list(PARAMETERS), ci_prob,
                                 ci_kind)
     for row in rows:
@@ -151,13 +175,13 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     tables["prior_check"] = prior_check(data, spec, group_dataset(prior, "prior"),
                                         np.random.default_rng([settings.seed, 4]))
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
-    # baselines and changes are parameters when sampled centred, else functions of them
-    derived = ("baseline", "patient_change") if "z_intercept" in idata.posterior else ()
+    # baselines and changes are parameters when sampled centred, else functions of them or
+    # (integrated) exact draws given them: gated through the parameters
+    derived = (("baseline", "patient_change") if form != "centred" else ())
     diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), spec.measure)
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     weeks, how = pl.summary_weeks(data, spec)
     direction = "rise" if spec.improvement == "increase" else "fall"
-    form = patient_effects_form(data, spec)
     notes = [f"{data.n_patients} patients, {len(data.value)} values of '{spec.measure}' "
              f"({spec.likelihood}); {len(data.missing)} missing value(s) left out of the "
              "likelihood" + (": " + "; ".join(f"{n} x '{note}'" for note, n in
@@ -167,8 +191,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              "times are shown in weeks.",
              f"Time shape: {spec.shape}; patient baseline and change "
              + ("correlated (LKJ prior)" if spec.correlation and spec.random_change
-                else "independent") + f", sampled {form.replace('_', '-')}"
-             + (" (chosen from the data: median values per patient)"
+                else "independent") + ", " + FORM_WORDS[form]
+             + ((" (chosen from the likelihood)" if form == "integrated" else
+                 " (chosen from the data: median values per patient)")
                 if spec.patient_effects == "auto" else " (by spec)") + ".",
              f"p_change_ge_threshold_wk<w>: proportion of patients whose expected "
              f"{spec.measure} at week w is at least {spec.threshold:g} better than baseline "
@@ -193,7 +218,8 @@ def longitudinal_prior_predictive(series, data: LongitudinalData, spec: ModelSpe
                                   prior_set: PriorSet, draws: int, seed: int) -> PriorPredictive:
     rng = np.random.default_rng([seed, 3])
     prior = sample_prior(build_longitudinal_model(data, spec, prior_set), draws, seed).prior
-    post = pl.posterior_arrays(prior, time_shape(data, spec))
+    post = pl.with_patient_effects(pl.posterior_arrays(prior, time_shape(data, spec)), data,
+                                   spec, np.random.default_rng([seed, 6]))
     quantities = pl.derived_quantities(post, data, spec, rng)
     quantities.update(pl.contrasts(quantities, data, spec, post))
     weeks = np.unique(np.append(np.arange(0.0, spec.final_week, 1.0), spec.final_week))
@@ -241,7 +267,7 @@ LONGITUDINAL = ModelKind(
                     "sigma_change", "rho_baseline_change"),
     figures=("rank", "forest", "prior_posterior", "trajectories", "prior_check"),
     resolve_priors=lambda data, spec, prior_set: scale_priors(prior_set, spec, data.value),
-    reparameterised=lambda data, spec: dataclasses.replace(
-        spec, patient_effects="non_centred" if patient_effects_form(data, spec) == "centred"
-        else "centred"),
+    reparameterised=lambda data, spec: None if patient_effects_form(data, spec) == "integrated"
+    else dataclasses.replace(spec, patient_effects="non_centred" if patient_effects_form(
+        data, spec) == "centred" else "centred"),
 )

@@ -13,7 +13,8 @@ trajectory, so a patient with a missing baseline still contributes):
     w_i &= \rho\, u_i + \sqrt{1-\rho^2}\, v_i, \qquad u_i, v_i, z_c \sim \mathcal N(0,1),
 
 sampled non-centred (:math:`u_i, v_i`) or centred (the baseline, then the change given the
-baseline), by spec ``patient_effects`` or from the data (``auto``:
+baseline), or, for a log-normal measure, integrated out of the likelihood (``integrated``:
+exact, :func:`gaussian_marginal`), by spec ``patient_effects`` or from the data (``auto``:
 :func:`patient_effects_form`); cell deviations are centred or not by spec,
 
 with the time shape :math:`h` of the spec (``shape``; :math:`g = 0` but for the spline):
@@ -44,6 +45,30 @@ the scale:
 * ``lognormal`` (log link): :math:`\log y_{ij}\sim\mathcal N(\mu_{ij},\sigma)`.
 
 Missing values are left out of the likelihood (they stay in the data with their notes).
+
+Integrated patient effects (log-normal)
+---------------------------------------
+On the log scale :math:`r_i = \log y_i - \alpha - m_i h_i - g_i` (:math:`m_i` the change
+without the patient effect, :math:`h_i, g_i` at the patient's visits) is
+:math:`\mathcal N(0,\; \sigma^2 I + Z_i \Sigma Z_i^\top)` with :math:`Z_i = [1, h_i]` and
+:math:`\Sigma` the covariance of :math:`(\sigma_{int} u_i, \sigma_{change} w_i)`. With
+:math:`G_i = Z_i^\top Z_i`, :math:`k_i = Z_i^\top r_i` and :math:`B_i = \sigma^2 I + G_i
+\Sigma` (a 2 x 2 matrix per patient):
+
+.. math::
+
+    \log p(y_i) = -\tfrac12\big[n_i \log(2\pi\sigma^2) + \log\det(B_i/\sigma^2)
+    + (r_i^\top r_i - k_i^\top \Sigma B_i^{-1} k_i)/\sigma^2\big] - \textstyle\sum_j
+    \log y_{ij},
+
+the marginal likelihood of the linear mixed model on the log scale (Woodbury's identity and
+the matrix determinant lemma; Verbeke & Molenberghs 2000, ch. 5). The sampler sees only the
+population parameters; each patient's baseline and change are drawn afterwards from their
+exact conditional law, normal with mean :math:`\Sigma B_i^{-1} k_i` and covariance
+:math:`\sigma^2 \Sigma B_i^{-1}`
+(:func:`jdmbayes.estimands.longitudinal.conditional_patient_effects`), and
+``loglik_patient`` is the marginal log-likelihood of each patient, as patient-level LOO
+needs.
 
 Data
 ----
@@ -164,15 +189,51 @@ CENTRED_FROM_VALUES = 5
 
 
 def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
-    """How patient baselines and changes are sampled: the spec's choice, or ("auto") centred
-    when the median patient has at least ``CENTRED_FROM_VALUES`` values, non-centred
-    otherwise. With several values each, the data pin every patient's effects and the
-    non-centred form mixes slowly on the population parameters; with few, the centred form
-    has a funnel (Papaspiliopoulos, Roberts & Skold 2007; Betancourt & Girolami 2015)."""
+    """How patient baselines and changes are sampled: the spec's choice, or ("auto")
+    integrated out for a log-normal measure (exact: :func:`gaussian_marginal`); otherwise
+    centred when the median patient has at least ``CENTRED_FROM_VALUES`` values,
+    non-centred when fewer. With several values each, the data pin every patient's effects
+    and the non-centred form mixes slowly on the population parameters; with few, the
+    centred form has a funnel (Papaspiliopoulos, Roberts & Skold 2007; Betancourt &
+    Girolami 2015)."""
     if spec.patient_effects != "auto":
         return spec.patient_effects
+    if spec.likelihood == "lognormal":
+        return "integrated"
     per_patient = np.bincount(data.patient, minlength=data.n_patients)
     return "centred" if np.median(per_patient) >= CENTRED_FROM_VALUES else "non_centred"
+
+
+def patient_sums(data: LongitudinalData) -> np.ndarray:
+    """(n,) values per patient: the constant of :func:`gaussian_marginal`'s sums."""
+    return np.bincount(data.patient, minlength=data.n_patients).astype(float)
+
+
+def gaussian_marginal(sums: dict, var_int, cov, var_change, noise_var) -> dict:
+    r"""Per-patient quantities of the marginal log-scale likelihood (module docstring) from
+    the patient sums ``n`` (values), ``h``, ``hh``, ``r``, ``hr``, ``rr`` and the
+    covariance :math:`\Sigma = [[var\_int, cov], [cov, var\_change]]`: ``logdet``
+    :math:`\log\det(B_i/\sigma^2)` and the entries ``p11, p12, p22`` of :math:`\Sigma
+    B_i^{-1}`. Plain arithmetic, so the same code serves the PyTensor model and the NumPy
+    draws of the patient effects (``log`` is the only function, passed as ``sums['log']``)."""
+    n, h, hh = sums["n"], sums["h"], sums["hh"]
+    b11 = noise_var + n * var_int + h * cov
+    b12 = n * cov + h * var_change
+    b21 = h * var_int + hh * cov
+    b22 = noise_var + h * cov + hh * var_change
+    det = b11 * b22 - b12 * b21
+    return {"logdet": sums["log"](det / noise_var**2),
+            "p11": (var_int * b22 - cov * b21) / det,
+            "p12": (cov * b11 - var_int * b12) / det,
+            "p22": (var_change * b11 - cov * b12) / det}
+
+
+def gaussian_loglik(sums: dict, parts: dict, noise_var, log_values):
+    """(n,) marginal log-likelihood of each patient's values (module docstring)."""
+    r, hr = sums["r"], sums["hr"]
+    quad = parts["p11"] * r**2 + 2 * parts["p12"] * r * hr + parts["p22"] * hr**2
+    return (-0.5 * (sums["n"] * sums["log"](2 * np.pi * noise_var) + parts["logdet"]
+                    + (sums["rr"] - quad) / noise_var) - log_values)
 
 
 def time_shape(data: LongitudinalData, spec: ModelSpec) -> TimeShape:
@@ -192,6 +253,8 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
               **group_coords(data.design)}
     if shape.kind == "spline":
         coords["spline_basis"] = np.arange(1, shape.n_coef + 1)
+    if patient_effects_form(data, spec) == "integrated":
+        return build_integrated_model(data, spec, prior_set, shape, coords)
     with pm.Model(coords=coords) as model:
         patient = pm.Data("obs_patient", data.patient, dims="obs")
         week = pm.Data("obs_week", data.week, dims="obs")
@@ -225,22 +288,70 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
                 change = change + sigma_change * w
         if not (centred and spec.random_change):
             change = pm.Deterministic("patient_change", change, dims="patient")
-        if shape.kind == "plateau":
-            tau = create_prior_variable(prior_set, "tau_weeks", "tau_weeks")
-            h = 1 - pt.exp(-week / tau)
-        else:
-            h = week / shape.reference
-        offset = 0.0
-        if shape.kind == "spline":
-            basis = pm.Data("obs_spline_basis", shape.departure_basis(data.week),
-                            dims=("obs", "spline_basis"))
-            theta = create_prior_variable(prior_set, "spline_coef", "spline_coef",
-                                          dims="spline_basis")
-            offset = pt.dot(basis, theta)
+        h, offset = time_terms(shape, week, data, prior_set)
         noise = create_prior_variable(prior_set, "noise", "noise")
         mu = baseline[patient] + change[patient] * h + offset
         terms = observation_logp(spec.likelihood, value, mu, noise, spec.upper or 1.0)
         per_patient = pt.inc_subtensor(pt.zeros(n)[patient], terms)
         per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
         pm.Potential("likelihood", per_patient.sum())
+    return model
+
+
+def time_terms(shape: TimeShape, week, data: LongitudinalData, prior_set: PriorSet):
+    """h(t) and the spline's departure g(t) at every value's week, inside a model (their
+    parameters are created here)."""
+    if shape.kind == "plateau":
+        tau = create_prior_variable(prior_set, "tau_weeks", "tau_weeks")
+        h = 1 - pt.exp(-week / tau)
+    else:
+        h = week / shape.reference
+    offset = 0.0
+    if shape.kind == "spline":
+        basis = pm.Data("obs_spline_basis", shape.departure_basis(data.week),
+                        dims=("obs", "spline_basis"))
+        theta = create_prior_variable(prior_set, "spline_coef", "spline_coef",
+                                      dims="spline_basis")
+        offset = pt.dot(basis, theta)
+    return h, offset
+
+
+def build_integrated_model(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
+                           shape: TimeShape, coords: dict) -> pm.Model:
+    """The log-normal model with each patient's baseline and change integrated out (module
+    docstring): the same parameters but the patient effects, the same priors."""
+    n = data.n_patients
+    with pm.Model(coords=coords) as model:
+        patient = pm.Data("obs_patient", data.patient, dims="obs")
+        week = pm.Data("obs_week", data.week, dims="obs")
+        value = pm.Data("obs_value", data.value, dims="obs")
+        count = pm.Data("patient_values", patient_sums(data), dims="patient")
+        alpha = create_prior_variable(prior_set, "intercept", "intercept")
+        sigma_intercept = create_prior_variable(prior_set, "sigma_intercept", "sigma_intercept")
+        delta = create_prior_variable(prior_set, "change", "change")
+        change = delta + group_effects(data.design, prior_set, n, spec.cell_deviations)
+        cov, var_change = 0.0, 0.0
+        if spec.random_change:
+            sigma_change = create_prior_variable(prior_set, "sigma_change", "sigma_change")
+            var_change = sigma_change**2
+            if spec.correlation:
+                lkj = create_prior_variable(prior_set, "lkj_corr", "lkj_corr")
+                rho = pm.Deterministic("rho_baseline_change", 2.0 * lkj - 1.0)
+                cov = rho * sigma_intercept * sigma_change
+        h, offset = time_terms(shape, week, data, prior_set)
+        noise = create_prior_variable(prior_set, "noise", "noise")
+        log_value = pt.log(value)
+        resid = log_value - alpha - change[patient] * h - offset
+
+        def per_patient(x):
+            return pt.inc_subtensor(pt.zeros(n)[patient], x)
+
+        sums = {"n": count, "h": per_patient(h), "hh": per_patient(h * h),
+                "r": per_patient(resid), "hr": per_patient(h * resid),
+                "rr": per_patient(resid * resid), "log": pt.log}
+        noise_var = noise**2
+        parts = gaussian_marginal(sums, sigma_intercept**2, cov, var_change, noise_var)
+        loglik = gaussian_loglik(sums, parts, noise_var, per_patient(log_value))
+        loglik = pm.Deterministic("loglik_patient", loglik, dims="patient")
+        pm.Potential("likelihood", loglik.sum())
     return model

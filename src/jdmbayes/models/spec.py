@@ -36,6 +36,7 @@ FAMILIES = ("weibull", "lognormal", "loglogistic")
 # centred, or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it fails
 # simulation-based calibration on the bundled design, validation/sbc-integrated/)
 FRAILTY_FORMS = ("non_centred", "centred", "integrated")
+PATIENT_EFFECT_FORMS = ("auto", "centred", "non_centred", "integrated")
 # time shapes of a longitudinal change (models.longitudinal)
 SHAPES = ("plateau", "linear", "spline")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
@@ -120,8 +121,9 @@ class ModelSpec:
     shape: str = "plateau"
     knots: tuple[float, ...] = ()
     correlation: bool = True
-    # longitudinal: patient baselines and changes sampled centred or non-centred, or chosen
-    # from the data ("auto": :func:`jdmbayes.models.longitudinal.patient_effects_form`)
+    # longitudinal: patient baselines and changes sampled centred or non-centred, integrated
+    # out of the likelihood (log-normal measures: exact), or chosen from the data ("auto":
+    # :func:`jdmbayes.models.longitudinal.patient_effects_form`)
     patient_effects: str = "auto"
     improvement: str = "increase"
     random_change: bool = True
@@ -365,9 +367,11 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     f"false, got {correlation!r}", column="correlation"))
             correlation = True
         effects = table.get("patient_effects", "auto")
-        if effects not in ("auto", "centred", "non_centred"):
+        if effects not in PATIENT_EFFECT_FORMS or (effects == "integrated"
+                                                    and likelihood != "lognormal"):
             problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
-                                    f"'auto', 'centred' or 'non_centred', got {effects!r}",
+                                    "'auto', 'centred', 'non_centred' or (log-normal "
+                                    f"measures) 'integrated', got {effects!r}",
                                     column="patient_effects"))
             effects = "auto"
         plausible = table.get("plausible_range", [])
