@@ -9,7 +9,11 @@ time, retry attempts, peak memory (the largest resident set of any process of th
 ``resource`` in a wrapper process) and run-folder size.
 
     python benchmarks/longitudinal_series.py --patients 300 --seeds 20211028,1,2,3,4,5 \
-        [--patient-effects auto|centred|non_centred] --out /tmp/longitudinal-bench
+        [--patient-effects auto|centred|non_centred|integrated] [--score-seeds S|none] \
+        [--stan] --out /tmp/longitudinal-bench
+
+With ``--stan``, Stan (``stan_programs/marker.stan``, PyStan) fits each marker series after
+jdmbayes in the same run, on the same data and resolved priors.
 """
 
 from __future__ import annotations
@@ -52,11 +56,12 @@ def example_generator():
     return module.simulate
 
 
-def write_series(folder: Path, n: int, seed: int) -> None:
+def write_series(folder: Path, n: int, seed: int, later_visits: tuple[int, int] = (4, 7)
+                 ) -> None:
     """Both measures for ``n`` patients in one series folder: the worked example's marker
     (log-normal, linear change, dose 0 for the control arm) and, at the same visits, a score
     0-52 (beta-binomial, plateau change with time constant 12 weeks, correlation 0.4)."""
-    subjects, marker = example_generator()(n, seed)
+    subjects, marker = example_generator()(n, seed, later_visits)
     rng = np.random.default_rng([seed, 1])
     arm = dict(zip(subjects["subject_id"], subjects["arm"]))
     scores = []
@@ -116,6 +121,47 @@ def run(spec: Path, data: Path, seed: int, out: Path) -> dict:
             round(folder_size(out) / 1e6, 1) if out.exists() else None}
 
 
+STAN_PARAMETERS = ("intercept", "sigma_intercept", "change", "beta_group", "sigma_change",
+                   "rho_baseline_change", "noise")
+
+
+def stan_peer(spec_path: Path, data: Path, seed: int, run_folder: Path) -> dict:
+    """Stan (``stan_programs/marker.stan``: the patient effects sampled, non-centred) on the
+    same series, spec and resolved priors, 4 x 1000 draws after 1000 warm-up, target
+    acceptance 0.99 as jdmbayes: wall time (build + sample), gates over the population
+    parameters, and each posterior mean's distance from jdmbayes' in posterior SDs."""
+    import arviz as az
+
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.registry import kind_of
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from stan_peer import marker_data, sample_stan
+
+    spec = load_model_spec(str(spec_path))
+    kind = kind_of(spec)
+    indexed = kind.index(load_series(data), spec)
+    prior_set = kind.resolve_priors(indexed, spec, load_prior_set(spec.prior_set, spec))
+    started = time.perf_counter()
+    tree, build_s, sample_s = sample_stan("marker", marker_data(indexed, spec, prior_set), 4,
+                                          1000, seed)
+    seconds = time.perf_counter() - started
+    posterior = tree.posterior[list(STAN_PARAMETERS)]
+    summary = az.summary(posterior, kind="diagnostics")
+    ours = pd.read_csv(run_folder / "summary.csv").groupby("quantity").first()
+    stan_means = {name: float(posterior[name].mean()) for name in STAN_PARAMETERS}
+    z = {name: abs(stan_means[name] - ours.at[name, "mean"]) / ours.at[name, "sd"]
+         for name in STAN_PARAMETERS}
+    return {"model": "marker (Stan)", "seed": seed, "seconds": round(seconds, 1),
+            "build_s": round(build_s, 1), "sample_s": round(sample_s, 1),
+            "r_hat_max": float(summary["r_hat"].max()),
+            "ess_bulk_min": float(summary["ess_bulk"].min()),
+            "ess_tail_min": float(summary["ess_tail"].min()),
+            "divergences": int(tree.sample_stats["diverging"].sum()),
+            "max_abs_z_mean": round(max(z.values()), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=300)
@@ -123,18 +169,34 @@ def main() -> None:
     parser.add_argument("--patient-effects", default="auto")
     parser.add_argument("--series-seed", type=int, default=3)
     parser.add_argument("--out", default="/tmp/longitudinal-bench")
-    parser.add_argument("--score-seeds", help="seeds for the bounded score (default: --seeds)")
+    parser.add_argument("--score-seeds", help="seeds for the bounded score (default: --seeds); "
+                        "'none' leaves the score out")
+    parser.add_argument("--later-visits", default="4,7",
+                        help="visits after baseline per patient, drawn as integers(low, high): "
+                        "4,7 gives about 6 values each, 6,9 about 8")
+    parser.add_argument("--stan", action="store_true",
+                        help="after each marker run, Stan on the same series (pystan)")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "series"
-    write_series(data, args.patients, args.series_seed)
+    low, high = (int(v) for v in args.later_visits.split(","))
+    write_series(data, args.patients, args.series_seed, (low, high))
     specs = write_specs(out, args.patient_effects)
     rows = []
     for spec in specs:
         seeds = args.score_seeds if spec.stem == "score" and args.score_seeds else args.seeds
+        if seeds == "none":
+            continue
         for seed in (int(s) for s in seeds.split(",")):
-            rows.append(run(spec, data, seed, out / f"run-{spec.stem}-{seed}"))
+            folder = out / f"run-{spec.stem}-{seed}"
+            rows.append(run(spec, data, seed, folder))
             print(json.dumps(rows[-1]), flush=True)
+            if args.stan and spec.stem == "marker":
+                rows.append(stan_peer(spec, data, seed, folder))
+                rows[-1]["ess_per_s_ratio_jdmbayes_over_stan"] = round(
+                    (rows[-2]["ess_bulk_min"] / rows[-2]["seconds"])
+                    / (rows[-1]["ess_bulk_min"] / rows[-1]["seconds"]), 2)
+                print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     table.to_csv(out / f"results-{args.patient_effects}.csv", index=False)

@@ -79,6 +79,42 @@ def longitudinal_data(data, spec, prior_set) -> dict:
             "noise_mu": h["noise"]["mu"], "noise_sigma": h["noise"]["sigma"]}
 
 
+# the families of the generic log-scale tables (``[longitudinal_log.*]``) the marker gets
+MARKER_EXPECTED = {"intercept": "Normal", "sigma_intercept": "HalfNormal", "change": "Normal",
+                   "beta_group": "Normal", "sigma_cell": "HalfNormal",
+                   "sigma_change": "HalfNormal", "tau_weeks": "LogNormal",
+                   "noise": "HalfNormal", "lkj_corr": "Beta"}
+
+
+def marker_data(data, spec, prior_set) -> dict:
+    """``stan_programs/marker.stan``'s data: a log-normal measure with correlated random
+    baseline and change, linear or plateau shape, under the (resolved) prior set."""
+    if (spec.likelihood != "lognormal" or not spec.random_change or not spec.correlation
+            or spec.shape not in ("linear", "plateau")):
+        raise ValueError("the Stan program is the log-normal model with correlated random "
+                         "baseline and change, linear or plateau")
+    h = {}
+    for name, family in MARKER_EXPECTED.items():
+        prior = prior_set.priors[name]
+        if prior.distribution != family:
+            raise ValueError(f"the Stan program has {family} for {name}, the prior set "
+                             f"{prior.distribution}")
+        h[name] = {k: float(v) for k, v in prior.parameters.items()}
+    return {**_design(data.design, data.n_patients),
+            "cells": int(data.design.has_cell_deviations), "M": len(data.value),
+            "patient": (data.patient + 1).tolist(), "week": data.week, "value": data.value,
+            "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
+            "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
+            "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
+            "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],
+            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
+            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
+            "sigma_change_sigma": h["sigma_change"]["sigma"],
+            "tau_mu": h["tau_weeks"]["mu"], "tau_sigma": h["tau_weeks"]["sigma"],
+            "noise_sigma": h["noise"]["sigma"], "lkj_alpha": h["lkj_corr"]["alpha"],
+            "lkj_beta": h["lkj_corr"]["beta"]}
+
+
 def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
                 delta: float = 0.99):
     """(InferenceData, build seconds, sampling seconds). The build compiles the program the

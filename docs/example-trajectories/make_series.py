@@ -20,7 +20,9 @@ TRUTH = {"intercept": 4.6, "sigma_intercept": 0.4, "change": 0.30, "beta_group":
 REFERENCE_WEEK = 104.0
 
 
-def simulate(n: int = 150, seed: int = 20261202):
+def simulate(n: int = 150, seed: int = 20261202, later_visits: tuple[int, int] = (4, 7)):
+    """``n`` patients; each has a baseline and ``later_visits`` (low, high: drawn as
+    ``integers(low, high)``) irregular visits after it."""
     rng = np.random.default_rng(seed)
     subjects, rows = [], []
     for i in range(n):
@@ -32,7 +34,8 @@ def simulate(n: int = 150, seed: int = 20261202):
             1 - TRUTH["rho_baseline_change"] ** 2) * rng.standard_normal()
         baseline = TRUTH["intercept"] + TRUTH["sigma_intercept"] * u
         change = TRUTH["change"] + TRUTH["beta_group"] * active + TRUTH["sigma_change"] * w
-        weeks = np.r_[0.0, np.sort(np.round(rng.uniform(4, followup, rng.integers(4, 7)), 1))]
+        later = rng.integers(*later_visits)
+        weeks = np.r_[0.0, np.sort(np.round(rng.uniform(4, followup, later), 1))]
         for week in np.unique(weeks):
             value = np.exp(baseline + change * week / REFERENCE_WEEK
                            + TRUTH["noise"] * rng.standard_normal())
