@@ -147,7 +147,7 @@ def stan_peer(spec_path: Path, data: Path, seed: int, run_folder: Path) -> dict:
     tree, build_s, sample_s = sample_stan("marker", marker_data(indexed, spec, prior_set), 4,
                                           1000, seed)
     seconds = time.perf_counter() - started
-    posterior = tree.posterior[list(STAN_PARAMETERS)]
+    posterior = tree.posterior.to_dataset()[list(STAN_PARAMETERS)]
     summary = az.summary(posterior, kind="diagnostics")
     ours = pd.read_csv(run_folder / "summary.csv").groupby("quantity").first()
     stan_means = {name: float(posterior[name].mean()) for name in STAN_PARAMETERS}
@@ -176,6 +176,7 @@ def main() -> None:
                         "4,7 gives about 6 values each, 6,9 about 8")
     parser.add_argument("--stan", action="store_true",
                         help="after each marker run, Stan on the same series (pystan)")
+    parser.add_argument("--stan-seeds", help="with --stan, only these marker seeds")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "series"
@@ -191,7 +192,8 @@ def main() -> None:
             folder = out / f"run-{spec.stem}-{seed}"
             rows.append(run(spec, data, seed, folder))
             print(json.dumps(rows[-1]), flush=True)
-            if args.stan and spec.stem == "marker":
+            stan_seeds = args.stan_seeds.split(",") if args.stan_seeds else [str(seed)]
+            if args.stan and spec.stem == "marker" and str(seed) in stan_seeds:
                 rows.append(stan_peer(spec, data, seed, folder))
                 rows[-1]["ess_per_s_ratio_jdmbayes_over_stan"] = round(
                     (rows[-2]["ess_bulk_min"] / rows[-2]["seconds"])

@@ -28,7 +28,7 @@ r"""Posterior predictions of longitudinal models, in NumPy from posterior draws.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import sparse, special, stats
 
 from jdmbayes.estimands.milestones import flat_draws, group_assignments
 from jdmbayes.estimands.names import covariate_label
@@ -98,11 +98,11 @@ def with_patient_effects(post: dict, data: LongitudinalData, spec, rng) -> dict:
     distribution of each draw (prior draws: there are no data to condition on)."""
     if "baseline" in post:
         return post
-    size = post["intercept"].shape[0]
-    u, w = new_patient_effects(post, size, data.n_patients, rng)
-    fixed = fixed_changes(post, data.design, data.design.patient_cell, covariate_part(post,
-                                                                                  data))
-    return {**post, "baseline": post["intercept"][:, None] + post["sigma_intercept"][:, None] * u,
+    u, w = new_patient_effects(post, post["intercept"].shape[0], data.n_patients, rng)
+    fixed = fixed_changes(post, data.design, data.design.patient_cell,
+                          covariate_part(post, data))
+    baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
+    return {**post, "baseline": baseline,
             "patient_change": fixed + post["sigma_change"][:, None] * w}
 
 
@@ -123,15 +123,17 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
     model with the patient effects integrated out
     (:mod:`jdmbayes.models.longitudinal`'s docstring; the same
     :func:`~jdmbayes.models.longitudinal.gaussian_marginal`)."""
-    from scipy import sparse
-
-    size, n = post["intercept"].shape[0], data.n_patients
+    size, n, values = post["intercept"].shape[0], data.n_patients, data.patient.size
     shape = time_shape(data, spec)
     fixed = fixed_changes(post, data.design, data.design.patient_cell,
                           covariate_part(post, data))
-    summing = sparse.csr_matrix((np.ones(data.patient.size), (data.patient,
-                                                               np.arange(data.patient.size))),
-                                shape=(n, data.patient.size))
+    summing = sparse.csr_matrix((np.ones(values), (data.patient, np.arange(values))),
+                                shape=(n, values))
+
+    def per_patient(x):
+        """(draws, values) -> (draws, n) sums over each patient's values."""
+        return (summing @ x.T).T
+
     log_value = np.log(data.value)
     baseline, change = np.empty((size, n)), np.empty((size, n))
     for start in range(0, size, CONDITIONAL_BLOCK):
@@ -140,10 +142,6 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
         h = shape.values(data.week, draws)
         resid = (log_value - draws["intercept"][:, None] - fixed[block][:, data.patient] * h
                  - shape.offset(data.week, draws))
-
-        def per_patient(x):
-            return (summing @ x.T).T
-
         s_b, s_d = draws["sigma_intercept"][:, None], draws["sigma_change"][:, None]
         cov = draws["rho_baseline_change"][:, None] * s_b * s_d
         noise_var = draws["noise"][:, None] ** 2
@@ -155,7 +153,7 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
         mean_d = parts["p12"] * sums["r"] + parts["p22"] * sums["hr"]
         c11, c12, c22 = (noise_var * parts[k] for k in ("p11", "p12", "p22"))
         l11 = np.sqrt(c11)
-        l21 = c12 / l11
+        l21 = c12 / np.where(l11 > 0, l11, 1.0)
         l22 = np.sqrt(np.maximum(c22 - l21**2, 0.0))
         z1 = rng.standard_normal(mean_b.shape)
         z2 = rng.standard_normal(mean_b.shape)
@@ -265,7 +263,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     design = data.design
     size, n = post["intercept"].shape[0], data.n_patients
     r = new_patient_count(n, spec.replicates)
-    covariates = post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
+    covariates = covariate_part(post, data)
     u, w = new_patient_effects(post, size, n * r, rng)
     baseline = post["intercept"][:, None] + post["sigma_intercept"][:, None] * u
     shape = time_shape(data, spec)

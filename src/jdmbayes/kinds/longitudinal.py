@@ -124,8 +124,9 @@ def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.Da
 
 
 FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred",
-              "integrated": "integrated out of the likelihood (exact for a log-normal "
-                            "measure; drawn afterwards from their conditional law)"}
+              "integrated": "integrated out of the likelihood, which is exact for a "
+                            "log-normal measure, and drawn afterwards from their conditional "
+                            "law"}
 
 
 def add_conditional_patient_effects(idata, data: LongitudinalData, spec: ModelSpec,
@@ -192,7 +193,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              f"Time shape: {spec.shape}; patient baseline and change "
              + ("correlated (LKJ prior)" if spec.correlation and spec.random_change
                 else "independent") + ", " + FORM_WORDS[form]
-             + ((" (chosen from the likelihood)" if form == "integrated" else
+             + ((" (the default for a log-normal measure)" if form == "integrated" else
                  " (chosen from the data: median values per patient)")
                 if spec.patient_effects == "auto" else " (by spec)") + ".",
              f"p_change_ge_threshold_wk<w>: proportion of patients whose expected "
@@ -204,6 +205,13 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
                 if spec.likelihood == "lognormal" else "")
              + "; change_effect is a group's whole effect on the change (main effect and "
              "cell deviations summed, link scale).",
+             "Population-averaged values integrate over a new patient's baseline and change "
+             + ("in closed form" if spec.likelihood == "lognormal" else
+                f"by Gauss-Hermite quadrature ({pl.QUADRATURE_NODES} nodes)")
+             + "; the proportions improving are Monte Carlo over "
+             f"{pl.new_patient_count(data.n_patients, spec.replicates)} new patient(s) per "
+             f"modelled patient and draw (spec replicates = {spec.replicates}, at most "
+             f"{pl.MAX_NEW_PATIENTS} per draw).",
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
              f"{len(data.value)} observed values inside their 95% predictive band.",
              scaling_note(prior_set, spec.measure),
