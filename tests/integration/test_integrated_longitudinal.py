@@ -85,10 +85,13 @@ def test_simulated_marker_recovers_truth_and_matches_centred(tmp_path):
     assert sum(inside) >= 6, inside              # 7 x 95% intervals: 6 or more inside
     centred = fit_model(series, dataclasses.replace(spec, patient_effects="centred"),
                         load_prior_set("default", spec), settings, 0.95, "eti")
-    # patient-level LOO: each patient's marginal likelihood against the conditional one
-    above = {name: r.diagnostics["n_pareto_k_above_0_7"] for name, r in
-             (("integrated", integrated), ("centred", centred))}
-    assert above["integrated"] == 0 and above["centred"] >= 20, above
+    # patient-level LOO on each patient's marginal likelihood: exact (integrated form) or by
+    # adaptive quadrature over the sampled form's draws; both trustworthy and the same ELPD
+    # within Monte Carlo error (with the conditional likelihood 72 of 80 patients had k > 0.7)
+    for result in (integrated, centred):
+        assert result.diagnostics["n_pareto_k_above_0_7"] == 0
+    elpd = [r.diagnostics["elpd_loo"] for r in (integrated, centred)]
+    assert abs(elpd[0] - elpd[1]) < 1.0, elpd
     assert_same_posterior(got, rows_of(centred), [
         k for k in got if k[0] in ("intercept", "sigma_intercept", "change", "beta_group",
                                    "sigma_change", "rho_baseline_change", "noise",

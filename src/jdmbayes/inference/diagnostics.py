@@ -22,8 +22,18 @@ ADVICE = {
 }
 
 
-def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dict:
-    """Max R-hat, min ESS, divergences, E-BFMI per chain, max Pareto k and the verdict."""
+# why a patient's Pareto k can exceed 0.7, by what the per-patient log-likelihood is
+LOO_CAUSES = {
+    "conditional": "conditional LOO with one random effect per patient",
+    "marginal": "LOO on each patient's marginal likelihood: these patients' values move the "
+                "posterior too far for importance sampling"}
+
+
+def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
+             loglik_kind: str = "conditional") -> dict:
+    """Max R-hat, min ESS, divergences, E-BFMI per chain, max Pareto k and the verdict;
+    ``loglik_kind`` says whether the per-patient log-likelihood is conditional on the
+    patient's effects or marginal (the warning names the cause)."""
     posterior = group_dataset(idata, "posterior")
     posterior = posterior[[p for p in parameters if p in posterior]]
     with warnings.catch_warnings():
@@ -60,8 +70,8 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None) -> dic
         if not result["loo_trustworthy"]:
             result["loo_warning"] = (
                 f"{result['n_pareto_k_above_0_7']} of {loo.pareto_k.size} patients have "
-                "Pareto k > 0.7: elpd_loo is not reliable (conditional LOO with one random "
-                "effect per patient); do not compare models on it")
+                f"Pareto k > 0.7: elpd_loo is not reliable ({LOO_CAUSES[loglik_kind]}); do "
+                "not compare models on it")
     failures = []
     if not result["r_hat_max"] <= GATES["r_hat_max"]:
         failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))

@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 
 import jdmbayes.estimands.longitudinal as pl
+import jdmbayes.estimands.patient_marginal as pl_marginal
 from jdmbayes.estimands.simulate import simulate_longitudinal
 from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
@@ -143,6 +144,16 @@ def add_conditional_patient_effects(idata, data: LongitudinalData, spec: ModelSp
                                        dims=("chain", "draw", "patient"), coords=coords)
 
 
+def set_marginal_loglik(idata, marginal: np.ndarray, spec: ModelSpec) -> None:
+    """Replace the log-likelihood group's per-patient values (conditional on the sampled
+    patient effects) by the marginal ones, (chains * draws, n): patient-level LOO, model
+    comparison and power-scaling then judge each patient's values as a whole
+    (:mod:`jdmbayes.estimands.patient_marginal`)."""
+    conditional = group_dataset(idata, "log_likelihood")[spec.measure]
+    set_group(idata, "log_likelihood", xr.Dataset({spec.measure: conditional.copy(
+        data=marginal.reshape(conditional.shape))}))
+
+
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
                          sampled, prior, settings: SamplerSettings, ci_prob: float,
                          ci_kind: str) -> ModelResult:
@@ -155,6 +166,8 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
                                         np.random.default_rng([settings.seed, 5]))
     post = pl.posterior_arrays(idata.posterior, time_shape(data, spec))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    if form != "integrated":
+        set_marginal_loglik(idata, pl_marginal.marginal_loglik(post, data, spec), spec)
     replicated = pl.predict_observations(post, data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
         replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
@@ -179,7 +192,8 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     # baselines and changes are parameters when sampled centred, else functions of them or
     # (integrated) exact draws given them: gated through the parameters
     derived = (("baseline", "patient_change") if form != "centred" else ())
-    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), spec.measure)
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), spec.measure,
+                           loglik_kind="marginal")
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     weeks, how = pl.summary_weeks(data, spec)
     direction = "rise" if spec.improvement == "increase" else "fall"

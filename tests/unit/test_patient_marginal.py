@@ -1,0 +1,103 @@
+"""Each patient's marginal log-likelihood (baseline and change integrated out by adaptive
+Gauss-Hermite quadrature) against brute-force integration on a dense grid, and against the
+exact Gaussian marginal for a log-normal measure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import special
+
+from jdmbayes.estimands.patient_marginal import marginal_loglik, value_derivatives
+from jdmbayes.models.longitudinal import gaussian_loglik, gaussian_marginal
+from tests.unit.test_longitudinal_specs import series_and_spec
+
+VISITS = [[0, 4, 8], [0, 3], [0, 2, 9, 20], [0]]
+
+
+def posterior(size=2):
+    return {"intercept": np.array([0.4, 0.9])[:size], "sigma_intercept": np.full(size, 0.8),
+            "change": np.array([0.7, 0.3])[:size], "sigma_change": np.full(size, 0.6),
+            "rho_baseline_change": np.array([-0.5, 0.3])[:size],
+            "tau_weeks": np.full(size, 5.0), "beta_group": np.full((size, 1), -0.4),
+            "cell_deviation": np.zeros((size, 2)), "beta_covariate": np.zeros((size, 0)),
+            "spline_coef": np.zeros((size, 0))}
+
+
+def brute_force(post, data, spec, noise):
+    """log of the integral on a 801 x 801 grid over [-8, 8]^2 (trapezoid)."""
+    grid = np.linspace(-8, 8, 801)
+    u, v = np.meshgrid(grid, grid, indexing="ij")
+    out = np.empty((post["intercept"].size, data.n_patients))
+    for s in range(post["intercept"].size):
+        rho = post["rho_baseline_change"][s]
+        for i in range(data.n_patients):
+            use = data.patient == i
+            week = data.week[use]
+            h = 1 - np.exp(-week / post["tau_weeks"][s])
+            arm_b = data.design.label("arm", data.design.patient_levels[i][0]) == "B"
+            fixed = post["change"][s] + post["beta_group"][s, 0] * arm_b
+            base = post["intercept"][s] + post["sigma_intercept"][s] * u
+            change = fixed + post["sigma_change"][s] * (rho * u + np.sqrt(1 - rho**2) * v)
+            total = -0.5 * (u**2 + v**2) - np.log(2 * np.pi)
+            for y, hj in zip(data.value[use], h):
+                total = total + value_derivatives(spec.likelihood, y, base + change * hj,
+                                                  noise, spec.upper or 1.0, False)[0]
+            step = grid[1] - grid[0]
+            out[s, i] = special.logsumexp(total) + 2 * np.log(step)
+    return out
+
+
+@pytest.mark.parametrize(("likelihood", "values", "noise"), [
+    ("beta_binomial", [20, 31, 40, 12, 18, 30, 25, 44, 52, 35], 15.0),
+    ("censored_normal", [0, 20, 31, 12, 18, 30, 52, 44, 52, 35], 0.15)])
+def test_adaptive_quadrature_matches_brute_force(tmp_path, likelihood, values, noise):
+    data, spec = series_and_spec(tmp_path, VISITS)
+    data = replace(data, value=np.asarray(values, float))
+    spec = replace(spec, likelihood=likelihood, upper=52, patient_effects="centred")
+    post = {**posterior(), "noise": np.full(2, noise)}
+    got = marginal_loglik(post, data, spec)
+    # 5 x 5 adaptive points: within 0.01 of the grid (the integrands are nearly Gaussian)
+    np.testing.assert_allclose(got, brute_force(post, data, spec, noise), atol=0.01)
+
+
+def test_lognormal_marginal_is_the_exact_gaussian_one(tmp_path):
+    data, spec = series_and_spec(tmp_path, VISITS)
+    spec = replace(spec, patient_effects="centred", shape="plateau")
+    post = {**posterior(), "noise": np.full(2, 0.2)}
+    got = marginal_loglik(post, data, spec)
+    for s in range(2):
+        h = 1 - np.exp(-data.week / post["tau_weeks"][s])
+        arm_b = np.array([data.design.label("arm", lv[0]) == "B"
+                          for lv in data.design.patient_levels])
+        fixed = post["change"][s] + post["beta_group"][s, 0] * arm_b
+        resid = np.log(data.value) - post["intercept"][s] - fixed[data.patient] * h
+
+        def total(x):
+            return np.bincount(data.patient, x, minlength=data.n_patients)
+
+        sums = {"n": total(np.ones_like(h)), "h": total(h), "hh": total(h * h),
+                "r": total(resid), "hr": total(h * resid), "rr": total(resid**2),
+                "log": np.log}
+        s_b, s_d = post["sigma_intercept"][s], post["sigma_change"][s]
+        rho = post["rho_baseline_change"][s]
+        parts = gaussian_marginal(sums, s_b**2, rho * s_b * s_d, s_d**2, 0.04)
+        exact = gaussian_loglik(sums, parts, 0.04, total(np.log(data.value)))
+        # a Gaussian integrand: the adaptive rule is exact up to rounding
+        np.testing.assert_allclose(got[s], exact, atol=1e-8)
+
+
+@pytest.mark.parametrize("likelihood", ["beta_binomial", "censored_normal"])
+def test_derivatives_match_finite_differences(likelihood):
+    value = np.array([0.0, 7.0, 30.0, 52.0])
+    mu = np.array([-0.3, 0.2, 0.6, 0.9]) if likelihood == "censored_normal" else \
+        np.array([-1.0, 0.1, 1.2, 2.5])
+    noise = 0.2 if likelihood == "censored_normal" else 12.0
+    _, first, second = value_derivatives(likelihood, value, mu, noise, 52)
+    eps = 1e-5
+    up = value_derivatives(likelihood, value, mu + eps, noise, 52)
+    down = value_derivatives(likelihood, value, mu - eps, noise, 52)
+    np.testing.assert_allclose(first, (up[0] - down[0]) / (2 * eps), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(second, (up[1] - down[1]) / (2 * eps), rtol=1e-6, atol=1e-8)
