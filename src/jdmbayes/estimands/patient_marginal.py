@@ -36,18 +36,27 @@ from jdmbayes.models.longitudinal import time_shape
 NODES = 5            # per axis: 25 points per patient and draw
 NEWTON_STEPS = 50
 HALVINGS = 30        # step halvings per Newton step (backtracking line search)
+TOLERANCE = 1e-7     # Newton stops when no patient's effects move more than this
 DRAW_BLOCK = 200     # draws per block (memory: a block's (draws, values) arrays)
 
 
-def value_derivatives(likelihood: str, value, mu, noise, upper, derivatives: bool = True):
+def binomial_constant(value, upper):
+    """log C(N, y): the beta-binomial log-likelihood's term free of the parameters."""
+    return (special.gammaln(upper + 1) - special.gammaln(value + 1)
+            - special.gammaln(upper - value + 1))
+
+
+def value_derivatives(likelihood: str, value, mu, noise, upper, derivatives: bool = True,
+                      constant: bool = True):
     """(log-likelihood, first, second derivative in mu) of each value (NumPy); only the
-    log-likelihood (and None, None) when ``derivatives`` is false."""
+    log-likelihood (and None, None) when ``derivatives`` is false; without the beta-binomial
+    :func:`binomial_constant` when ``constant`` is false."""
     if likelihood == "beta_binomial":
         p = special.expit(mu)
         a, b = p * noise, (1 - p) * noise
-        loglik = (special.betaln(value + a, upper - value + b) - special.betaln(a, b)
-                  + special.gammaln(upper + 1) - special.gammaln(value + 1)
-                  - special.gammaln(upper - value + 1))
+        loglik = special.betaln(value + a, upper - value + b) - special.betaln(a, b)
+        if constant:
+            loglik = loglik + binomial_constant(value, upper)
         if not derivatives:
             return loglik, None, None
         d_a = special.digamma(value + a) - special.digamma(a)
@@ -88,13 +97,29 @@ def log_integrand(at: dict, u: np.ndarray, v: np.ndarray, derivatives: bool = Tr
     a, b, per_patient = at["a"], at["b"], at["per_patient"]
     mu = at["c"] + a * u[:, patient] + b * v[:, patient]
     loglik, first, second = value_derivatives(at["likelihood"], at["data"].value, mu,
-                                              at["noise"], at["upper"], derivatives)
+                                              at["noise"], at["upper"], derivatives,
+                                              constant=False)
     if not derivatives:
         return (per_patient(loglik),)
     second = np.minimum(second, 0.0)
     return (per_patient(loglik), per_patient(first * a), per_patient(first * b),
             per_patient(second * a * a), per_patient(second * a * b),
             per_patient(second * b * b))
+
+
+def starting_effects(draws: dict, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) where Newton starts: each draw's own sampled effects of the patient in
+    standard-normal units (near the mode, so few steps are needed), else 0."""
+    if "baseline" not in draws:
+        zeros = np.zeros_like(fixed)
+        return zeros, zeros.copy()
+    s_b, s_d = draws["sigma_intercept"][:, None], draws["sigma_change"][:, None]
+    rho = draws["rho_baseline_change"][:, None]
+    u = (draws["baseline"] - draws["intercept"][:, None]) / s_b
+    spread = s_d * np.sqrt(1 - rho**2)
+    v = np.where(spread > 0, (draws["patient_change"] - fixed - s_d * rho * u)
+                 / np.where(spread > 0, spread, 1.0), 0.0)
+    return u, v
 
 
 def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
@@ -111,6 +136,9 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     def per_patient(x):
         return (summing @ x.T).T
 
+    # the beta-binomial's parameter-free term, added once per patient
+    constant = (per_patient(binomial_constant(data.value, upper)[None, :])
+                if spec.likelihood == "beta_binomial" else 0.0)
     nodes, weights = np.polynomial.hermite_e.hermegauss(NODES)
     grid_u, grid_v = (g.ravel() for g in np.meshgrid(nodes, nodes, indexing="ij"))
     log_weights = (np.log(np.outer(weights, weights)).ravel()
@@ -129,8 +157,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
         noise = d["noise"][:, None]
         at = {"c": c, "a": a, "b": b, "noise": noise, "upper": upper, "data": data,
               "likelihood": spec.likelihood, "per_patient": per_patient}
-        u = np.zeros((h.shape[0], n))
-        v = np.zeros_like(u)
+        u, v = starting_effects(d, fixed[block])
         for _ in range(NEWTON_STEPS):
             f, g_u, g_v, h_uu, h_uv, h_vv = log_integrand(at, u, v)
             f, g_u, g_v = f - 0.5 * (u**2 + v**2), g_u - u, g_v - v
@@ -150,7 +177,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
                 length = np.where(worse, length / 2, length)
             length = np.where(worse, 0.0, length)
             u, v = u + length * step_u, v + length * step_v
-            if np.max(length * np.hypot(step_u, step_v)) < 1e-9:
+            if np.max(length * np.hypot(step_u, step_v)) < TOLERANCE:
                 break
         _, _, _, h_uu, h_uv, h_vv = log_integrand(at, u, v)
         p_uu, p_uv, p_vv = 1 - h_uu, -h_uv, 1 - h_vv
@@ -166,5 +193,5 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
             loglik = log_integrand(at, pu, pv, derivatives=False)[0]
             terms.append(lw + loglik - 0.5 * (pu**2 + pv**2))
         out[block] = (special.logsumexp(np.stack(terms), axis=0) + np.log(l11 * l22)
-                      - np.log(2 * np.pi))
+                      - np.log(2 * np.pi) + constant)
     return out
