@@ -111,6 +111,18 @@ def covariate_part(post: dict, data: LongitudinalData):
     return post["beta_covariate"] @ design.covariates.T if design.covariate_names else 0.0
 
 
+def patient_summer(data: LongitudinalData):
+    """A function (draws, values) -> (draws, n): the sums over each patient's values."""
+    count = data.patient.size
+    summing = sparse.csr_matrix((np.ones(count), (data.patient, np.arange(count))),
+                                shape=(data.n_patients, count))
+
+    def per_patient(x: np.ndarray) -> np.ndarray:
+        return (summing @ x.T).T
+
+    return per_patient
+
+
 # draws per block when the patient effects are drawn from their conditional law (bounds the
 # memory to a block's (draws, values) arrays)
 CONDITIONAL_BLOCK = 250
@@ -123,17 +135,11 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
     model with the patient effects integrated out
     (:mod:`jdmbayes.models.longitudinal`'s docstring; the same
     :func:`~jdmbayes.models.longitudinal.gaussian_marginal`)."""
-    size, n, values = post["intercept"].shape[0], data.n_patients, data.patient.size
+    size, n = post["intercept"].shape[0], data.n_patients
     shape = time_shape(data, spec)
     fixed = fixed_changes(post, data.design, data.design.patient_cell,
                           covariate_part(post, data))
-    summing = sparse.csr_matrix((np.ones(values), (data.patient, np.arange(values))),
-                                shape=(n, values))
-
-    def per_patient(x):
-        """(draws, values) -> (draws, n) sums over each patient's values."""
-        return (summing @ x.T).T
-
+    per_patient = patient_summer(data)
     log_value = np.log(data.value)
     baseline, change = np.empty((size, n)), np.empty((size, n))
     for start in range(0, size, CONDITIONAL_BLOCK):

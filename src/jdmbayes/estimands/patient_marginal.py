@@ -27,9 +27,9 @@ Rabe-Hesketh (2019, *Psychometrika* 84:802) on marginal likelihoods for LOO.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse, special
+from scipy import special
 
-from jdmbayes.estimands.longitudinal import covariate_part, fixed_changes
+from jdmbayes.estimands.longitudinal import covariate_part, fixed_changes, patient_summer
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.longitudinal import time_shape
 
@@ -125,16 +125,12 @@ def starting_effects(draws: dict, fixed: np.ndarray) -> tuple[np.ndarray, np.nda
 def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     """(S, n) marginal log-likelihood of each patient's values under each draw (module
     docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`."""
-    size, n, count = post["intercept"].shape[0], data.n_patients, data.patient.size
+    size, n = post["intercept"].shape[0], data.n_patients
     shape = time_shape(data, spec)
     upper = float(spec.upper or 1.0)
     fixed = fixed_changes(post, data.design, data.design.patient_cell,
                           covariate_part(post, data))
-    summing = sparse.csr_matrix((np.ones(count), (data.patient, np.arange(count))),
-                                shape=(n, count))
-
-    def per_patient(x):
-        return (summing @ x.T).T
+    per_patient = patient_summer(data)
 
     # the beta-binomial's parameter-free term, added once per patient
     constant = (per_patient(binomial_constant(data.value, upper)[None, :])

@@ -204,8 +204,8 @@ def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
     return "centred" if np.median(per_patient) >= CENTRED_FROM_VALUES else "non_centred"
 
 
-def patient_sums(data: LongitudinalData) -> np.ndarray:
-    """(n,) values per patient: the constant of :func:`gaussian_marginal`'s sums."""
+def values_per_patient(data: LongitudinalData) -> np.ndarray:
+    """(n,) how many values each patient has: the sum ``n`` of :func:`gaussian_marginal`."""
     return np.bincount(data.patient, minlength=data.n_patients).astype(float)
 
 
@@ -325,7 +325,7 @@ def build_integrated_model(data: LongitudinalData, spec: ModelSpec, prior_set: P
         patient = pm.Data("obs_patient", data.patient, dims="obs")
         week = pm.Data("obs_week", data.week, dims="obs")
         value = pm.Data("obs_value", data.value, dims="obs")
-        count = pm.Data("patient_values", patient_sums(data), dims="patient")
+        count = pm.Data("patient_values", values_per_patient(data), dims="patient")
         alpha = create_prior_variable(prior_set, "intercept", "intercept")
         sigma_intercept = create_prior_variable(prior_set, "sigma_intercept", "sigma_intercept")
         delta = create_prior_variable(prior_set, "change", "change")
