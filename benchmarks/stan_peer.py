@@ -20,12 +20,23 @@ EXPECTED = {"intercept": "Normal", "dispersion": "LogNormal", "beta_group": "Nor
             "tau_weeks": "LogNormal", "noise": "LogNormal"}
 
 
-def _hyper(prior_set, name: str) -> dict:
+def _hyper(prior_set, name: str, expected: dict = EXPECTED) -> dict:
     prior = prior_set.priors[name]
-    if prior.distribution != EXPECTED[name]:
-        raise ValueError(f"the Stan program has {EXPECTED[name]} for {name}, the prior set "
+    if prior.distribution != expected[name]:
+        raise ValueError(f"the Stan program has {expected[name]} for {name}, the prior set "
                          f"{prior.distribution}")
     return {k: float(v) for k, v in prior.parameters.items()}
+
+
+def _longitudinal_hyper(h: dict) -> dict:
+    """The hyperparameters both longitudinal Stan programs read, from ``_hyper`` values."""
+    return {"intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
+            "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
+            "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],
+            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
+            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
+            "sigma_change_sigma": h["sigma_change"]["sigma"],
+            "tau_mu": h["tau_weeks"]["mu"], "tau_sigma": h["tau_weeks"]["sigma"]}
 
 
 def _design(design, n: int) -> dict:
@@ -69,13 +80,7 @@ def longitudinal_data(data, spec, prior_set) -> dict:
     return {**_design(data.design, data.n_patients), "M": len(data.value),
             "patient": (data.patient + 1).tolist(), "week": data.week,
             "top": int(spec.upper), "value": data.value.astype(int).tolist(),
-            "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
-            "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
-            "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],
-            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
-            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
-            "sigma_change_sigma": h["sigma_change"]["sigma"],
-            "tau_mu": h["tau_weeks"]["mu"], "tau_sigma": h["tau_weeks"]["sigma"],
+            **_longitudinal_hyper(h),
             "noise_mu": h["noise"]["mu"], "noise_sigma": h["noise"]["sigma"]}
 
 
@@ -93,26 +98,13 @@ def marker_data(data, spec, prior_set) -> dict:
             or spec.shape not in ("linear", "plateau")):
         raise ValueError("the Stan program is the log-normal model with correlated random "
                          "baseline and change, linear or plateau")
-    h = {}
-    for name, family in MARKER_EXPECTED.items():
-        prior = prior_set.priors[name]
-        if prior.distribution != family:
-            raise ValueError(f"the Stan program has {family} for {name}, the prior set "
-                             f"{prior.distribution}")
-        h[name] = {k: float(v) for k, v in prior.parameters.items()}
+    h = {name: _hyper(prior_set, name, MARKER_EXPECTED) for name in MARKER_EXPECTED}
     return {**_design(data.design, data.n_patients),
             "cells": int(data.design.has_cell_deviations), "M": len(data.value),
             "patient": (data.patient + 1).tolist(), "week": data.week, "value": data.value,
             "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
-            "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
-            "sigma_intercept_sigma": h["sigma_intercept"]["sigma"],
-            "change_mu": h["change"]["mu"], "change_sigma": h["change"]["sigma"],
-            "beta_mu": h["beta_group"]["mu"], "beta_sigma": h["beta_group"]["sigma"],
-            "sigma_cell_sigma": h["sigma_cell"]["sigma"],
-            "sigma_change_sigma": h["sigma_change"]["sigma"],
-            "tau_mu": h["tau_weeks"]["mu"], "tau_sigma": h["tau_weeks"]["sigma"],
-            "noise_sigma": h["noise"]["sigma"], "lkj_alpha": h["lkj_corr"]["alpha"],
-            "lkj_beta": h["lkj_corr"]["beta"]}
+            **_longitudinal_hyper(h), "noise_sigma": h["noise"]["sigma"],
+            "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
 
 
 def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,

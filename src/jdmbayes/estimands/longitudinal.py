@@ -33,7 +33,12 @@ from scipy import sparse, special, stats
 from jdmbayes.estimands.milestones import flat_draws, group_assignments
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models.indexing import LongitudinalData
-from jdmbayes.models.longitudinal import TimeShape, gaussian_marginal, time_shape
+from jdmbayes.models.longitudinal import (
+    TimeShape,
+    gaussian_marginal,
+    time_shape,
+    values_per_patient,
+)
 
 # Gauss-Hermite nodes of the one-dimensional integrals over a new patient's effects; the
 # integrands (expit, the censored normal's mean) are analytic, and 48 nodes agree with 128 to
@@ -140,6 +145,7 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
     fixed = fixed_changes(post, data.design, data.design.patient_cell,
                           covariate_part(post, data))
     per_patient = patient_summer(data)
+    count = values_per_patient(data)[None, :]
     log_value = np.log(data.value)
     baseline, change = np.empty((size, n)), np.empty((size, n))
     for start in range(0, size, CONDITIONAL_BLOCK):
@@ -151,8 +157,7 @@ def conditional_patient_effects(post: dict, data: LongitudinalData, spec, rng
         s_b, s_d = draws["sigma_intercept"][:, None], draws["sigma_change"][:, None]
         cov = draws["rho_baseline_change"][:, None] * s_b * s_d
         noise_var = draws["noise"][:, None] ** 2
-        sums = {"n": np.bincount(data.patient, minlength=n).astype(float)[None, :],
-                "h": per_patient(h), "hh": per_patient(h * h), "r": per_patient(resid),
+        sums = {"n": count, "h": per_patient(h), "hh": per_patient(h * h), "r": per_patient(resid),
                 "hr": per_patient(h * resid), "log": np.log}
         parts = gaussian_marginal(sums, s_b**2, cov, s_d**2, noise_var)
         mean_b = parts["p11"] * sums["r"] + parts["p12"] * sums["hr"]
@@ -329,11 +334,15 @@ def covariate_effects(post: dict, data: LongitudinalData, spec
     shape = time_shape(data, spec)
     weeks, _ = summary_weeks(data, spec)
 
+    def fixed(covariates: np.ndarray) -> np.ndarray:
+        return fixed_changes(post, design, design.patient_cell,
+                             post["beta_covariate"] @ covariates.T)
+
+    # at baseline h = 0: the change, so the covariates' effect on it, does not enter
+    at0 = mean_values(post, shape, fixed(design.covariates), 0.0, spec.likelihood, upper)
+
     def mean_change(covariates: np.ndarray, week: float) -> np.ndarray:
-        fixed = fixed_changes(post, design, design.patient_cell,
-                              post["beta_covariate"] @ covariates.T)
-        at = mean_values(post, shape, fixed, week, spec.likelihood, upper)
-        at0 = mean_values(post, shape, fixed, 0.0, spec.likelihood, upper)
+        at = mean_values(post, shape, fixed(covariates), week, spec.likelihood, upper)
         return (at - at0).mean(axis=1)
 
     out = {}

@@ -130,18 +130,19 @@ FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred"
                             "law"}
 
 
-def add_conditional_patient_effects(idata, data: LongitudinalData, spec: ModelSpec,
-                                    rng: np.random.Generator) -> None:
+def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
+                                    spec: ModelSpec, rng: np.random.Generator) -> dict:
     """Put each patient's ``baseline`` and ``patient_change``, drawn from their exact
-    conditional law given each posterior draw, into the posterior (integrated form)."""
+    conditional law given each posterior draw, into the posterior (integrated form);
+    returns ``post`` (:func:`~jdmbayes.estimands.longitudinal.posterior_arrays`) with them."""
     posterior = idata.posterior
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    post = pl.posterior_arrays(posterior, time_shape(data, spec))
     baseline, change = pl.conditional_patient_effects(post, data, spec, rng)
     coords = {"patient": np.arange(1, data.n_patients + 1)}       # the model's coordinates
     for name, values in (("baseline", baseline), ("patient_change", change)):
         posterior[name] = xr.DataArray(values.reshape(chains, draws, -1),
                                        dims=("chain", "draw", "patient"), coords=coords)
+    return {**post, "baseline": baseline, "patient_change": change}
 
 
 def set_marginal_loglik(idata, marginal: np.ndarray, spec: ModelSpec) -> None:
@@ -161,10 +162,10 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     idata = sampled.idata
     rng = np.random.default_rng([settings.seed, 2])
     form = patient_effects_form(data, spec)
-    if form == "integrated":
-        add_conditional_patient_effects(idata, data, spec,
-                                        np.random.default_rng([settings.seed, 5]))
     post = pl.posterior_arrays(idata.posterior, time_shape(data, spec))
+    if form == "integrated":
+        post = add_conditional_patient_effects(idata, post, data, spec,
+                                               np.random.default_rng([settings.seed, 5]))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     if form != "integrated":
         set_marginal_loglik(idata, pl_marginal.marginal_loglik(post, data, spec), spec)
