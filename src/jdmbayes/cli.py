@@ -1,9 +1,9 @@
-"""Command line: ``jdmbayes fit|compare|sensitivity|sbc|plan|validate|describe``
+"""Command line: ``jdmbayes fit|compare|sensitivity|sbc|designs|plan|validate|describe``
 (``scripts/*.py`` call these).
 
 Exit codes: 0 ok; 2 bad input or usage (a clear message, nothing written); 3 a diagnostic
-gate failed (results written, marked as failing); 1 a calibration check failed (``sbc``;
-the report is written and says which) or the fast trial analysis disagreed with MCMC
+gate failed (results written, marked as failing); 1 a calibration check failed (``sbc``,
+``designs``; the report is written and says which) or the fast trial analysis disagreed with MCMC
 (``plan --check-agreement``; the check is written).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import signal
 import sys
 from pathlib import Path
@@ -241,8 +242,31 @@ def describe_command(args) -> int:
     return EXIT_OK
 
 
-def sbc_command(args) -> int:
+def _resumable_work(folder, suffix: str, marker: dict, overwrite: bool, what: str,
+                    saved) -> Path:
+    """The hidden work folder beside ``folder.out`` where a long run saves its pieces as they
+    finish: resumed when it holds the same configuration (``marker``), else refused unless
+    ``overwrite`` (then emptied); ``saved(work)`` says what is resumed."""
     import json
+    import shutil
+
+    from jdmbayes.results.runfolder import write_json
+
+    work = folder.out.parent / f".{folder.out.name}.{suffix}"
+    if (work / "settings.json").exists():
+        if json.loads((work / "settings.json").read_text()) != json.loads(json.dumps(marker)):
+            if not overwrite:
+                raise InputError(f"{work} holds {what} of another configuration; pass "
+                                 "--overwrite to discard them")
+            shutil.rmtree(work)
+        else:
+            print(f"resuming: {saved(work)} in {work}")
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / "settings.json", marker)
+    return work
+
+
+def sbc_command(args) -> int:
     import shutil
     import time
 
@@ -251,7 +275,7 @@ def sbc_command(args) -> int:
     from jdmbayes.data.validate import load_series
     from jdmbayes.inference.calibration import SBCSettings, uniformity
     from jdmbayes.models.spec import load_model_spec, load_prior_set
-    from jdmbayes.results.runfolder import RunFolder, write_json
+    from jdmbayes.results.runfolder import RunFolder
     from jdmbayes.results.sbc_report import write_sbc_report
     from jdmbayes.results.writer import data_provenance, now
     from jdmbayes.versions import package_versions
@@ -267,19 +291,10 @@ def sbc_command(args) -> int:
                            seed=args.seed, chunk=args.chunk)
     folder = RunFolder(args.out, args.overwrite)
     folder.check()
-    work = folder.out.parent / f".{folder.out.name}.chunks"
     marker = {"data": data_provenance(args.data, series), "priors": args.priors,
               "settings": settings.as_dict()}
-    if (work / "settings.json").exists():
-        if json.loads((work / "settings.json").read_text()) != json.loads(json.dumps(marker)):
-            if not args.overwrite:
-                raise InputError(f"{work} holds replicates of another configuration; pass "
-                                 "--overwrite to discard them")
-            shutil.rmtree(work)
-        else:
-            print(f"resuming: {len(list(work.glob('*-*.csv')))} saved chunks in {work}")
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(work / "settings.json", marker)
+    work = _resumable_work(folder, "chunks", marker, args.overwrite, "replicates",
+                           lambda w: f"{len(list(w.glob('*-*.csv')))} saved chunks")
     reused = len(list(work.glob("*-*.csv")))
     started = time.perf_counter()
     client = open_client(args.scheduler, args.jobs) if args.scheduler or args.jobs > 1 else None
@@ -309,6 +324,58 @@ def sbc_command(args) -> int:
               + (f"; FAILING: {', '.join(failing)}" if failing else ""))
     print(f"wrote {folder.out}")
     return EXIT_OK if table["passes"].all() else 1
+
+
+def designs_command(args) -> int:
+    import platform
+    import shutil
+    import time
+
+    import pandas as pd
+
+    from jdmbayes.api import retry_budget_seconds
+    from jdmbayes.batch.design_check import MODELS, design_verdict, run_designs
+    from jdmbayes.batch.designs import draw_designs
+    from jdmbayes.inference.sampling import SamplerSettings
+    from jdmbayes.results.design_report import write_design_report
+    from jdmbayes.results.runfolder import RunFolder
+    from jdmbayes.results.writer import now
+    from jdmbayes.versions import package_versions
+
+    models = tuple(args.model or MODELS)
+    if args.designs < 1 or any(m not in MODELS for m in models):
+        raise InputError(f"--designs must be at least 1 and --model one of {', '.join(MODELS)} "
+                         f"(got {args.designs}, {', '.join(models)})")
+    settings = SamplerSettings(seed=args.seed,
+                               retry_budget_s=retry_budget_seconds(args.retry_budget))
+    folder = RunFolder(args.out, args.overwrite)
+    folder.check()
+    marker = {"designs": args.designs, "design_seed": args.design_seed,
+              "settings": settings.as_dict()}
+    work = _resumable_work(folder, "work", marker, args.overwrite, "fits",
+                           lambda w: "the fits saved")
+    designs = draw_designs(args.designs, args.design_seed)
+    started = time.perf_counter()
+    fits, coverage = run_designs(designs, work, settings, models,
+                                 echo=lambda line: print(line, flush=True))
+    verdict = design_verdict(fits, coverage)
+    manifest = {"created": now(), "command": "python scripts/designs.py "
+                + " ".join(args.argv), "design_seed": args.design_seed,
+                "designs": args.designs, "models": list(models),
+                "settings": settings.as_dict(), "seconds": time.perf_counter() - started,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                           f"{platform.python_version()}",
+                "versions": package_versions()}
+    with folder as tmp:
+        write_design_report(tmp, verdict, fits, coverage,
+                            pd.DataFrame([d.as_row() for d in designs]), manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    for row in verdict.itertuples():
+        print(f"{row.model}: {row.passed}/{row.designs} fits pass every gate; "
+              f"{row.inside}/{row.truths} truths inside their 95% intervals "
+              f"(expected {row.inside_low}-{row.inside_high}): {row.verdict}")
+    print(f"wrote {folder.out}")
+    return EXIT_OK if (verdict["verdict"] == "passes").all() else 1
 
 
 def _sampling_options(parser) -> None:
@@ -403,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--overwrite", action="store_true",
                            help="replace --out and discard saved replicates of another run")
     calibrate.set_defaults(handler=sbc_command)
+    varied = sub.add_parser("designs", help="fit the defaults to varied simulated designs "
+                            "with known truth: gates passed and truth covered")
+    varied.add_argument("--designs", type=int, default=40, help="how many designs")
+    varied.add_argument("--design-seed", type=int, default=20261203,
+                        help="seed of the designs and their series")
+    varied.add_argument("--model", action="append", choices=("milestones", "trajectory"),
+                        help="which of each design's models (repeatable; default: both)")
+    varied.add_argument("--seed", type=int, default=20211028, help="the fits' seed")
+    varied.add_argument("--retry-budget", type=float, help=RETRY_HELP)
+    varied.add_argument("--out", default="validation/designs", help="report folder")
+    varied.add_argument("--overwrite", action="store_true",
+                        help="replace --out and discard saved fits of another run")
+    varied.set_defaults(handler=designs_command)
     planning = sub.add_parser("plan", help="assurance, type I error and operating "
                               "characteristics of a planned trial (plan.csv, plan.md)")
     planning.add_argument("design", help="design name (designs/<name>.toml) or path")

@@ -89,3 +89,55 @@ def test_latent_time_marginalises_to_the_interval_probability():
     expected, _ = integrate.quad(lambda t: d[1].pdf(t - 1.0) * d[2].pdf(9.0 - t), 2.0, 5.0)
     expected *= d[0].pdf(1.0)
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_two_chained_latent_times_marginalise_to_the_double_integral():
+    """Two middle milestones in overlapping intervals, (2, 6] and (4, 8], then an exact one
+    at 10: the second latent time starts at the first, and integrating both out of the
+    model's density gives the closed-form double integral."""
+    data, spec = tiny_data([[LATENT, LATENT, EXACT]], [[6.0, 8.0, 10.0]], [[2.0, 4.0, 0]])
+    model = build_milestone_model(data, spec, load_prior_set("default", spec))
+    alpha, sigma = np.array([1.0, 0.6, 0.9]), np.array([0.6, 0.7, 0.5])
+    fn = model.compile_fn(model.replace_rvs_by_values([model.potentials[0]])[0],
+                          inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+    point = model.initial_point()
+    point.update({"intercept": alpha, "dispersion_log__": np.log(sigma),
+                  "sigma_patient_log__": np.log(0.5), "frailty": np.array([0.0])})
+
+    def density(v2, v1):
+        point["v_latent_interval__"] = np.log(np.array([v1, v2]) / (1 - np.array([v1, v2])))
+        return np.exp(float(fn(point)))
+
+    got, _ = integrate.dblquad(density, 1e-9, 1 - 1e-9, 1e-9, 1 - 1e-9, epsabs=1e-13)
+    d = [stats.weibull_min(c=1 / s, scale=np.exp(a)) for a, s in zip(alpha, sigma)]
+    expected, _ = integrate.dblquad(lambda t2, t1: d[0].pdf(t1) * d[1].pdf(t2 - t1)
+                                    * d[2].pdf(10.0 - t2), 2.0, 6.0,
+                                    lambda t1: max(4.0, t1), 8.0, epsabs=1e-13)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_latent_times_of_several_patients_are_each_patients_own():
+    """Patients whose latent cells are built together (milestone by milestone) have the
+    log-likelihood of the same patients built one at a time."""
+    kind = [[LATENT, LATENT, EXACT], [EXACT, LATENT, INTERVAL], [LATENT, EXACT, RIGHT]]
+    hi = [[6.0, 8.0, 10.0], [1.0, 5.0, 12.0], [3.0, 4.5, 30.0]]
+    lo = [[2.0, 4.0, 0], [0, 2.0, 8.0], [1.0, 0, 0]]
+    values = {"intercept": np.array([1.0, 0.6, 0.9]),
+              "dispersion_log__": np.log([0.6, 0.7, 0.5]), "sigma_patient_log__": np.log(0.5)}
+    v = {0: [0.3, 0.6], 1: [0.45], 2: [0.8]}
+    data, spec = tiny_data(kind, hi, lo)
+    together = build_milestone_model(data, spec, load_prior_set("default", spec))
+    # the latent cells of the joint model in its own order (patient, milestone)
+    joint_v = [v[i][j] for i, j in ((0, 0), (0, 1), (1, 0), (2, 0))]
+    assert [(i, k) for i, k in data.latent] == [(0, 0), (0, 1), (1, 1), (2, 0)]
+    total = point_loglik(together, {**values, "frailty": np.array([0.1, -0.2, 0.3]),
+                                    "v_latent_interval__": np.log(np.array(joint_v)
+                                                                  / (1 - np.array(joint_v)))})
+    separate = 0.0
+    for i, f in enumerate((0.1, -0.2, 0.3)):
+        one, _ = tiny_data([kind[i]], [hi[i]], [lo[i]])
+        model = build_milestone_model(one, spec, load_prior_set("default", spec))
+        vi = np.array(v[i])
+        separate += point_loglik(model, {**values, "frailty": np.array([f]),
+                                         "v_latent_interval__": np.log(vi / (1 - vi))})
+    assert total == pytest.approx(separate, rel=1e-12)

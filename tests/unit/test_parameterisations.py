@@ -77,3 +77,49 @@ def test_spec_rejects_an_unknown_cell_parameterisation(tmp_path):
         load_model_spec(str(path))
     assert [p.rule for p in error.value.problems] == ["cell_deviations"]
     assert "'centred', 'non_centred' or 'interaction'" in str(error.value.problems[0])
+
+
+def _observed_milestones(data):
+    return np.isin(data.kind, (0, 2, 3)).sum(axis=1)      # exact, interval, latent
+
+
+def test_frailty_chosen_from_the_data_when_the_spec_is_silent(tmp_path):
+    from jdmbayes.kinds.registry import kind_of
+    from jdmbayes.models.milestones import frailty_form
+
+    text = load_model_spec("rash_milestones").path.read_text().replace(
+        'frailty = "centred"', "")
+    path = tmp_path / "rash.toml"
+    path.write_text(text)
+    spec = load_model_spec(str(path))
+    assert spec.frailty == "auto"
+    series = load_series(BUNDLED)
+    data = index_milestones(series, spec)
+    # the bundled series: most patients have all three milestones observed -> centred
+    assert np.median(_observed_milestones(data)) >= 2
+    assert frailty_form(data, spec) == "centred"
+    model = build_milestone_model(data, spec, load_prior_set("default", spec))
+    assert "frailty" in {v.name for v in model.free_RVs}
+    # the retry ladder's other parameterisation is the other of the one chosen
+    assert kind_of(spec).reparameterised(data, spec).frailty == "non_centred"
+    # right-censor every milestone after the first: one observed each -> non-centred
+    few = dataclasses.replace(data, kind=np.where(np.arange(3) > 0, 1, data.kind))
+    assert np.median(_observed_milestones(few)) < 2
+    assert frailty_form(few, spec) == "non_centred"
+    assert "z_patient" in {v.name for v in build_milestone_model(
+        few, spec, load_prior_set("default", spec)).free_RVs}
+    # a spec's own choice is kept
+    assert frailty_form(few, dataclasses.replace(spec, frailty="centred")) == "centred"
+
+
+def test_auto_frailty_is_for_milestones_only(tmp_path):
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "example-flares" / "flares.toml").read_text()
+    path = tmp_path / "flares.toml"
+    assert "\nfrailty" not in text
+    path.write_text(text.replace("[model]", '[model]\nfrailty = "auto"', 1))
+    with pytest.raises(InputError) as error:
+        load_model_spec(str(path))
+    assert [p.rule for p in error.value.problems] == ["frailty"]
+    assert "non_centred, centred, integrated" in str(error.value.problems[0])

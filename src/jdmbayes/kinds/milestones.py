@@ -6,6 +6,8 @@ Model: :func:`jdmbayes.models.milestones.build_milestone_model`; predictive quan
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -27,8 +29,17 @@ from jdmbayes.kinds.common import (
     quantile_row,
 )
 from jdmbayes.models.indexing import MilestoneData, index_milestones
-from jdmbayes.models.milestones import build_milestone_model, latent_pattern, observation_data
+from jdmbayes.models.milestones import (
+    build_milestone_model,
+    frailty_form,
+    latent_pattern,
+    observation_data,
+)
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
+
+FRAILTY_WORDS = {"centred": "sampled, centred", "non_centred": "sampled, non-centred",
+                 "integrated": "integrated out of each patient's likelihood (adaptive "
+                               "Gauss-Hermite)"}
 
 PARAMETERS = ("intercept", "dispersion", "beta_group", "sigma_cell", "cell_deviation",
               "beta_covariate", "sigma_patient")
@@ -87,6 +98,10 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
              f"{int((data.kind == 1).sum())} right-censored, "
              f"{int((data.kind == 2).sum())} interval-censored, "
              f"{int((data.kind == 3).sum())} interval-censored with latent times.",
+             *([f"Patient frailty: {FRAILTY_WORDS[frailty_form(data, spec)]}"
+                + (" (chosen from the data: median milestones observed per patient)"
+                   if spec.frailty == "auto" else " (by spec)") + "."]
+               if len(data.outcomes) > 1 else []),
              "Population-averaged quantities: g-computation over the modelled patients"
              + (" with new frailties" if len(data.outcomes) > 1 else "")
              + f", {spec.replicates} simulated patients per patient and draw."]
@@ -135,7 +150,8 @@ def milestone_observation_data(spec: ModelSpec, real: MilestoneData,
 
 
 MILESTONES = ModelKind(
-    reparameterised=lambda data, spec: spec.other_frailty(),
+    reparameterised=lambda data, spec: dataclasses.replace(
+        spec, frailty=frailty_form(data, spec)).other_frailty(),
     name="milestones",
     spec_keys=frozenset(SPEC_KEYS["milestones"]),
     prior_sections=("milestones",),

@@ -32,10 +32,12 @@ MODELS_DIR = ROOT / "models"
 PRIORS_DIR = MODELS_DIR / "priors"
 
 FAMILIES = ("weibull", "lognormal", "loglogistic")
-# the shared patient frailty: sampled (the conditional form), non-centred (default) or
-# centred, or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it fails
-# simulation-based calibration on the bundled design, validation/sbc-integrated/)
-FRAILTY_FORMS = ("non_centred", "centred", "integrated")
+# the shared patient frailty: sampled (the conditional form), centred or non-centred, chosen
+# from the data ("auto", the default of milestones: models.milestones.frailty_form) or by
+# spec; or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it fails
+# simulation-based calibration on the bundled design, validation/sbc-integrated/).
+# Recurrent episodes default to non-centred.
+FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated")
 PATIENT_EFFECT_FORMS = ("auto", "centred", "non_centred", "integrated")
 # time shapes of a longitudinal change (models.longitudinal)
 SHAPES = ("plateau", "linear", "spline")
@@ -299,10 +301,11 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         if family not in FAMILIES:
             problems.append(Problem(str(path), "family", f"unknown family {family!r}; valid: "
                                     f"{', '.join(FAMILIES)}", column="family"))
-        frailty = table.get("frailty", "non_centred")
-        if frailty not in FRAILTY_FORMS:
+        frailty = table.get("frailty", "auto" if kind == "milestones" else "non_centred")
+        forms = FRAILTY_FORMS if kind == "milestones" else FRAILTY_FORMS[1:]
+        if frailty not in forms:
             problems.append(Problem(str(path), "frailty", f"frailty must be one of "
-                                    f"{', '.join(FRAILTY_FORMS)}, got {frailty!r}",
+                                    f"{', '.join(forms)}, got {frailty!r}",
                                     column="frailty"))
         if kind == "milestones":
             outcomes = tuple(table.get("outcomes", ()))
