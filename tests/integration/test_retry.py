@@ -26,6 +26,10 @@ def test_a_failing_fit_is_refitted_as_the_advice_says_and_every_attempt_recorded
         assert attempts[2]["settings"]["mass_matrix"] == "low_rank"
     # the reported draws are the last attempt's, and they say so
     assert result.diagnostics["verdict"] == attempts[-1]["verdict"]
+    # each attempt is judged on its draws before any output: the same gates as reported
+    for key in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences"):
+        assert attempts[-1][key] == result.diagnostics[key]
+    assert attempts[-1]["failed_gates"] == [f["gate"] for f in result.diagnostics["failures"]]
     assert result.settings == attempts[-1]["settings"]
     draws = result.idata.posterior.sizes["draw"]
     assert draws == attempts[-1]["settings"]["draws"]

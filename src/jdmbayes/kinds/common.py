@@ -13,6 +13,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
 from jdmbayes.inference.sampling import SamplerSettings, built_model, sample_posterior, sample_prior
 from jdmbayes.models.priors import hyperparameter_values, log_prior_dataset
@@ -51,6 +52,9 @@ class ModelKind:
     # (data, spec) -> the spec with the patient effects in their other parameterisation
     # (centred <-> non-centred), or None: one step of the retry ladder (:mod:`.fit`)
     reparameterised: Callable = lambda data, spec: None
+    # (data, spec) -> posterior variables that are functions of the parameters (or exact
+    # draws given them), left out of the diagnostic gates (:func:`gated_variables`)
+    derived: Callable = lambda data, spec: ()
 
 
 @dataclass
@@ -130,6 +134,13 @@ def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
     return group_dataset(prior, "constant_data").assign(
         subject_id=("patient", np.array(subject_ids, dtype=str)),
         cell_label=("patient", design.patient_cell_labels))
+
+
+def gate_sampled(kind: ModelKind, data, spec: ModelSpec, idata) -> dict:
+    """The diagnostic gates of freshly sampled draws, before any output is computed (the
+    retry ladder decides on them); the same gates ``outputs`` reports."""
+    posterior = group_dataset(idata, "posterior")
+    return diagnose(idata, gated_variables(posterior, kind.derived(data, spec)))
 
 
 def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:

@@ -42,6 +42,9 @@ from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 PARAMETERS = ("intercept", "dispersion", "beta_group", "sigma_cell", "cell_deviation",
               "beta_covariate", "sigma_patient", "beta_episode")
 
+# an integrated frailty's mode and spread: functions of the parameters, not parameters
+FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
+
 
 def predictions(posterior, data: EpisodeData, spec: ModelSpec, rng):
     """Draws, episode effects, predicted gaps of the modelled episodes and the
@@ -97,8 +100,8 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob)
               ).assign(time_axis="weeks from the start of a first episode"),
               "episodes": episode_summary(data)}
-    derived = ("frailty_mode", "frailty_sd")
-    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), "episodes")
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
+                           "episodes")
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables,
                        episode_notes(data, spec), sampled.timings())
 
@@ -166,6 +169,7 @@ def episode_simulator(series, data: EpisodeData, spec: ModelSpec):
 
 
 EPISODES = ModelKind(
+    derived=lambda data, spec: FRAILTY_DERIVED,
     reparameterised=lambda data, spec: (spec.other_frailty()
                                         if frailty_form(data, spec) != "none" else None),
     name="episodes",

@@ -5,10 +5,12 @@ Every step that depends on the model's kind is the kind's own (:mod:`jdmbayes.ki
 When a fit fails a diagnostic gate and its settings allow a retry budget
 (``SamplerSettings.retry_budget_s``, ``--retry-budget``), the fit tries what the failure
 advice says, in the order of ``RETRY_LADDER``, each step only if its expected time still fits
-in the budget (counted from the fit's start): tuning and draws doubled; the patient effects in
-their other parameterisation (centred <-> non-centred), tuning and draws doubled; nutpie's
-low-rank mass matrix, tuning and draws doubled. The first attempt that passes every gate is
-reported; if none does, the last one is (marked failing). Every attempt is recorded
+in the budget (counted from the fit's start): tuning and draws doubled; the patient effects
+in their other parameterisation (centred <-> non-centred), tuning and draws doubled; nutpie's
+low-rank mass matrix, tuning and draws doubled. Each attempt is judged on its draws alone;
+the outputs (predictions, summaries, LOO) are computed once, for the attempt reported. The
+first attempt that passes every gate is reported; if none does, the last one is (marked
+failing). Every attempt is recorded
 (``ModelResult.attempts``, the manifest) with its settings, gates and time; the seed is the
 same throughout, so a rerun gives the same attempts and the same numbers.
 """
@@ -22,7 +24,7 @@ from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings
-from jdmbayes.kinds.common import sample_model
+from jdmbayes.kinds.common import gate_sampled, sample_model
 from jdmbayes.kinds.registry import kind_of
 from jdmbayes.models.spec import ModelSpec, PriorSet
 
@@ -60,22 +62,22 @@ def check_models(series: Series, specs: list[ModelSpec]) -> None:
         raise InputError(problems)
 
 
-def _fit_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-              ci_prob: float, ci_kind: str, report) -> ModelResult:
+def _sample_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
+                 report):
+    """Sample one attempt and judge its gates; the outputs wait until an attempt is chosen."""
     sampled, prior = sample_model(lambda: kind.build(data, spec, prior_set), spec, prior_set,
                                   settings, kind.observed_arrays(data), data.design,
                                   kind.loglik_name(spec), report)
-    return kind.outputs(data, spec, prior_set, sampled, prior, settings, ci_prob, ci_kind)
+    return sampled, prior, gate_sampled(kind, data, spec, sampled.idata)
 
 
 def _attempt(number: int, change: str, spec: ModelSpec, settings: SamplerSettings,
-             result: ModelResult, seconds: float) -> dict:
-    d = result.diagnostics
+             gates: dict, seconds: float) -> dict:
     return {"attempt": number, "change": change, "settings": settings.as_dict(),
             "patient_effects": spec.patient_effects, "frailty": spec.frailty,
-            "verdict": d["verdict"], "failed_gates": [f["gate"] for f in d["failures"]],
-            "r_hat_max": d["r_hat_max"], "ess_bulk_min": d["ess_bulk_min"],
-            "ess_tail_min": d["ess_tail_min"], "divergences": d["divergences"],
+            "verdict": gates["verdict"], "failed_gates": [f["gate"] for f in gates["failures"]],
+            "r_hat_max": gates["r_hat_max"], "ess_bulk_min": gates["ess_bulk_min"],
+            "ess_tail_min": gates["ess_tail_min"], "divergences": gates["divergences"],
             "seconds": seconds}
 
 
@@ -108,19 +110,19 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
     data = kind.index(series, spec)
     prior_set = kind.resolve_priors(data, spec, prior_set)
     start = time.perf_counter()
-    result = _fit_once(kind, data, spec, prior_set, settings, ci_prob, ci_kind, report)
+    sampled, prior, gates = _sample_once(kind, data, spec, prior_set, settings, report)
     last_seconds = time.perf_counter() - start
-    attempts = [_attempt(1, "as asked", spec, settings, result, last_seconds)]
+    attempts = [_attempt(1, "as asked", spec, settings, gates, last_seconds)]
     used_spec, used_settings = spec, settings
     for change, new_settings, reparameterise in RETRY_LADDER:
-        if result.diagnostics["verdict"] == "pass" or settings.retry_budget_s <= 0:
+        if gates["verdict"] == "pass" or settings.retry_budget_s <= 0:
             break
         next_spec = kind.reparameterised(data, used_spec) if reparameterise else used_spec
         if next_spec is None:
             continue
         next_settings = new_settings(used_settings)
-        # the last fitted attempt's time, scaled by the draws (a new structure's compile is
-        # not counted)
+        # the last attempt's sampling time, scaled by the draws (a new structure's compile
+        # is not counted; the outputs are computed once, for the attempt reported)
         elapsed = time.perf_counter() - start
         expected = (last_seconds * (next_settings.draws + next_settings.tune)
                     / (used_settings.draws + used_settings.tune))
@@ -129,12 +131,14 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
                              "skipped": f"expected {expected:.0f} s after {elapsed:.0f} s"})
             continue
         began = time.perf_counter()
-        result = _fit_once(kind, data, next_spec, prior_set, next_settings, ci_prob, ci_kind,
-                           report)
+        sampled, prior, gates = _sample_once(kind, data, next_spec, prior_set, next_settings,
+                                             report)
         used_spec, used_settings = next_spec, next_settings
         last_seconds = time.perf_counter() - began
-        attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, result,
+        attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, gates,
                                  last_seconds))
+    result = kind.outputs(data, used_spec, prior_set, sampled, prior, used_settings, ci_prob,
+                          ci_kind)
     result.key_parameters, result.figure_names = kind.key_parameters, kind.figures
     result.excluded, result.row_counts = data.excluded, data.rows
     result.covariates = data.design.covariate_info

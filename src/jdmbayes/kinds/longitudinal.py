@@ -51,6 +51,13 @@ SCHEDULED_WEEKS = 12
 MIN_WINDOW_PATIENTS = 10
 
 
+def derived_effects(data, spec: ModelSpec) -> tuple[str, ...]:
+    """Baselines and changes are parameters when sampled centred, else functions of them or
+    (integrated) exact draws given them: gated through the parameters."""
+    return ("baseline", "patient_change") if patient_effects_form(data, spec) != "centred" \
+        else ()
+
+
 def visit_windows(week: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, bool]:
     """(n_obs,) window index of each value, and whether visits were binned: on a schedule,
     its rounded week; for irregular visits, baseline (week 0) and then windows between
@@ -190,10 +197,8 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     tables["prior_check"] = prior_check(data, spec, group_dataset(prior, "prior"),
                                         np.random.default_rng([settings.seed, 4]))
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
-    # baselines and changes are parameters when sampled centred, else functions of them or
-    # (integrated) exact draws given them: gated through the parameters
-    derived = (("baseline", "patient_change") if form != "centred" else ())
-    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), spec.measure,
+    diagnostics = diagnose(idata, gated_variables(idata.posterior,
+                                                  derived_effects(data, spec)), spec.measure,
                            loglik_kind="marginal")
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     weeks, how = pl.summary_weeks(data, spec)
@@ -273,6 +278,7 @@ def longitudinal_simulator(series, data: LongitudinalData, spec: ModelSpec):
 
 
 LONGITUDINAL = ModelKind(
+    derived=lambda data, spec: derived_effects(data, spec),
     name="longitudinal",
     spec_keys=frozenset(SPEC_KEYS["longitudinal"]),
     prior_sections=tuple(s for s in PRIOR_PARAMETERS if s.startswith("longitudinal_")),

@@ -37,6 +37,9 @@ from jdmbayes.models.milestones import (
 )
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
+# an integrated frailty's mode and spread: functions of the parameters, not parameters
+FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
+
 FRAILTY_WORDS = {"centred": "sampled, centred", "non_centred": "sampled, non-centred",
                  "integrated": "integrated out of each patient's likelihood (adaptive "
                                "Gauss-Hermite)"}
@@ -91,8 +94,8 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                                             list(prior_set.priors)),
               "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
-    derived = ("frailty_mode", "frailty_sd")   # functions of the parameters, not parameters
-    diagnostics = diagnose(idata, gated_variables(idata.posterior, derived), "milestones")
+    diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
+                           "milestones")
     notes = [f"{data.n_patients} patients; family {spec.family}; "
              f"observations: {int((data.kind == 0).sum())} exact, "
              f"{int((data.kind == 1).sum())} right-censored, "
@@ -150,6 +153,7 @@ def milestone_observation_data(spec: ModelSpec, real: MilestoneData,
 
 
 MILESTONES = ModelKind(
+    derived=lambda data, spec: FRAILTY_DERIVED,
     reparameterised=lambda data, spec: dataclasses.replace(
         spec, frailty=frailty_form(data, spec)).other_frailty(),
     name="milestones",
