@@ -357,8 +357,11 @@ def designs_command(args) -> int:
     designs = draw_designs(args.designs, args.design_seed)
     started = time.perf_counter()
     fits, coverage = run_designs(designs, work, settings, models,
-                                 echo=lambda line: print(line, flush=True))
-    verdict = design_verdict(fits, coverage)
+                                 echo=lambda line: print(line, flush=True),
+                                 fit_missing=not args.report_only)
+    if fits.empty:
+        raise InputError(f"no saved fits in {work} to report")
+    verdict = design_verdict(fits, coverage, planned=len(designs))
     manifest = {"created": now(), "command": "python scripts/designs.py "
                 + " ".join(args.argv), "design_seed": args.design_seed,
                 "designs": args.designs, "models": list(models),
@@ -369,7 +372,8 @@ def designs_command(args) -> int:
     with folder as tmp:
         write_design_report(tmp, verdict, fits, coverage,
                             pd.DataFrame([d.as_row() for d in designs]), manifest)
-    shutil.rmtree(work, ignore_errors=True)
+    if not (verdict["verdict"] == "incomplete").any():
+        shutil.rmtree(work, ignore_errors=True)      # an incomplete run keeps its fits
     for row in verdict.itertuples():
         print(f"{row.model}: {row.passed}/{row.designs} fits pass every gate; "
               f"{row.inside}/{row.truths} truths inside their 95% intervals "
@@ -482,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     varied.add_argument("--out", default="validation/designs", help="report folder")
     varied.add_argument("--overwrite", action="store_true",
                         help="replace --out and discard saved fits of another run")
+    varied.add_argument("--report-only", action="store_true",
+                        help="fit nothing: write the report from the fits saved so far (it "
+                        "says how many are missing; they stay saved, so a later run resumes)")
     varied.set_defaults(handler=designs_command)
     planning = sub.add_parser("plan", help="assurance, type I error and operating "
                               "characteristics of a planned trial (plan.csv, plan.md)")

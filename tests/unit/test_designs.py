@@ -174,6 +174,7 @@ def test_verdict_counts_and_binomial_range():
     low, high = stats.binom.ppf([0.005, 0.995], 320, 0.95)
     assert (row["inside_low"], row["inside_high"]) == (low, high)
     assert row["verdict"] == "passes"                      # 38/40 = 95%, 300 in range
+    assert design_verdict(fits, coverage, planned=41).iloc[0]["verdict"] == "incomplete"
     fits.loc[2, "verdict"] = "fail"                         # 37/40 < 95%
     assert design_verdict(fits, coverage).iloc[0]["verdict"] == "FAILS"
     coverage["inside"] = [True] * 280 + [False] * 40          # 87.5%: below the range

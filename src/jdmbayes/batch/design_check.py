@@ -93,10 +93,10 @@ def _append(path: Path, rows: list[dict]) -> None:
 
 
 def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
-                models: tuple[str, ...] = MODELS, echo=print) -> tuple[pd.DataFrame,
-                                                                        pd.DataFrame]:
-    """Fit every model of every design (those already in ``work`` are skipped); return the
-    fit rows and the coverage rows."""
+                models: tuple[str, ...] = MODELS, echo=print, fit_missing: bool = True
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit every model of every design (those already in ``work`` are skipped; none with
+    ``fit_missing=False``); return the fit rows and the coverage rows saved."""
     work.mkdir(parents=True, exist_ok=True)
     fits_path, coverage_path = work / "fits.csv", work / "coverage.csv"
     done = set()
@@ -105,7 +105,7 @@ def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
                 .itertuples(index=False)}
     for model in models:           # every design's milestones first, then trajectories
         for design in designs:
-            if (design.number, model) in done:
+            if (design.number, model) in done or not fit_missing:
                 continue
             row, coverage = fit_design(design, model, settings)
             _append(coverage_path, coverage)
@@ -115,6 +115,8 @@ def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
                  f"{row['verdict']} after {row['attempts']} attempt(s), "
                  f"{row['seconds']:.0f} s; truth inside {inside}/{len(coverage)}")
     wanted = {(d.number, m) for d in designs for m in models}
+    if not fits_path.exists():
+        return pd.DataFrame(), pd.DataFrame()
     fits = pd.read_csv(fits_path, keep_default_na=False, na_values=[""])
     coverage = pd.read_csv(coverage_path)
     keep = [(int(d), m) in wanted for d, m in fits[["design", "model"]].itertuples(index=False)]
@@ -127,10 +129,12 @@ PASS_RATE = 0.95          # issue 12.4: every gate passed on at least 95% of the
 COVERAGE_LEVEL = 0.99     # the binomial range the count of covered truths must fall in
 
 
-def design_verdict(fits: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
+def design_verdict(fits: pd.DataFrame, coverage: pd.DataFrame, planned: int | None = None
+                   ) -> pd.DataFrame:
     """One row per model: fits passing every gate (at the first attempt and in the end),
     against ``PASS_RATE``; truths inside their 95% intervals against the central
-    ``COVERAGE_LEVEL`` binomial range of a nominal 95% rate; and whether both hold."""
+    ``COVERAGE_LEVEL`` binomial range of a nominal 95% rate; and whether both hold
+    ('incomplete' when fewer than ``planned`` designs were fitted)."""
     from scipy import stats
 
     rows = []
@@ -152,5 +156,6 @@ def design_verdict(fits: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
                      "inside_low": int(low), "inside_high": int(high),
                      "median_seconds": float(frame["seconds"].median()),
                      "max_seconds": float(frame["seconds"].max()),
-                     "verdict": "passes" if gates_ok and coverage_ok else "FAILS"})
+                     "verdict": "incomplete" if planned and n < planned
+                     else "passes" if gates_ok and coverage_ok else "FAILS"})
     return pd.DataFrame(rows)

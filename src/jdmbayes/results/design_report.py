@@ -78,8 +78,8 @@ def report_markdown(verdict: pd.DataFrame, fits: pd.DataFrame, coverage: pd.Data
         f"{s['seed']}), and the retry ladder within {s['retry_budget_s']:g} s when a gate "
         "fails. Nothing was tuned to these series.",
         "",
-        *([f"**Incomplete: {done} of {wanted} fits were run** (the rest did not fit in the "
-           "session; rerunning the command resumes)."] if done < wanted else []),
+        *([f"**Incomplete: {done} of {wanted} fits were run** (written with `--report-only`; "
+           "rerunning the command without it resumes)."] if done < wanted else []),
         "",
         "## Designs", "",
         "Patients 15 to 500 (log-uniform strata); one to four drugs; the dose coded as mg "
