@@ -366,6 +366,7 @@ def designs_command(args) -> int:
                 + " ".join(args.argv), "design_seed": args.design_seed,
                 "designs": args.designs, "models": list(models),
                 "settings": settings.as_dict(), "seconds": time.perf_counter() - started,
+                "note": args.note,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                            f"{platform.python_version()}",
                 "versions": package_versions()}
@@ -486,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     varied.add_argument("--out", default="validation/designs", help="report folder")
     varied.add_argument("--overwrite", action="store_true",
                         help="replace --out and discard saved fits of another run")
+    varied.add_argument("--note", default="", help="a sentence for the report on how the "
+                        "run was made (e.g. what else shared the machine)")
     varied.add_argument("--report-only", action="store_true",
                         help="fit nothing: write the report from the fits saved so far (it "
                         "says how many are missing; they stay saved, so a later run resumes)")

@@ -103,7 +103,8 @@ def report_markdown(verdict: pd.DataFrame, fits: pd.DataFrame, coverage: pd.Data
         "## Coverage by parameter", "", markdown_table(coverage_by_quantity(coverage)), "",
         "## Every fit", "", markdown_table(fits_markdown(fits, designs)), "",
         f"In all {significant(float(fits['seconds'].sum()), 3)} s of fitting "
-        f"({done} fits) on {manifest['machine']}.", "",
+        f"({done} fits) on {manifest['machine']}."
+        + (f" {manifest['note']}" if manifest.get("note") else ""), "",
         "## Reproduce", "", f"    {manifest['command']}", "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()) + ".",
         ""]
