@@ -180,3 +180,19 @@ def test_verdict_counts_and_binomial_range():
     coverage["inside"] = [True] * 280 + [False] * 40          # 87.5%: below the range
     fits.loc[2, "verdict"] = "pass"
     assert design_verdict(fits, coverage).iloc[0]["verdict"] == "FAILS"
+
+
+def test_resume_keeps_only_the_coverage_of_saved_fits(designs, tmp_path):
+    """A run stopped between a fit's coverage and its fit row: the orphan coverage rows go,
+    so the fit reruns without duplicates; only the designs asked for are returned."""
+    from jdmbayes.batch.design_check import run_designs
+    from jdmbayes.inference.sampling import SamplerSettings
+
+    pd.DataFrame({"design": [1, 3], "model": "milestones", "verdict": "pass",
+                  "seconds": 1.0}).to_csv(tmp_path / "fits.csv", index=False)
+    pd.DataFrame({"design": [1, 2, 3], "model": "milestones", "inside": True}).to_csv(
+        tmp_path / "coverage.csv", index=False)
+    fits, coverage = run_designs(designs[:2], tmp_path, SamplerSettings(), ("milestones",),
+                                 fit_missing=False)
+    assert fits["design"].tolist() == [1] and coverage["design"].tolist() == [1]
+    assert pd.read_csv(tmp_path / "coverage.csv")["design"].tolist() == [1, 3]

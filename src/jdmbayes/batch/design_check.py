@@ -101,8 +101,12 @@ def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
     fits_path, coverage_path = work / "fits.csv", work / "coverage.csv"
     done = set()
     if fits_path.exists():
-        done = {(int(d), m) for d, m in pd.read_csv(fits_path)[["design", "model"]]
-                .itertuples(index=False)}
+        done = set(_keys(pd.read_csv(fits_path)))
+    if coverage_path.exists():
+        # a run stopped between a fit's two files: its coverage rows go (the fit reruns)
+        saved = pd.read_csv(coverage_path)
+        write_text_atomic(coverage_path, saved[[k in done for k in _keys(saved)]]
+                          .to_csv(index=False))
     for model in models:           # every design's milestones first, then trajectories
         for design in designs:
             if (design.number, model) in done or not fit_missing:
@@ -119,10 +123,13 @@ def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
         return pd.DataFrame(), pd.DataFrame()
     fits = pd.read_csv(fits_path, keep_default_na=False, na_values=[""])
     coverage = pd.read_csv(coverage_path)
-    keep = [(int(d), m) in wanted for d, m in fits[["design", "model"]].itertuples(index=False)]
-    keep_cov = [(int(d), m) in wanted
-                for d, m in coverage[["design", "model"]].itertuples(index=False)]
-    return fits[keep].reset_index(drop=True), coverage[keep_cov].reset_index(drop=True)
+    return tuple(frame[[k in wanted for k in _keys(frame)]].reset_index(drop=True)
+                 for frame in (fits, coverage))
+
+
+def _keys(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    """(design, model) of each row."""
+    return [(int(d), str(m)) for d, m in frame[["design", "model"]].itertuples(index=False)]
 
 
 PASS_RATE = 0.95          # issue 12.4: every gate passed on at least 95% of the designs

@@ -136,6 +136,11 @@ def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
         cell_label=("patient", design.patient_cell_labels))
 
 
+# an integrated frailty's mode and spread (milestones, episodes): functions of the
+# parameters, not parameters
+FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
+
+
 def gate_sampled(kind: ModelKind, data, spec: ModelSpec, idata) -> dict:
     """The diagnostic gates of freshly sampled draws, before any output is computed (the
     retry ladder decides on them); the same gates ``outputs`` reports."""

@@ -23,6 +23,7 @@ from jdmbayes.inference.power_scaling import power_scaling_table
 from jdmbayes.inference.sampling import SamplerSettings, sample_prior
 from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
 from jdmbayes.kinds.common import (
+    FRAILTY_DERIVED,
     ModelKind,
     PriorPredictive,
     data_groups,
@@ -42,8 +43,6 @@ from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 PARAMETERS = ("intercept", "dispersion", "beta_group", "sigma_cell", "cell_deviation",
               "beta_covariate", "sigma_patient", "beta_episode")
 
-# an integrated frailty's mode and spread: functions of the parameters, not parameters
-FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
 
 
 def predictions(posterior, data: EpisodeData, spec: ModelSpec, rng):

@@ -22,6 +22,7 @@ from jdmbayes.inference.power_scaling import power_scaling_table
 from jdmbayes.inference.sampling import SamplerSettings, sample_prior
 from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
 from jdmbayes.kinds.common import (
+    FRAILTY_DERIVED,
     ModelKind,
     PriorPredictive,
     data_groups,
@@ -36,9 +37,6 @@ from jdmbayes.models.milestones import (
     observation_data,
 )
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
-
-# an integrated frailty's mode and spread: functions of the parameters, not parameters
-FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
 
 FRAILTY_WORDS = {"centred": "sampled, centred", "non_centred": "sampled, non-centred",
                  "integrated": "integrated out of each patient's likelihood (adaptive "

@@ -16,9 +16,6 @@ import pandas as pd
 from jdmbayes.results.formatting import diagnostic, markdown_table, significant
 from jdmbayes.results.runfolder import write_json
 
-MODEL_WORDS = {"milestones": "ordered milestones (AFT, shared frailty)",
-               "trajectory": "measure over visits (log-normal marker or beta-binomial score)"}
-
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
