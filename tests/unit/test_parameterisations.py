@@ -84,6 +84,7 @@ def _observed_milestones(data):
 
 
 def test_frailty_chosen_from_the_data_when_the_spec_is_silent(tmp_path):
+    from jdmbayes.batch.designs import draw_designs, simulate_series
     from jdmbayes.kinds.registry import kind_of
     from jdmbayes.models.milestones import frailty_form
 
@@ -93,21 +94,29 @@ def test_frailty_chosen_from_the_data_when_the_spec_is_silent(tmp_path):
     path.write_text(text)
     spec = load_model_spec(str(path))
     assert spec.frailty == "auto"
-    series = load_series(BUNDLED)
-    data = index_milestones(series, spec)
-    # the bundled series: most patients have all three milestones observed -> centred
-    assert np.median(_observed_milestones(data)) >= 2
-    assert frailty_form(data, spec) == "centred"
-    model = build_milestone_model(data, spec, load_prior_set("default", spec))
+    # the bundled series: most of 24 patients have all three milestones observed, but 24
+    # patients pin sigma_patient too loosely for the centred form -> non-centred
+    data = index_milestones(load_series(BUNDLED), spec)
+    assert np.median(_observed_milestones(data)) >= 2 and data.n_patients < 100
+    assert frailty_form(data, spec) == "non_centred"
+    # a varied design of 206 patients with three milestones observed -> centred
+    design = next(d for d in draw_designs(40, 20261203) if d.number == 1)
+    paths = simulate_series(design).write(tmp_path / "d1")
+    big_spec = load_model_spec(str(paths["milestones"]))
+    big = index_milestones(load_series(tmp_path / "d1"), big_spec)
+    assert big_spec.frailty == "auto" and big.n_patients == 206
+    assert np.median(_observed_milestones(big)) >= 2
+    assert frailty_form(big, big_spec) == "centred"
+    model = build_milestone_model(big, big_spec, load_prior_set("default", big_spec))
     assert "frailty" in {v.name for v in model.free_RVs}
     # the retry ladder's other parameterisation is the other of the one chosen
-    assert kind_of(spec).reparameterised(data, spec).frailty == "non_centred"
+    assert kind_of(big_spec).reparameterised(big, big_spec).frailty == "non_centred"
     # right-censor every milestone after the first: one observed each -> non-centred
-    few = dataclasses.replace(data, kind=np.where(np.arange(3) > 0, 1, data.kind))
+    few = dataclasses.replace(big, kind=np.where(np.arange(3) > 0, 1, big.kind))
     assert np.median(_observed_milestones(few)) < 2
-    assert frailty_form(few, spec) == "non_centred"
+    assert frailty_form(few, big_spec) == "non_centred"
     assert "z_patient" in {v.name for v in build_milestone_model(
-        few, spec, load_prior_set("default", spec)).free_RVs}
+        few, big_spec, load_prior_set("default", big_spec)).free_RVs}
     # a spec's own choice is kept
     assert frailty_form(few, dataclasses.replace(spec, frailty="centred")) == "centred"
 
