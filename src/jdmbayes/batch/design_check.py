@@ -123,7 +123,8 @@ def run_designs(designs: list[Design], work: Path, settings: SamplerSettings,
         return pd.DataFrame(), pd.DataFrame()
     fits = pd.read_csv(fits_path, keep_default_na=False, na_values=[""])
     coverage = pd.read_csv(coverage_path)
-    return tuple(frame[[k in wanted for k in _keys(frame)]].reset_index(drop=True)
+    return tuple(frame[[k in wanted for k in _keys(frame)]]
+                 .sort_values(["model", "design"], kind="stable").reset_index(drop=True)
                  for frame in (fits, coverage))
 
 
