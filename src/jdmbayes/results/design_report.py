@@ -73,7 +73,7 @@ def report_markdown(verdict: pd.DataFrame, fits: pd.DataFrame, coverage: pd.Data
         f"the spec and of the command ({s['chains']} chains x {s['draws']} draws after "
         f"{s['tune']} tuning, nutpie, target acceptance {s['target_accept']}, seed "
         f"{s['seed']}), and the retry ladder within {s['retry_budget_s']:g} s when a gate "
-        "fails. Nothing was tuned to these series.",
+        "fails.",
         "",
         *([f"**Incomplete: {done} of {wanted} fits were run** (written with `--report-only`; "
            "rerunning the command without it resumes)."] if done < wanted else []),
