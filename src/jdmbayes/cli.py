@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -363,7 +364,7 @@ def designs_command(args) -> int:
         raise InputError(f"no saved fits in {work} to report")
     verdict = design_verdict(fits, coverage, planned=len(designs))
     manifest = {"created": now(), "command": "python scripts/designs.py "
-                + " ".join(args.argv), "design_seed": args.design_seed,
+                + shlex.join(args.argv), "design_seed": args.design_seed,
                 "designs": args.designs, "models": list(models),
                 "settings": settings.as_dict(), "seconds": time.perf_counter() - started,
                 "note": args.note,
