@@ -68,6 +68,11 @@ class Design:
     shape: str
     missing_share: float
 
+    @property
+    def milestones(self) -> tuple[str, ...]:
+        """The design's ordered milestones: the last ``outcomes`` of ``MILESTONES``."""
+        return MILESTONES[-self.outcomes:]
+
     def as_row(self) -> dict:
         row = asdict(self)
         row["covariates"] = "+".join(self.covariates) or "none"
@@ -207,7 +212,7 @@ def _visits(design: Design, rng: np.random.Generator) -> list[np.ndarray]:
 
 def _milestone_rows(design: Design, rng, ids, visits, times) -> list[tuple]:
     rows = []
-    outcomes = MILESTONES[-design.outcomes:] if design.outcomes < 3 else MILESTONES
+    outcomes = design.milestones
     for i, sid in enumerate(ids):
         seen, end = visits[i], float(visits[i][-1])
         exact = rng.random() < design.exact_share
@@ -240,7 +245,7 @@ def simulate_series(design: Design) -> SimulatedSeries:
     visits = _visits(design, rng)
 
     # milestones: log gap = alpha_k + effects + frailty + dispersion_k * standard error
-    outcomes = MILESTONES[-design.outcomes:] if design.outcomes < 3 else MILESTONES
+    outcomes = design.milestones
     k = len(outcomes)
     alpha = np.log(rng.uniform([4, 4, 8], [10, 12, 20]))[-k:]
     dispersion = rng.uniform(0.3, 0.8, k)
