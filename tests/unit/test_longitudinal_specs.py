@@ -149,6 +149,43 @@ def test_centred_patient_effects_are_the_bivariate_normal(tmp_path):
     assert float(logp(point)) == pytest.approx(expected, rel=1e-10)
 
 
+def test_centred_baselines_with_non_centred_changes(tmp_path):
+    """``centred_baseline``: the baselines are parameters with their normal prior and each
+    change is built from the baseline's standardised value and a standard normal, so
+    together they are the same bivariate normal as in the other forms."""
+    from dataclasses import replace
+
+    from scipy import stats
+
+    from jdmbayes.models.longitudinal import build_longitudinal_model
+    from jdmbayes.models.spec import load_prior_set
+
+    data, spec = series_and_spec(tmp_path, [[0, 4, 8]] * 4)
+    spec = replace(spec, patient_effects="centred_baseline", shape="linear")
+    model = build_longitudinal_model(data, spec, load_prior_set("default", spec))
+    free = {v.name for v in model.free_RVs}
+    assert {"baseline", "z_change"} <= free and not {"z_intercept", "patient_change"} & free
+    alpha, s_int, delta, s_change, rho, beta = 4.0, 0.5, 0.2, 0.3, -0.6, -0.1
+    baseline = np.array([3.5, 4.2, 4.9, 3.9])
+    z = np.array([0.3, -1.2, 0.8, 0.05])
+    point = model.initial_point()
+    point.update({"intercept": alpha, "sigma_intercept_log__": np.log(s_int),
+                  "change": delta, "sigma_change_log__": np.log(s_change),
+                  "lkj_corr_logodds__": np.log((rho + 1) / 2 / (1 - (rho + 1) / 2)),
+                  "beta_group": np.array([beta]), "baseline": baseline, "z_change": z})
+    logp = model.compile_logp(vars=[model["baseline"], model["z_change"]], sum=True)
+    expected = (stats.norm(alpha, s_int).logpdf(baseline).sum()
+                + stats.norm().logpdf(z).sum())
+    assert float(logp(point)) == pytest.approx(expected, rel=1e-10)
+    arm_b = np.array([data.design.label("arm", lv[0]) == "B"
+                      for lv in data.design.patient_levels])
+    u = (baseline - alpha) / s_int
+    change = delta + beta * arm_b + s_change * (rho * u + np.sqrt(1 - rho**2) * z)
+    computed = model.compile_fn(model.replace_rvs_by_values([model["patient_change"]])[0],
+                                inputs=model.value_vars, on_unused_input="ignore")
+    np.testing.assert_allclose(computed(point), change, rtol=1e-12)
+
+
 @pytest.mark.parametrize(("randomised", "control", "says"), [
     (True, "placebo", "with 'placebo' as the control group: contrasts against it estimate"),
     (True, None, "it declares no untreated control group"),

@@ -54,8 +54,8 @@ MIN_WINDOW_PATIENTS = 10
 def derived_effects(data, spec: ModelSpec) -> tuple[str, ...]:
     """Baselines and changes are parameters when sampled centred, else functions of them or
     (integrated) exact draws given them: gated through the parameters."""
-    return ("baseline", "patient_change") if patient_effects_form(data, spec) != "centred" \
-        else ()
+    return {"centred": (), "centred_baseline": ("patient_change",)}.get(
+        patient_effects_form(data, spec), ("baseline", "patient_change"))
 
 
 def visit_windows(week: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -131,7 +131,14 @@ def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.Da
                          "band": "90% of prior predictive draws", "draws": drawn.shape[1]})
 
 
+# the retry ladder's other parameterisation of sampled patient effects: effects the data
+# leave loose are non-centred; non-centred ones get their baselines centred
+OTHER_FORM = {"centred": "non_centred", "centred_baseline": "non_centred",
+              "non_centred": "centred_baseline"}
+
 FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred",
+              "centred_baseline": "sampled with the baselines centred and the changes "
+                                  "non-centred",
               "integrated": "integrated out of the likelihood, which is exact for a "
                             "log-normal measure, and drawn afterwards from their conditional "
                             "law"}
@@ -297,6 +304,5 @@ LONGITUDINAL = ModelKind(
     figures=("rank", "forest", "prior_posterior", "trajectories", "prior_check"),
     resolve_priors=lambda data, spec, prior_set: scale_priors(prior_set, spec, data.value),
     reparameterised=lambda data, spec: None if patient_effects_form(data, spec) == "integrated"
-    else dataclasses.replace(spec, patient_effects="non_centred" if patient_effects_form(
-        data, spec) == "centred" else "centred"),
+    else dataclasses.replace(spec, patient_effects=OTHER_FORM[patient_effects_form(data, spec)]),
 )

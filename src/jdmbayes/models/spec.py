@@ -38,7 +38,7 @@ FAMILIES = ("weibull", "lognormal", "loglogistic")
 # simulation-based calibration on the bundled design, validation/sbc-integrated/).
 # Recurrent episodes default to non-centred.
 FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated")
-PATIENT_EFFECT_FORMS = ("auto", "centred", "non_centred", "integrated")
+PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "non_centred", "integrated")
 # time shapes of a longitudinal change (models.longitudinal)
 SHAPES = ("plateau", "linear", "spline")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
@@ -373,7 +373,8 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         if effects not in PATIENT_EFFECT_FORMS or (effects == "integrated"
                                                     and likelihood != "lognormal"):
             problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
-                                    "'auto', 'centred', 'non_centred' or (log-normal "
+                                    "'auto', 'centred', 'centred_baseline', 'non_centred' or "
+                                    "(log-normal "
                                     f"measures) 'integrated', got {effects!r}",
                                     column="patient_effects"))
             effects = "auto"
