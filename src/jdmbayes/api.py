@@ -209,7 +209,7 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     (``scheduler``: an existing cluster). Every spec is checked against the series before
     anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
     A model that fails a diagnostic gate is refitted as the failure advice says, within
-    ``retry_budget`` seconds from its start (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
+    ``retry_budget`` seconds of sampling (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
     :func:`retry_budget_seconds`; 0: never), and every attempt is recorded.
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)

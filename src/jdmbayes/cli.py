@@ -24,10 +24,10 @@ from jdmbayes.versions import __version__
 
 ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled (default: "
                   "per-patient draws thinned to at most 1000 and predictive draws to 400, float32)")
-RETRY_HELP = ("seconds a model that failed a diagnostic gate may spend, from its start, "
-              "retrying as the advice says (doubled tuning and draws; the other "
-              "parameterisation of the patient effects; the low-rank mass matrix); 0: never "
-              "(default: $JDMBAYES_RETRY_BUDGET, else 300)")
+RETRY_HELP = ("seconds of sampling (all attempts; compilation not counted) within which a "
+              "model that failed a diagnostic gate is refitted as the advice says (doubled "
+              "tuning and draws; the other parameterisation of the patient effects; the "
+              "low-rank mass matrix); 0: never (default: $JDMBAYES_RETRY_BUDGET, else 300)")
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt

@@ -47,7 +47,7 @@ def test_a_failing_fit_is_refitted_as_the_advice_says_and_every_attempt_recorded
 def test_no_retry_past_the_budget_and_none_at_zero(tmp_path):
     out = tmp_path / "run"
     code = main(["fit", "--model", "gc_discontinuation", "--draws", "100", "--tune", "100",
-                 "--retry-budget", "0.5", "--out", str(out)])
+                 "--retry-budget", "0.001", "--out", str(out)])
     assert code == 3
     attempts = json.loads((out / "manifest.json").read_text())[
         "models"]["gc_discontinuation"]["attempts"]
