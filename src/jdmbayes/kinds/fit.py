@@ -5,8 +5,8 @@ Every step that depends on the model's kind is the kind's own (:mod:`jdmbayes.ki
 When a fit fails a diagnostic gate and its settings allow a retry budget
 (``SamplerSettings.retry_budget_s``, ``--retry-budget``), the fit tries what the failure
 advice says, in the order of ``RETRY_LADDER``, each step only if its expected sampling time
-still fits in the budget (seconds of sampling over all attempts; compilation is left out, so
-a cold or a warm compile cache gives the same attempts): tuning and draws doubled; the
+still fits in the budget (seconds of sampling over all attempts; with nutpie compilation is
+left out, so a cold or a warm compile cache gives the same attempts): tuning and draws doubled; the
 patient effects in their other parameterisation (centred <-> non-centred), with the last
 attempt's tuning and draws; nutpie's low-rank mass matrix, tuning and draws doubled. Each
 attempt is judged on its draws alone; the outputs (predictions, summaries, LOO) are computed

@@ -200,7 +200,7 @@ def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
     value informs the baseline; a change is seen only through the later values and their
     spread in time, so it is often loose where the baseline is pinned (on a bounded score
     at 300 and 73 patients with about 6 values each, the fully centred form failed R-hat
-    where this one passed; see the note of ``validation/designs/``)."""
+    where this one passed: ``benchmarks/RESULTS.md``)."""
     if spec.patient_effects != "auto":
         return spec.patient_effects
     if spec.likelihood == "lognormal":
