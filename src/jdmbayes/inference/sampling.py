@@ -34,8 +34,9 @@ class SamplerSettings:
     # corrections, for posteriors with strong correlations such as many patients whose
     # group effects and cell deviations trade off)
     mass_matrix: str = "diag"
-    # seconds a fit that failed a diagnostic gate may spend, from its start, on the retry
-    # ladder (jdmbayes.kinds.fit.RETRY_LADDER); 0: no retry
+    # seconds of sampling (all attempts, compilation not counted) within which a fit that
+    # failed a diagnostic gate climbs the retry ladder (jdmbayes.kinds.fit.RETRY_LADDER);
+    # 0: no retry
     retry_budget_s: float = 0.0
 
     def as_dict(self) -> dict:
