@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jdmbayes.batch.fits import FitJob, close_client, open_client, run_saved_group
+from jdmbayes.inference import sampling
 from jdmbayes.inference.sampling import SamplerSettings, clear_caches
 from tests.conftest import BUNDLED, ROOT
 
@@ -45,19 +46,19 @@ def reference(tmp_path_factory):
     jobs = [_job("default", root / "default"), _job("sceptical", root / "sceptical"),
             _job(str(student), root / "student"), _job(str(student_b), root / "student_b")]
     statuses = run_saved_group(jobs, {"command": ["test"]})
-    return root, statuses
+    return root, statuses, len(sampling._COMPILED)
 
 
 def test_new_hyperparameters_reuse_the_compiled_model_a_new_family_rebuilds(reference):
-    _, statuses = reference
+    _, statuses, n_compiled = reference
     default, sceptical, student, student_b = statuses
     assert not default["reused_compiled"] and not default["reused_model"]
     assert sceptical["reused_compiled"] and sceptical["reused_model"]
     assert not student["reused_compiled"] and not student["reused_model"]
     assert student_b["reused_compiled"] and student_b["reused_model"]
-    # the warm fit costs a fraction of the cold one (compile excluded): measured, not gated
-    # on a timing bound; the compile time itself must have been paid only twice
-    assert sceptical["compile_s"] < 0.1 * default["compile_s"]
+    # one compiled model per prior family, no more: counted, not timed (a timing bound
+    # fails when the on-disk cache already holds the first compile, as in CI of d8ef643)
+    assert n_compiled == 2
 
 
 def _summary(folder: Path) -> str:
@@ -65,7 +66,7 @@ def _summary(folder: Path) -> str:
 
 
 def test_grid_survives_a_killed_worker_and_equals_uninterrupted_fits(reference, tmp_path):
-    root, _ = reference
+    root, _, _ = reference
     student = _student_prior(tmp_path, "student", 0.7)
     out = tmp_path / "grid"
     groups = [[_job("default", out / "default"), _job("sceptical", out / "sceptical")],
@@ -93,7 +94,7 @@ def test_grid_survives_a_killed_worker_and_equals_uninterrupted_fits(reference, 
 
 
 def test_interrupted_grid_command_resumes_and_finishes(reference, tmp_path):
-    root, _ = reference
+    root, _, _ = reference
     out = tmp_path / "sens"
     command = [sys.executable, str(ROOT / "scripts" / "sensitivity.py"), "--model", MODEL,
                "--priors", "default,sceptical", "--chains", "2", "--draws", "200", "--tune",
