@@ -53,11 +53,25 @@ def log_density(family: str, log_t, eta, sigma):
     return core - pt.log(sigma) - log_t
 
 
+# below this, log(1 - e^x) is -e^x to double precision
+LOG1MEXP_TAIL = -40.0
+
+
+def log1mexp(x):
+    """PyTensor log(1 - e^x) for x < 0 whose derivatives of every order stay finite.
+
+    PyTensor's ``log1mexp`` is exact in value, but its second derivative is inf/inf (nan)
+    far in the tail (x below about -700), which the Newton steps of the integrated frailty
+    meet; there it equals -e^x to double precision, which is used instead."""
+    return pt.switch(x < LOG1MEXP_TAIL, -pt.exp(x),
+                     pt.log1mexp(pt.maximum(x, LOG1MEXP_TAIL)))
+
+
 def log_interval(family: str, log_lo, log_hi, eta, sigma):
     """PyTensor log(S(lo) - S(hi)) for 0 < lo < hi."""
     s_lo = log_survival(family, log_lo, eta, sigma)
     s_hi = log_survival(family, log_hi, eta, sigma)
-    return s_lo + pt.log1mexp(s_hi - s_lo)
+    return s_lo + log1mexp(s_hi - s_lo)
 
 
 def np_log_survival(family: str, t, eta, sigma):
