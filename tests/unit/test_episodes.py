@@ -18,6 +18,7 @@ from jdmbayes.models.episode_indexing import index_episodes
 from jdmbayes.models.episodes import build_episode_model, frailty_form
 from jdmbayes.models.indexing import EXACT, INTERVAL, RIGHT
 from jdmbayes.models.spec import load_model_spec, load_prior_set
+from tests.unit.test_integrated_frailty import ONE_CALL
 
 SPEC = """
 [model]
@@ -101,9 +102,10 @@ def test_episode_rules_name_row_column_and_rule(tmp_path, events, rule, where):
     assert f"events.csv, {where}: [{rule}]" in text, text
 
 
-def point_fn(model, name="loglik_patient"):
+def point_fn(model, name="loglik_patient", mode=None):
     return model.compile_fn(model.replace_rvs_by_values([model[name]])[0],
-                            inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+                            inputs=model.value_vars, point_fn=True, on_unused_input="ignore",
+                            mode=mode)
 
 
 ALPHA, SIGMA, GAMMA = 1.6, 0.7, np.array([-0.4, 0.3])
@@ -151,7 +153,8 @@ def test_integrated_frailty_equals_brute_force_integration(tmp_path, sigma_patie
     prior_set = load_prior_set("default", spec)
     integrated = build_episode_model(data, dataclasses.replace(spec, frailty="integrated"),
                                      prior_set)
-    got = point_fn(integrated)(at_point(integrated, sigma_patient))
+    # called once: compiled without JIT
+    got = point_fn(integrated, mode=ONE_CALL)(at_point(integrated, sigma_patient))
     for i in range(data.n_patients):
         def integrand(u, i=i):
             frailty = np.full(data.n_patients, u)
