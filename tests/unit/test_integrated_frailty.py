@@ -49,6 +49,16 @@ def fixed_point(model, sigma_patient, v_latent):
     return point
 
 
+def log_integrand_on_grid(fn, point, grid, sigma_patient) -> np.ndarray:
+    """Each patient's conditional log-likelihood plus the frailty's log prior density at
+    every frailty of ``grid`` (rows), all patients given the same frailty."""
+    logs = np.empty((grid.size, len(KIND)))
+    for j, u in enumerate(grid):
+        point["frailty"] = np.full(len(KIND), u)
+        logs[j] = fn(point)
+    return logs + stats.norm.logpdf(grid, 0, sigma_patient)[:, None]
+
+
 def tolerance(patient: int, sigma_patient: float) -> float:
     """Stated accuracy of the adaptive Gauss-Hermite rule on the log scale, per patient:
     1e-4 with sigma_patient <= 1 and 2e-3 at 3 for patients with an exact or latent time.
@@ -103,11 +113,7 @@ def test_recorded_mode_and_scale_are_those_of_the_conditional_posterior():
     fn = point_fn(conditional)
     cpoint = fixed_point(conditional, 0.8, v)
     grid = np.linspace(-5, 5, 4001)
-    logs = []
-    for u in grid:
-        cpoint["frailty"] = np.full(len(KIND), u)
-        logs.append(fn(cpoint))
-    logs = np.array(logs) + stats.norm.logpdf(grid, 0, 0.8)[:, None]
+    logs = log_integrand_on_grid(fn, cpoint, grid, 0.8)
     for i in range(len(KIND)):
         assert mode(point)[i] == pytest.approx(grid[np.argmax(logs[:, i])], abs=3e-3)
         # curvature at the mode by finite differences on the grid
@@ -147,10 +153,6 @@ def test_integrated_is_finite_far_from_the_data_and_exact_at_the_priors_edge(fam
     got = loglik(far(integrated, 1.2, 0.35))
     fn, cpoint = point_fn(conditional), far(conditional, 1.2, 0.35)
     grid = np.linspace(-12 * 1.2, 12 * 1.2, 20001)
-    logs = np.empty((grid.size, len(KIND)))
-    for j, u in enumerate(grid):
-        cpoint["frailty"] = np.full(len(KIND), u)
-        logs[j] = fn(cpoint)
-    logs += stats.norm.logpdf(grid, 0, 1.2)[:, None]
+    logs = log_integrand_on_grid(fn, cpoint, grid, 1.2)
     expected = special.logsumexp(logs, axis=0) + np.log(grid[1] - grid[0])
     np.testing.assert_allclose(got, expected, atol=2e-3)

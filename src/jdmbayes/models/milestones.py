@@ -212,7 +212,8 @@ def _patient_sum(values, obs_patient, n: int):
     return pt.inc_subtensor(pt.zeros(shape)[obs_patient], values)
 
 
-def _finite_or(x, fallback):
+def _nan_to(x, fallback):
+    """``x`` with each NaN replaced by ``fallback``."""
     return pt.switch(pt.isnan(x), fallback, x)
 
 
@@ -242,7 +243,7 @@ def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient
     multiples = pt.as_tensor(STEP_MULTIPLES)
 
     def log_integrand(u):                          # g at u of shape (n, k)
-        terms = _finite_or(gap_loglik(eta_fixed[:, None] + u[obs_patient]), -np.inf)
+        terms = _nan_to(gap_loglik(eta_fixed[:, None] + u[obs_patient]), -np.inf)
         return _patient_sum(terms, obs_patient, n) - 0.5 * u**2 * inv_var
 
     def slope_and_curvature(u):                    # g' and g'' (bounded) at u of shape (n,)
@@ -250,15 +251,15 @@ def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient
         d1 = pt.grad(gap_loglik(eta).sum(), eta)
         d2 = pt.grad(d1.sum(), eta)
         slope = _patient_sum(d1, obs_patient, n) - u * inv_var
-        curvature = pt.minimum(_finite_or(_patient_sum(d2, obs_patient, n), 0.0), 0.0)
+        curvature = pt.minimum(_nan_to(_patient_sum(d2, obs_patient, n), 0.0), 0.0)
         return slope, curvature - inv_var
 
     u = pt.zeros(n)
     for _ in range(NEWTON_STEPS):
         slope, curvature = slope_and_curvature(u)
-        step = _finite_or(-slope / curvature, 0.0)
+        step = _nan_to(-slope / curvature, 0.0)
         candidates = u[:, None] + step[:, None] * multiples[None, :]          # (n, steps)
-        values = _finite_or(log_integrand(candidates), -np.inf)
+        values = _nan_to(log_integrand(candidates), -np.inf)
         best = pt.argmax(values, axis=1)
         u = candidates[pt.arange(n), best]
     _, curvature = slope_and_curvature(u)
@@ -390,7 +391,6 @@ def add_patient_likelihood(frailty_kind: str, gap_loglik, eta, obs_patient, n: i
         pm.Deterministic("frailty_mode", mode, dims="patient")
         pm.Deterministic("frailty_sd", spread, dims="patient")
     else:
-        per_patient = pt.zeros(n)
-        per_patient = pt.inc_subtensor(per_patient[obs_patient], gap_loglik(eta))
+        per_patient = _patient_sum(gap_loglik(eta), obs_patient, n)
     per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
     pm.Potential("likelihood", per_patient.sum())
