@@ -204,14 +204,17 @@ def test_new_patients_per_draw_are_capped():
     assert pl.new_patient_count(5000, 40) == 1
 
 
-def test_integrated_is_refused_for_a_bounded_score(tmp_path):
+def test_integrated_is_accepted_for_a_bounded_score_and_unknown_forms_refused(tmp_path):
     from jdmbayes.errors import InputError
     from jdmbayes.models.spec import load_model_spec
 
     path = tmp_path / "score.toml"
-    path.write_text('[model]\nname = "score"\nkind = "longitudinal"\nmeasure = "score"\n'
-                    'likelihood = "beta_binomial"\nupper = 52\ngrouping = ["arm"]\n'
-                    'patient_effects = "integrated"\n')
+    text = ('[model]\nname = "score"\nkind = "longitudinal"\nmeasure = "score"\n'
+            'likelihood = "beta_binomial"\nupper = 52\ngrouping = ["arm"]\n'
+            'patient_effects = "{form}"\n')
+    path.write_text(text.format(form="integrated"))
+    assert load_model_spec(str(path)).patient_effects == "integrated"
+    path.write_text(text.format(form="marginal"))
     with pytest.raises(InputError) as err:
         load_model_spec(str(path))
-    assert "patient_effects" in str(err.value) and "log-normal" in str(err.value)
+    assert "patient_effects" in str(err.value) and "'marginal'" in str(err.value)

@@ -122,6 +122,76 @@ def starting_effects(draws: dict, fixed: np.ndarray) -> tuple[np.ndarray, np.nda
     return u, v
 
 
+def integrand_terms(d: dict, fixed: np.ndarray, data: LongitudinalData, spec, shape,
+                    per_patient) -> dict:
+    """What :func:`log_integrand` needs for a block of draws ``d`` (each (S, ...)): the
+    values' c, a and b (module docstring), noise and the data; ``fixed`` (S, n) is each
+    patient's change without the patient effect."""
+    h = shape.values(data.week, d)
+    s_b, s_d = d["sigma_intercept"][:, None], d["sigma_change"][:, None]
+    rho = d["rho_baseline_change"][:, None]
+    c = d["intercept"][:, None] + fixed[:, data.patient] * h + shape.offset(data.week, d)
+    return {"c": c, "a": s_b + s_d * rho * h, "b": s_d * np.sqrt(1 - rho**2) * h,
+            "noise": d["noise"][:, None], "upper": float(spec.upper or 1.0), "data": data,
+            "likelihood": spec.likelihood, "per_patient": per_patient}
+
+
+# drawing each patient's effects given the data from the quadrature's Laplace approximation:
+# proposals from it, widened by this factor, corrected by this many independence
+# Metropolis-Hastings steps
+PROPOSAL_WIDTH = 1.2
+CORRECTION_STEPS = 8
+
+
+def laplace_proposal(at: dict, mode: np.ndarray, chol: np.ndarray, rng
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised effects (u, v), each (S, n), drawn from the widened Laplace
+    approximation, and their log importance weight (target over proposal, up to a constant
+    per draw and patient)."""
+    z1, z2 = rng.standard_normal((2, *mode.shape[:2]))
+    l11, l21, l22 = (PROPOSAL_WIDTH * chol[..., k] for k in range(3))
+    u, v = mode[..., 0] + l11 * z1, mode[..., 1] + l21 * z1 + l22 * z2
+    weight = (log_integrand(at, u, v, derivatives=False)[0] - 0.5 * (u**2 + v**2)
+              + 0.5 * (z1**2 + z2**2))
+    return u, v, np.where(np.isnan(weight), -np.inf, weight)
+
+
+def laplace_corrected_effects(post: dict, data: LongitudinalData, spec, mode: np.ndarray,
+                              chol: np.ndarray, rng: np.random.Generator
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """(S, n) baselines and changes of the modelled patients drawn given each posterior
+    draw and the patient's values, for a model whose effects were integrated out by
+    quadrature (:func:`jdmbayes.models.quadrature.integrated_patient_effects`, which gives
+    ``mode`` (S, n, 2) and ``chol`` (S, n, 3) of each patient's standardised effects).
+
+    Each draw starts from the Laplace approximation (normal at the mode, covariance ``L
+    L'`` widened by :data:`PROPOSAL_WIDTH`) and takes :data:`CORRECTION_STEPS` independence
+    Metropolis-Hastings steps with it as proposal, whose stationary law is the exact
+    conditional one; with an acceptance rate near 1 (a nearly normal conditional law) a
+    few steps leave no trace of the start."""
+    size, n = post["intercept"].shape[0], data.n_patients
+    shape = time_shape(data, spec)
+    fixed = fixed_changes(post, data.design, data.design.patient_cell,
+                          covariate_part(post, data))
+    per_patient = patient_summer(data)
+    baseline, change = np.empty((size, n)), np.empty((size, n))
+    for start in range(0, size, DRAW_BLOCK):
+        block = slice(start, min(start + DRAW_BLOCK, size))
+        d = {k: v[block] for k, v in post.items()}
+        at = integrand_terms(d, fixed[block], data, spec, shape, per_patient)
+        u, v, weight = laplace_proposal(at, mode[block], chol[block], rng)
+        for _ in range(CORRECTION_STEPS):
+            new_u, new_v, new_weight = laplace_proposal(at, mode[block], chol[block], rng)
+            accept = np.log(rng.uniform(size=u.shape)) < new_weight - weight
+            u, v = np.where(accept, new_u, u), np.where(accept, new_v, v)
+            weight = np.where(accept, new_weight, weight)
+        s_b, s_d = d["sigma_intercept"][:, None], d["sigma_change"][:, None]
+        rho = d["rho_baseline_change"][:, None]
+        baseline[block] = d["intercept"][:, None] + s_b * u
+        change[block] = fixed[block] + s_d * (rho * u + np.sqrt(1 - rho**2) * v)
+    return baseline, change
+
+
 def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     """(S, n) marginal log-likelihood of each patient's values under each draw (module
     docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`."""
@@ -143,16 +213,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     for start in range(0, size, DRAW_BLOCK):
         block = slice(start, min(start + DRAW_BLOCK, size))
         d = {k: v[block] for k, v in post.items()}
-        h = shape.values(data.week, d)
-        s_b, s_d = d["sigma_intercept"][:, None], d["sigma_change"][:, None]
-        rho = d["rho_baseline_change"][:, None]
-        c = d["intercept"][:, None] + fixed[block][:, data.patient] * h + shape.offset(
-            data.week, d)
-        a = s_b + s_d * rho * h
-        b = s_d * np.sqrt(1 - rho**2) * h
-        noise = d["noise"][:, None]
-        at = {"c": c, "a": a, "b": b, "noise": noise, "upper": upper, "data": data,
-              "likelihood": spec.likelihood, "per_patient": per_patient}
+        at = integrand_terms(d, fixed[block], data, spec, shape, per_patient)
         u, v = starting_effects(d, fixed[block])
         for _ in range(NEWTON_STEPS):
             f, g_u, g_v, h_uu, h_uv, h_vv = log_integrand(at, u, v)

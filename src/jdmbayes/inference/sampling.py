@@ -137,10 +137,16 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
     raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(SAMPLERS)}")
 
 
+# deterministics that describe the patient effects given the observed data (where an
+# integrated model's quadrature put its nodes): meaningless, and costly, in prior draws
+DATA_CONDITIONAL = ("frailty_mode", "frailty_sd", "effect_mode", "effect_chol")
+
+
 def sample_prior(model: pm.Model, draws: int, seed: int) -> xr.DataTree:
     """Prior draws of the model's parameters (the likelihood potential is not involved)."""
-    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics
-                                                 if not v.name.startswith("loglik")]
+    names = [v.name for v in model.free_RVs] + [
+        v.name for v in model.deterministics
+        if not v.name.startswith("loglik") and v.name not in DATA_CONDITIONAL]
     with model, warnings.catch_warnings():
         # the likelihood is a Potential; leaving it out is the point of prior draws
         warnings.filterwarnings("ignore", message="The effect of Potentials")

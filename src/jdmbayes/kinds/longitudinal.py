@@ -51,11 +51,15 @@ SCHEDULED_WEEKS = 12
 MIN_WINDOW_PATIENTS = 10
 
 
+# an integrated bounded score's record of where its quadrature put each patient's nodes
+QUADRATURE_NODES = ("effect_mode", "effect_chol")
+
+
 def derived_effects(data, spec: ModelSpec) -> tuple[str, ...]:
     """Baselines and changes are parameters when sampled centred, else functions of them or
     (integrated) exact draws given them: gated through the parameters."""
     return {"centred": (), "centred_baseline": ("patient_change",)}.get(
-        patient_effects_form(data, spec), ("baseline", "patient_change"))
+        patient_effects_form(data, spec), ("baseline", "patient_change", *QUADRATURE_NODES))
 
 
 def visit_windows(week: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -139,19 +143,33 @@ OTHER_FORM = {"centred": "non_centred", "centred_baseline": "non_centred",
 FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred",
               "centred_baseline": "sampled with the baselines centred and the changes "
                                   "non-centred",
-              "integrated": "integrated out of the likelihood, which is exact for a "
-                            "log-normal measure, and drawn afterwards from their conditional "
-                            "law"}
+              "integrated": "integrated out of the likelihood (exactly) and drawn "
+                            "afterwards from their conditional law",
+              "integrated_quadrature": "integrated out of the likelihood by adaptive "
+                                       "Gauss-Hermite quadrature (5 x 5 points) and drawn "
+                                       "afterwards from their conditional law (Laplace "
+                                       "proposals corrected by Metropolis-Hastings)"}
 
 
 def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
                                     spec: ModelSpec, rng: np.random.Generator) -> dict:
-    """Put each patient's ``baseline`` and ``patient_change``, drawn from their exact
-    conditional law given each posterior draw, into the posterior (integrated form);
+    """Put each patient's ``baseline`` and ``patient_change``, drawn from their conditional
+    law given each posterior draw, into the posterior (integrated form: exact for a
+    log-normal measure, else corrected Laplace draws from the quadrature's record, which is
+    then dropped);
     returns ``post`` (:func:`~jdmbayes.estimands.longitudinal.posterior_arrays`) with them."""
     posterior = idata.posterior
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    baseline, change = pl.conditional_patient_effects(post, data, spec, rng)
+    if spec.likelihood == "lognormal":
+        baseline, change = pl.conditional_patient_effects(post, data, spec, rng)
+    else:
+        size = chains * draws
+        mode, chol = (posterior[name].values.reshape(size, data.n_patients, -1)
+                      for name in QUADRATURE_NODES)
+        baseline, change = pl_marginal.laplace_corrected_effects(post, data, spec, mode, chol,
+                                                                 rng)
+        set_group(idata, "posterior", posterior.drop_vars(list(QUADRATURE_NODES)))
+        posterior = idata.posterior
     coords = {"patient": np.arange(1, data.n_patients + 1)}       # the model's coordinates
     for name, values in (("baseline", baseline), ("patient_change", change)):
         posterior[name] = xr.DataArray(values.reshape(chains, draws, -1),
@@ -219,7 +237,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              "times are shown in weeks.",
              f"Time shape: {spec.shape}; patient baseline and change "
              + ("correlated (LKJ prior)" if spec.correlation and spec.random_change
-                else "independent") + ", " + FORM_WORDS[form]
+                else "independent") + ", " + FORM_WORDS[
+                    "integrated_quadrature" if form == "integrated"
+                    and spec.likelihood != "lognormal" else form]
              + ((" (the default for a log-normal measure)" if form == "integrated" else
                  " (chosen from the data: median values per patient)")
                 if spec.patient_effects == "auto" else " (by spec)") + ".",

@@ -14,8 +14,9 @@ trajectory, so a patient with a missing baseline still contributes):
 
 sampled non-centred (:math:`u_i, v_i`), centred (the baseline, then the change given the
 baseline), with the baseline centred and the change non-centred (``centred_baseline``:
-the baseline, then :math:`v_i`), or, for a log-normal measure, integrated out of the
-likelihood (``integrated``: exact, :func:`gaussian_marginal`), by spec ``patient_effects``
+the baseline, then :math:`v_i`), or integrated out of the likelihood (``integrated``:
+exact for a log-normal measure, :func:`gaussian_marginal`; by adaptive Gauss-Hermite
+quadrature for a bounded score, below), by spec ``patient_effects``
 or from the data (``auto``: :func:`patient_effects_form`); cell deviations are centred or
 not by spec,
 
@@ -72,6 +73,18 @@ exact conditional law, normal with mean :math:`\Sigma B_i^{-1} k_i` and covarian
 ``loglik_patient`` is the marginal log-likelihood of each patient, as patient-level LOO
 needs.
 
+Integrated patient effects (bounded scores, by spec)
+---------------------------------------------------
+With :math:`\mu_{ij} = c_{ij} + a_{ij} u_i + b_{ij} v_i`, :math:`c_{ij} = \alpha + m_i
+h_{ij} + g_{ij}`, :math:`a_{ij} = \sigma_{int} + \sigma_{change}\rho h_{ij}` and
+:math:`b_{ij} = \sigma_{change}\sqrt{1-\rho^2} h_{ij}`, each patient's likelihood is
+integrated over the standard normal :math:`(u_i, v_i)` by adaptive Gauss-Hermite
+quadrature (:func:`jdmbayes.models.quadrature.integrated_patient_effects`: 5 x 5 points
+on each patient's Laplace approximation); ``loglik_patient`` is that marginal
+log-likelihood. Each patient's baseline and change are drawn afterwards from their
+conditional law (Laplace proposals corrected by independence Metropolis-Hastings:
+:func:`jdmbayes.estimands.patient_marginal.laplace_corrected_effects`).
+
 Data
 ----
 :class:`jdmbayes.indexing.LongitudinalData`.
@@ -92,11 +105,13 @@ from functools import cached_property
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.distributions.dist_math import normal_lcdf
 from scipy.interpolate import BSpline
 
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.milestones import group_coords, group_effects
 from jdmbayes.models.priors import create_prior_variable
+from jdmbayes.models.quadrature import integrated_patient_effects
 from jdmbayes.models.spec import ModelSpec, PriorSet
 
 
@@ -115,6 +130,27 @@ def observation_logp(likelihood: str, value, mu, noise, upper):
     if likelihood == "lognormal":
         return pm.logp(pm.LogNormal.dist(mu, noise), value)
     raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def integrand_logp(likelihood: str, value, mu, noise, upper):
+    """Elementwise log-likelihood of bounded-score values written directly in ``mu``
+    (PyTensor), so its derivatives in ``mu`` exist for the quadrature's Newton steps; equal
+    to :func:`observation_logp` (tests/unit/test_integrated_effects.py)."""
+    upper = np.float64(upper)       # a Python number would become a float32 constant
+    if likelihood == "beta_binomial":
+        p = pm.math.invlogit(mu)
+        a, b = p * noise, (1 - p) * noise
+        gammaln = pt.gammaln
+        return (gammaln(upper + 1) - gammaln(value + 1) - gammaln(upper - value + 1)
+                + gammaln(value + a) + gammaln(upper - value + b) - gammaln(upper + noise)
+                - gammaln(a) - gammaln(b) + gammaln(noise))
+    if likelihood == "censored_normal":
+        y = value / upper
+        interior = -0.5 * ((y - mu) / noise) ** 2 - pt.log(noise) - 0.5 * np.log(2 * np.pi)
+        return pt.switch(value <= 0, normal_lcdf(mu, noise, 0.0),
+                         pt.switch(value >= upper, normal_lcdf(-mu, noise, -1.0),
+                                   interior - np.log(upper)))
+    raise ValueError(f"no integrated form for likelihood {likelihood!r}")
 
 
 SPLINE_GRID = 400   # points on which the spline's departure basis is orthonormalised
@@ -325,40 +361,69 @@ def time_terms(shape: TimeShape, week, data: LongitudinalData, prior_set: PriorS
 
 def build_integrated_model(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
                            shape: TimeShape, coords: dict) -> pm.Model:
-    """The log-normal model with each patient's baseline and change integrated out (module
-    docstring): the same parameters but the patient effects, the same priors."""
+    """The model with each patient's baseline and change integrated out of the likelihood
+    (module docstring): the same parameters but the patient effects, the same priors.
+    Exact for a log-normal measure; by adaptive Gauss-Hermite quadrature otherwise, which
+    also records each patient's ``effect_mode`` and ``effect_chol`` (the Laplace
+    approximation of the standardised effects given the data) for drawing them afterwards."""
     n = data.n_patients
+    if spec.likelihood != "lognormal":
+        coords = {**coords, "standard_effect": ["u", "v"],
+                  "chol_entry": ["l11", "l21", "l22"]}
     with pm.Model(coords=coords) as model:
         patient = pm.Data("obs_patient", data.patient, dims="obs")
         week = pm.Data("obs_week", data.week, dims="obs")
         value = pm.Data("obs_value", data.value, dims="obs")
-        count = pm.Data("patient_values", values_per_patient(data), dims="patient")
         alpha = create_prior_variable(prior_set, "intercept", "intercept")
         sigma_intercept = create_prior_variable(prior_set, "sigma_intercept", "sigma_intercept")
         delta = create_prior_variable(prior_set, "change", "change")
         change = delta + group_effects(data.design, prior_set, n, spec.cell_deviations)
-        cov, var_change = 0.0, 0.0
+        sigma_change, rho = 0.0, 0.0
         if spec.random_change:
             sigma_change = create_prior_variable(prior_set, "sigma_change", "sigma_change")
-            var_change = sigma_change**2
             if spec.correlation:
                 lkj = create_prior_variable(prior_set, "lkj_corr", "lkj_corr")
                 rho = pm.Deterministic("rho_baseline_change", 2.0 * lkj - 1.0)
-                cov = rho * sigma_intercept * sigma_change
         h, offset = time_terms(shape, week, data, prior_set)
         noise = create_prior_variable(prior_set, "noise", "noise")
-        log_value = pt.log(value)
-        resid = log_value - alpha - change[patient] * h - offset
+        if spec.likelihood == "lognormal":
+            loglik = lognormal_marginal(data, patient, value, alpha, change, h, offset,
+                                        sigma_intercept, sigma_change, rho, noise)
+        else:
+            upper = spec.upper or 1.0
 
-        def per_patient(x):
-            return pt.inc_subtensor(pt.zeros(n)[patient], x)
+            def value_loglik(mu):
+                return integrand_logp(spec.likelihood,
+                                        value if mu.ndim == 1 else value[:, None], mu,
+                                        noise, upper)
 
-        sums = {"n": count, "h": per_patient(h), "hh": per_patient(h * h),
-                "r": per_patient(resid), "hr": per_patient(h * resid),
-                "rr": per_patient(resid * resid), "log": pt.log}
-        noise_var = noise**2
-        parts = gaussian_marginal(sums, sigma_intercept**2, cov, var_change, noise_var)
-        loglik = gaussian_loglik(sums, parts, noise_var, per_patient(log_value))
+            loglik, mode, chol = integrated_patient_effects(
+                value_loglik, alpha + change[patient] * h + offset,
+                sigma_intercept + sigma_change * rho * h,
+                sigma_change * pt.sqrt(1.0 - rho**2) * h, patient, n)
+            pm.Deterministic("effect_mode", mode, dims=("patient", "standard_effect"))
+            pm.Deterministic("effect_chol", chol, dims=("patient", "chol_entry"))
         loglik = pm.Deterministic("loglik_patient", loglik, dims="patient")
         pm.Potential("likelihood", loglik.sum())
     return model
+
+
+def lognormal_marginal(data: LongitudinalData, patient, value, alpha, change, h, offset,
+                       sigma_intercept, sigma_change, rho, noise):
+    """(n,) each patient's exact marginal log-likelihood of a log-normal measure (module
+    docstring), inside a model."""
+    n = data.n_patients
+    count = pm.Data("patient_values", values_per_patient(data), dims="patient")
+    log_value = pt.log(value)
+    resid = log_value - alpha - change[patient] * h - offset
+
+    def per_patient(x):
+        return pt.inc_subtensor(pt.zeros(n)[patient], x)
+
+    sums = {"n": count, "h": per_patient(h), "hh": per_patient(h * h),
+            "r": per_patient(resid), "hr": per_patient(h * resid),
+            "rr": per_patient(resid * resid), "log": pt.log}
+    noise_var = noise**2
+    parts = gaussian_marginal(sums, sigma_intercept**2, rho * sigma_intercept * sigma_change,
+                              sigma_change**2, noise_var)
+    return gaussian_loglik(sums, parts, noise_var, per_patient(log_value))

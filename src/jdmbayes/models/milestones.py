@@ -58,11 +58,11 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.gradient import disconnected_grad
 
 from jdmbayes.models import families
 from jdmbayes.models.indexing import EXACT, INTERVAL, LATENT, NONE, RIGHT, MilestoneData
 from jdmbayes.models.priors import create_prior_variable
+from jdmbayes.models.quadrature import STEP_MULTIPLES, nan_to, patient_sum, stop_gradient
 from jdmbayes.models.spec import ModelSpec, PriorSet
 
 
@@ -203,18 +203,6 @@ def censored_gap_terms(family: str, kind, lo, hi, origin, eta, sigma):
 # benchmarks/RESULTS.md
 AGQ_NODES = 11
 NEWTON_STEPS = 6
-STEP_MULTIPLES = np.append(4.0 ** np.arange(2, -7, -1), 0.0)      # 16, 4, 1, 1/4 ... 1/4096, 0
-
-
-def _patient_sum(values, obs_patient, n: int):
-    """Sum of per-observation values ((obs,) or (obs, k)) by patient: (n,) or (n, k)."""
-    shape = (n,) if values.ndim == 1 else (n, values.shape[1])
-    return pt.inc_subtensor(pt.zeros(shape)[obs_patient], values)
-
-
-def _nan_to(x, fallback):
-    """``x`` with each NaN replaced by ``fallback``."""
-    return pt.switch(pt.isnan(x), fallback, x)
 
 
 def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient):
@@ -243,23 +231,23 @@ def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient
     multiples = pt.as_tensor(STEP_MULTIPLES)
 
     def log_integrand(u):                          # g at u of shape (n, k)
-        terms = _nan_to(gap_loglik(eta_fixed[:, None] + u[obs_patient]), -np.inf)
-        return _patient_sum(terms, obs_patient, n) - 0.5 * u**2 * inv_var
+        terms = nan_to(gap_loglik(eta_fixed[:, None] + u[obs_patient]), -np.inf)
+        return patient_sum(terms, obs_patient, n) - 0.5 * u**2 * inv_var
 
     def slope_and_curvature(u):                    # g' and g'' (bounded) at u of shape (n,)
         eta = eta_fixed + u[obs_patient]
         d1 = pt.grad(gap_loglik(eta).sum(), eta)
         d2 = pt.grad(d1.sum(), eta)
-        slope = _patient_sum(d1, obs_patient, n) - u * inv_var
-        curvature = pt.minimum(_nan_to(_patient_sum(d2, obs_patient, n), 0.0), 0.0)
+        slope = patient_sum(d1, obs_patient, n) - u * inv_var
+        curvature = pt.minimum(nan_to(patient_sum(d2, obs_patient, n), 0.0), 0.0)
         return slope, curvature - inv_var
 
     u = pt.zeros(n)
     for _ in range(NEWTON_STEPS):
         slope, curvature = slope_and_curvature(u)
-        step = _nan_to(-slope / curvature, 0.0)
+        step = nan_to(-slope / curvature, 0.0)
         candidates = u[:, None] + step[:, None] * multiples[None, :]          # (n, steps)
-        values = _nan_to(log_integrand(candidates), -np.inf)
+        values = nan_to(log_integrand(candidates), -np.inf)
         best = pt.argmax(values, axis=1)
         u = candidates[pt.arange(n), best]
     _, curvature = slope_and_curvature(u)
@@ -268,7 +256,7 @@ def integrated_frailty(gap_loglik, eta_fixed, obs_patient, n: int, sigma_patient
     # sampler's gradient does not follow them through the Newton steps (a far cheaper
     # gradient; the log density itself is exact, and leapfrog steps with any force field
     # stay reversible and volume-preserving, so NUTS still targets the right posterior)
-    u, scale = disconnected_grad(u), disconnected_grad(scale)
+    u, scale = stop_gradient(u), stop_gradient(scale)
     x, w = np.polynomial.hermite.hermgauss(AGQ_NODES)
     nodes = u[:, None] + np.sqrt(2.0) * scale[:, None] * x[None, :]             # (n, Q)
     log_prior_norm = -pt.log(sigma_patient) - 0.5 * np.log(2 * np.pi)
@@ -391,6 +379,6 @@ def add_patient_likelihood(frailty_kind: str, gap_loglik, eta, obs_patient, n: i
         pm.Deterministic("frailty_mode", mode, dims="patient")
         pm.Deterministic("frailty_sd", spread, dims="patient")
     else:
-        per_patient = _patient_sum(gap_loglik(eta), obs_patient, n)
+        per_patient = patient_sum(gap_loglik(eta), obs_patient, n)
     per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
     pm.Potential("likelihood", per_patient.sum())

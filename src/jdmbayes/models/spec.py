@@ -124,8 +124,8 @@ class ModelSpec:
     knots: tuple[float, ...] = ()
     correlation: bool = True
     # longitudinal: patient baselines and changes sampled centred or non-centred, integrated
-    # out of the likelihood (log-normal measures: exact), or chosen from the data ("auto":
-    # :func:`jdmbayes.models.longitudinal.patient_effects_form`)
+    # out of the likelihood (exact for log-normal measures, else by quadrature), or chosen
+    # from the data ("auto": :func:`jdmbayes.models.longitudinal.patient_effects_form`)
     patient_effects: str = "auto"
     improvement: str = "increase"
     random_change: bool = True
@@ -370,12 +370,10 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     f"false, got {correlation!r}", column="correlation"))
             correlation = True
         effects = table.get("patient_effects", "auto")
-        if effects not in PATIENT_EFFECT_FORMS or (effects == "integrated"
-                                                    and likelihood != "lognormal"):
+        if effects not in PATIENT_EFFECT_FORMS:
             problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
                                     "'auto', 'centred', 'centred_baseline', 'non_centred' or "
-                                    "(log-normal "
-                                    f"measures) 'integrated', got {effects!r}",
+                                    f"'integrated', got {effects!r}",
                                     column="patient_effects"))
             effects = "auto"
         plausible = table.get("plausible_range", [])
