@@ -168,7 +168,8 @@ def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
                       for name in QUADRATURE_NODES)
         baseline, change = pl_marginal.laplace_corrected_effects(post, data, spec, mode, chol,
                                                                  rng)
-        set_group(idata, "posterior", posterior.drop_vars(list(QUADRATURE_NODES)))
+        set_group(idata, "posterior", group_dataset(idata, "posterior").drop_vars(
+            list(QUADRATURE_NODES)))
         posterior = idata.posterior
     coords = {"patient": np.arange(1, data.n_patients + 1)}       # the model's coordinates
     for name, values in (("baseline", baseline), ("patient_change", change)):
