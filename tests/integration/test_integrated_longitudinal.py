@@ -42,15 +42,22 @@ def assert_same_posterior(a: dict, b: dict, keys) -> None:
         assert x["sd"] == pytest.approx(y["sd"], rel=0.15), (key, x["sd"], y["sd"])
 
 
-def test_bundled_ldh_integrated_equals_sampled():
+def fit_bundled_both_ways(name: str):
+    """The bundled model ``name`` fitted as its spec says and with the effects integrated
+    out (4 x 1000 draws, seed 11)."""
     series = load_series(BUNDLED)
-    spec = load_model_spec("ldh")
+    spec = load_model_spec(name)
     settings = SamplerSettings(chains=4, draws=1000, tune=1000, seed=11)
     sampled = fit_model(series, spec, load_prior_set("default", spec), settings, 0.95, "eti")
     integrated_spec = dataclasses.replace(spec, patient_effects="integrated")
     integrated = fit_model(series, integrated_spec, load_prior_set("default", spec), settings,
                            0.95, "eti")
     assert integrated.diagnostics["verdict"] == "pass"
+    return sampled, integrated
+
+
+def test_bundled_ldh_integrated_equals_sampled():
+    sampled, integrated = fit_bundled_both_ways("ldh")
     a, b = rows_of(sampled), rows_of(integrated)
     keys = [k for k in a if k[0] in ("intercept", "sigma_intercept", "change", "noise",
                                      "beta_group", "tau_weeks", "mean_change_wk24",
@@ -64,14 +71,7 @@ def test_bundled_cmas_integrated_by_quadrature_equals_sampled():
     Gauss-Hermite quadrature: the posterior of the validated sampled form (measured at 4 x
     1000 draws: every mean within 0.05 posterior SD), each patient's effects drawn
     afterwards, the quadrature's record of them dropped, and marginal LOO on both."""
-    series = load_series(BUNDLED)
-    spec = load_model_spec("cmas")
-    settings = SamplerSettings(chains=4, draws=1000, tune=1000, seed=11)
-    sampled = fit_model(series, spec, load_prior_set("default", spec), settings, 0.95, "eti")
-    integrated_spec = dataclasses.replace(spec, patient_effects="integrated")
-    integrated = fit_model(series, integrated_spec, load_prior_set("default", spec), settings,
-                           0.95, "eti")
-    assert integrated.diagnostics["verdict"] == "pass"
+    sampled, integrated = fit_bundled_both_ways("cmas")
     posterior = integrated.idata.posterior
     assert {"baseline", "patient_change"} <= set(posterior.data_vars)
     assert not {"effect_mode", "effect_chol"} & set(posterior.data_vars)
