@@ -345,12 +345,32 @@ def scale_rows(quick: bool) -> list[str]:
     return rows
 
 
-def results_text(machine: str, sections: dict, bodies: dict) -> str:
+MEASURED_HEADING = "## How these were measured"
+
+
+def previous_sections(text: str) -> dict[str, list[str]]:
+    """Each ``## `` section of an earlier RESULTS.md: heading -> its body's lines, whole
+    (every paragraph, blank lines inside kept, the blank lines around it dropped)."""
+    found, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line
+            found[heading] = []
+        elif heading is not None:
+            found[heading].append(line)
+    return {h: "\n".join(body).strip("\n").splitlines() for h, body in found.items()}
+
+
+def results_text(machine: str, sections: dict, bodies: dict, kept: dict) -> str:
+    """The run's sections (``bodies``, by name), then the sections this script does not
+    write (``kept``: heading -> lines, measured by other scripts and kept as they were)."""
     lines = ["# Benchmark results", "", f"Machine: {machine}.", ""]
     for name, (heading, _) in sections.items():
         if name in bodies:
             lines += [heading, "", *bodies[name], ""]
-    lines += ["## How these were measured", "",
+    for heading, body in kept.items():
+        lines += [heading, "", *body, ""]
+    lines += [MEASURED_HEADING, "",
               "- Every number above comes from one run of this script on the machine named at "
               "the top; sections not rerun (`--sections`) are kept from the earlier run.",
               f"- Peers: {peer_versions()}. PyMC's NUTS, nutpie and numpyro sample the same "
@@ -391,16 +411,17 @@ def main() -> int:
             "|---|---|---|---|---|---|---|---|", *scale_rows(args.quick)]),
     }
     wanted = args.sections.split(",")
-    old = args.out.read_text() if args.out.is_file() else ""
-    bodies = {name: old.split(heading + "\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
-              for name, (heading, _) in sections.items()
+    old = previous_sections(args.out.read_text() if args.out.is_file() else "")
+    bodies = {name: old[heading] for name, (heading, _) in sections.items()
               if name not in wanted and heading in old}
+    ours = {heading for heading, _ in sections.values()} | {MEASURED_HEADING}
+    kept = {heading: body for heading, body in old.items() if heading not in ours}
     for name, (_, run) in sections.items():
         if name in wanted:
             bodies[name] = run()
             # saved after every section, so a failure later keeps what was measured
-            args.out.write_text(results_text(machine, sections, bodies) + "\n")
-    print(results_text(machine, sections, bodies))
+            args.out.write_text(results_text(machine, sections, bodies, kept) + "\n")
+    print(results_text(machine, sections, bodies, kept))
     return 0
 
 

@@ -30,3 +30,27 @@ def test_stan_peer_is_skipped_not_shadowed_when_pystan_is_absent():
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "skipped: No module named 'stan'" in done.stdout
+
+
+def load_run_module():
+    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rerunning_one_section_keeps_every_other_section_whole():
+    run = load_run_module()
+    old = ("# Benchmark results\n\nMachine: m.\n\n## End to end\n\n| a |\n\nsecond paragraph\n\n"
+           "## Scale\n\n| old scale |\n\n## Measured elsewhere\n\nfirst\n\n| table |\n\n"
+           f"{run.MEASURED_HEADING}\n\n- how\n")
+    previous = run.previous_sections(old)
+    assert previous["## End to end"] == ["| a |", "", "second paragraph"]
+    sections = {"end_to_end": ("## End to end", None), "scale": ("## Scale", None)}
+    bodies = {"end_to_end": previous["## End to end"], "scale": ["| new scale |"]}
+    kept = {"## Measured elsewhere": previous["## Measured elsewhere"]}
+    text = run.results_text("m", sections, bodies, kept)
+    assert "second paragraph" in text and "| new scale |" in text and "old scale" not in text
+    assert "## Measured elsewhere\n\nfirst\n\n| table |\n" in text
+    assert text.index("## Scale") < text.index("## Measured elsewhere") < text.index(
+        run.MEASURED_HEADING)

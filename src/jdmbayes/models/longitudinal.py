@@ -236,7 +236,9 @@ def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
     value informs the baseline; a change is seen only through the later values and their
     spread in time, so it is often loose where the baseline is pinned (on a bounded score
     at 300 and 73 patients with about 6 values each, the fully centred form failed R-hat
-    where this one passed: ``benchmarks/RESULTS.md``)."""
+    where this one passed: ``benchmarks/RESULTS.md``). A bounded score's effects integrated
+    out by quadrature (by spec only) cost more per evaluation than their fewer leapfrog steps
+    save, at 10 and at 300 patients (same file)."""
     if spec.patient_effects != "auto":
         return spec.patient_effects
     if spec.likelihood == "lognormal":
