@@ -46,7 +46,7 @@ def reference(tmp_path_factory):
     jobs = [_job("default", root / "default"), _job("sceptical", root / "sceptical"),
             _job(str(student), root / "student"), _job(str(student_b), root / "student_b")]
     statuses = run_saved_group(jobs, {"command": ["test"]})
-    return root, statuses, len(sampling._COMPILED)
+    return root, statuses, sampling.compiled_count()
 
 
 def test_new_hyperparameters_reuse_the_compiled_model_a_new_family_rebuilds(reference):

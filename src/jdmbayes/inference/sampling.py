@@ -62,6 +62,11 @@ def clear_caches() -> None:
     _COMPILED.clear()
 
 
+def compiled_count() -> int:
+    """How many models this process has compiled (or loaded compiled) and keeps."""
+    return len(_COMPILED)
+
+
 def built_model(key: str, build) -> tuple[pm.Model, bool]:
     """The PyMC model of structure ``key``, built by ``build()`` at most once per process;
     returns the model and whether it was reused."""

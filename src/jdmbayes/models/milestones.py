@@ -25,10 +25,12 @@ patient's likelihood (``"integrated"``: adaptive Gauss-Hermite quadrature,
 :func:`integrated_frailty`), so that the sampler sees :math:`\sigma_{patient}` without a
 funnel and ``loglik_patient`` is the marginal likelihood of the patient's data
 (trustworthy patient-level LOO). The integrated form is opt-in: it matches brute-force
-integration and the conditional posterior on the bundled series, but failed
-simulation-based calibration on the bundled design (``validation/sbc-integrated/``), where
-prior draws took its Newton steps to NaN (139 of 200 replicates had divergences); the steps
-are now safeguarded (:func:`integrated_frailty`) and the calibration has not been rerun.
+integration and the conditional posterior on the bundled series, and passes
+simulation-based calibration on the bundled design (``validation/sbc-integrated/``, 11 of
+11 parameters, no divergent replicate, since its Newton steps are safeguarded and the
+gradient stops at the node placement: :func:`integrated_frailty`), but it has not been run
+on the varied designs of ``validation/designs/`` and costs more per gradient
+(``benchmarks/RESULTS.md``).
 With one milestone there is no frailty (it would not be identified).
 
 Likelihood per gap: exact :math:`\log f`; right-censored :math:`\log S`; interval-censored

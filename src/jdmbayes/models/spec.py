@@ -34,8 +34,9 @@ PRIORS_DIR = MODELS_DIR / "priors"
 FAMILIES = ("weibull", "lognormal", "loglogistic")
 # the shared patient frailty: sampled (the conditional form), centred or non-centred, chosen
 # from the data ("auto", the default of milestones: models.milestones.frailty_form) or by
-# spec; or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it fails
-# simulation-based calibration on the bundled design, validation/sbc-integrated/).
+# spec; or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes
+# simulation-based calibration on the bundled design, validation/sbc-integrated/, but has
+# not been run on the varied designs and costs more per gradient).
 # Recurrent episodes default to non-centred.
 FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated")
 PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "non_centred", "integrated")
