@@ -42,6 +42,14 @@ def assert_same_posterior(a: dict, b: dict, keys) -> None:
         assert x["sd"] == pytest.approx(y["sd"], rel=0.15), (key, x["sd"], y["sd"])
 
 
+def assert_same_quantities(sampled, integrated, quantities) -> None:
+    """:func:`assert_same_posterior` over every summary row (ten or more) of ``quantities``."""
+    a, b = rows_of(sampled), rows_of(integrated)
+    keys = [k for k in a if k[0] in quantities]
+    assert len(keys) >= 10
+    assert_same_posterior(a, b, keys)
+
+
 def fit_bundled_both_ways(name: str):
     """The bundled model ``name`` fitted as its spec says and with the effects integrated
     out (4 x 1000 draws, seed 11)."""
@@ -58,12 +66,9 @@ def fit_bundled_both_ways(name: str):
 
 def test_bundled_ldh_integrated_equals_sampled():
     sampled, integrated = fit_bundled_both_ways("ldh")
-    a, b = rows_of(sampled), rows_of(integrated)
-    keys = [k for k in a if k[0] in ("intercept", "sigma_intercept", "change", "noise",
-                                     "beta_group", "tau_weeks", "mean_change_wk24",
-                                     "ratio_mean_wk24")]
-    assert len(keys) >= 10
-    assert_same_posterior(a, b, keys)
+    assert_same_quantities(sampled, integrated, ("intercept", "sigma_intercept", "change",
+                                                 "noise", "beta_group", "tau_weeks",
+                                                 "mean_change_wk24", "ratio_mean_wk24"))
 
 
 def test_bundled_cmas_integrated_by_quadrature_equals_sampled():
@@ -81,12 +86,9 @@ def test_bundled_cmas_integrated_by_quadrature_equals_sampled():
         drawn, sampled_draws = posterior[name], sampled.idata.posterior[name]
         gap = np.abs(drawn.mean(("chain", "draw")) - sampled_draws.mean(("chain", "draw")))
         assert float((gap / sampled_draws.std(("chain", "draw"))).max()) < 0.15, name
-    a, b = rows_of(sampled), rows_of(integrated)
-    keys = [k for k in a if k[0] in ("intercept", "sigma_intercept", "change", "noise",
-                                     "sigma_change", "beta_group", "tau_weeks",
-                                     "mean_change_wk24")]
-    assert len(keys) >= 10
-    assert_same_posterior(a, b, keys)
+    assert_same_quantities(sampled, integrated, ("intercept", "sigma_intercept", "change",
+                                                 "noise", "sigma_change", "beta_group",
+                                                 "tau_weeks", "mean_change_wk24"))
     # both use each patient's marginal likelihood: the same ELPD within Monte Carlo error
     elpd = [r.diagnostics["elpd_loo"] for r in (sampled, integrated)]
     assert abs(elpd[0] - elpd[1]) < 1.0, elpd
