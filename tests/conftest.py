@@ -9,6 +9,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "ding2021"
 
 
+def family_variant(folder: Path, model: str, family: str) -> str:
+    """A bundled milestone spec with another AFT family, named ``<model>_<family>``, written
+    to ``folder``: its path."""
+    text = (ROOT / "models" / f"{model}.toml").read_text()
+    path = folder / f"{model}_{family}.toml"
+    path.write_text(text.replace(f'name = "{model}"', f'name = "{model}_{family}"')
+                    .replace('family = "weibull"', f'family = "{family}"'))
+    return str(path)
+
+
 @pytest.fixture
 def series_copy(tmp_path) -> Path:
     """A writable copy of the bundled series (the three CSV tables only)."""

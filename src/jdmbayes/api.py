@@ -73,6 +73,11 @@ class Fit:
     started: str
     command: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    # where exact leave-one-out refits run (:meth:`compare`): Dask when jobs > 1 or a
+    # scheduler is named, as the fits themselves
+    jobs: int = 1
+    scheduler: str | None = None
+    _comparison: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def models(self) -> list[str]:
@@ -133,9 +138,24 @@ class Fit:
                             all_draws=all_draws)
 
     def compare(self) -> pd.DataFrame:
-        """The models ranked by patient-level PSIS-LOO (:mod:`jdmbayes.inference.compare`):
-        ELPD, SE, difference to the best and its SE, stacking weight, Pareto k count."""
-        return compare_models(self.results)
+        """The models ranked by patient-level LOO (:mod:`jdmbayes.inference.compare`): ELPD,
+        SE, difference to the best and its SE, stacking weight, Pareto k count. Where a
+        patient's Pareto k exceeds 0.7 the model is refitted without that patient (exact
+        LOO, :mod:`jdmbayes.kinds.exact_loo`; compiled once, on Dask when the fit used
+        several jobs), once per :class:`Fit`; the refits' records are the table's
+        ``attrs["exact_refits"]``."""
+        if self._comparison is None:
+            from jdmbayes.batch.loo_refits import exact_loo_refits
+            from jdmbayes.console import CapturedLog
+
+            with CapturedLog(echo=False) as log:
+                exact, records = exact_loo_refits(self.results, self.series, self.jobs,
+                                                  self.scheduler)
+            self.log = [*self.log, *log.lines]
+            table = compare_models(self.results, exact)
+            table.attrs["exact_refits"] = records
+            self._comparison = table
+        return self._comparison
 
     def write(self, folder: str | Path, overwrite: bool = False, shareable: bool = False,
               allow_failed_diagnostics: bool = False, compare: bool = False,
@@ -261,7 +281,7 @@ def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerS
     return Fit(results, data, series, settings, ci_prob, ci_kind, started,
                command=list(command) if command is not None else
                ["python", "-c", f"jdmbayes.fit({[s.name for s in specs]!r}, ...)"],
-               log=log.lines)
+               log=log.lines, jobs=jobs, scheduler=scheduler)
 
 
 def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None = None,

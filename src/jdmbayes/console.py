@@ -194,5 +194,6 @@ def final_table(results, seconds: dict[str, float] | None = None) -> str:
                      f"{d['divergences']:>7d} {d.get('n_pareto_k_above_0_7', 0):>9d}")
     if any(not r.diagnostics.get("loo_trustworthy", True) for r in results):
         lines.append("LOO k>0.7: patients whose Pareto k exceeds 0.7; where it is not 0, "
-                     "elpd_loo is not reliable (diagnostics.json says so)")
+                     "elpd_loo is not reliable (diagnostics.json says so) and jdmbayes "
+                     "compare refits the model without each of them (exact LOO)")
     return "\n".join(lines)

@@ -16,28 +16,21 @@ from jdmbayes.cli import main
 from jdmbayes.data.validate import load_series
 from jdmbayes.inference.sampling import SamplerSettings
 from jdmbayes.kinds.fit import fit_model
-from jdmbayes.models.spec import MODELS_DIR, load_model_spec, load_prior_set
-from tests.conftest import BUNDLED
+from jdmbayes.models.spec import load_model_spec, load_prior_set
+from tests.conftest import BUNDLED, family_variant
 
 SHORT = ["--chains", "2", "--draws", "300", "--tune", "300", "--jobs", "1",
          "--allow-failed-diagnostics", "--seed", "3"]
 
 
-def lognormal_spec(tmp_path) -> str:
-    text = (MODELS_DIR / "rash_milestones.toml").read_text()
-    path = tmp_path / "rash_lognormal.toml"
-    path.write_text(text.replace('name = "rash_milestones"', 'name = "rash_lognormal"')
-                    .replace('family = "weibull"', 'family = "lognormal"'))
-    return str(path)
-
-
 def test_compare_ranks_two_families_and_writes_its_files(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["compare", "--model", "rash_milestones", "--model", lognormal_spec(tmp_path),
+    code = main(["compare", "--model", "rash_milestones", "--model",
+                 family_variant(tmp_path, "rash_milestones", "lognormal"),
                  *SHORT, "--out", str(out)])
     assert code in (0, 3)
     table = pd.read_csv(out / "compare.csv")
-    assert set(table["model"]) == {"rash_milestones", "rash_lognormal"}
+    assert set(table["model"]) == {"rash_milestones", "rash_milestones_lognormal"}
     assert table["elpd_diff"].iloc[0] == 0 and table["elpd_diff"].iloc[1] <= 0
     assert table["weight"].sum() == pytest.approx(1.0)
     text = (out / "compare.md").read_text()

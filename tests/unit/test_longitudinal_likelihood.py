@@ -55,3 +55,24 @@ def test_expected_value_matches_simulation_and_draws_stay_on_the_scale(likelihoo
         assert draws.min() >= 0 and draws.max() <= upper
     else:
         assert draws.min() > 0
+
+
+@pytest.mark.parametrize("likelihood", ["beta_binomial", "censored_normal"])
+def test_the_sampled_models_log_density_holds_no_random_generator(likelihood):
+    """nutpie compiles the log density with every shared variable as a data array: a random
+    generator in the graph (as ``pm.logp`` of a ``pm.Censored`` left) makes the fit die
+    before sampling. The bundled CMAS spec with each bounded-score likelihood."""
+    import dataclasses
+
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.registry import kind_of
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
+    from tests.conftest import BUNDLED
+
+    spec = dataclasses.replace(load_model_spec("cmas"), likelihood=likelihood)
+    kind = kind_of(spec)
+    data = kind.index(load_series(str(BUNDLED)), spec)
+    prior_set = kind.resolve_priors(data, spec, load_prior_set(spec.prior_set, spec))
+    logp = kind.build(data, spec, prior_set).compile_logp()
+    shared = {type(v).__name__ for v in logp.f.get_shared()}
+    assert shared == {"TensorSharedVariable"}, shared

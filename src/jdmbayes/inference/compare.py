@@ -1,9 +1,9 @@
 """Compare models fitted to the same outcome of the same patients by patient-level PSIS-LOO.
 
 ELPD with its SE, each model's difference to the best with the SE of that difference,
-stacking weights (Yao et al. 2018) and the Pareto k count, via ArviZ's ``compare``. The unit
-is the patient: each model's pointwise log-likelihood is one patient's, marginal over their
-random effects where the model integrates them out (the milestone frailty).
+stacking weights (Yao et al. 2018), the Pareto k count and how many patients were refitted
+exactly, via ArviZ's ``compare``. The unit is the patient: each model's pointwise
+log-likelihood is one patient's, marginal over their random effects (the kinds' ``loo_loglik``).
 
 References: Vehtari, Gelman & Gabry (2017), *Stat Comput* 27:1413; Yao, Vehtari, Simpson &
 Gelman (2018), *Bayesian Analysis* 13:917; Sivula et al. (2022), arXiv:2008.10296 (SE of a
@@ -24,7 +24,7 @@ from jdmbayes.inference.draws import group_dataset
 from jdmbayes.inference.fitted import ModelResult
 
 COLUMNS = ["model", "rank", "elpd_loo", "se", "p_loo", "elpd_diff", "se_diff", "weight",
-           "n_pareto_k_above_0_7", "loo_trustworthy"]
+           "n_pareto_k_above_0_7", "n_exact_refits", "loo_trustworthy"]
 
 
 def what_is_predicted(result: ModelResult) -> tuple:
@@ -54,30 +54,55 @@ def comparable(results: list[ModelResult]) -> None:
                              "the same patients")
 
 
-def compare_models(results: list[ModelResult]) -> pd.DataFrame:
-    """One row per model, best first (unrounded): :data:`COLUMNS`."""
-    comparable(results)
-    trees = {}
-    for result in results:
-        loglik = group_dataset(result.idata, "log_likelihood")
-        name = next(iter(loglik.data_vars))
-        trees[result.name] = xr.DataTree.from_dict({
-            "posterior": group_dataset(result.idata, "posterior"),
-            "log_likelihood": xr.Dataset({"patient_loglik": loglik[name]})})
+# the Pareto k above which PSIS-LOO of a patient cannot be trusted and ``jdmbayes compare``
+# refits the model without the patient (Vehtari, Simpson, Gelman, Yao & Gabry 2024)
+K_THRESHOLD = 0.7
+
+
+def loo_tree(result: ModelResult) -> xr.DataTree:
+    """The posterior and the patient log-likelihood (as ``patient_loglik``) of a fit."""
+    loglik = group_dataset(result.idata, "log_likelihood")
+    name = next(iter(loglik.data_vars))
+    return xr.DataTree.from_dict({
+        "posterior": group_dataset(result.idata, "posterior"),
+        "log_likelihood": xr.Dataset({"patient_loglik": loglik[name]})})
+
+
+def psis_loo(tree: xr.DataTree):
+    """ArviZ's pointwise PSIS-LOO of ``patient_loglik`` (:func:`loo_tree`)."""
     with warnings.catch_warnings():
-        # ArviZ warns of Pareto k > 0.7 per model; the table counts them itself
+        # the Pareto k are counted (and acted on by the exact refits), not warned about
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        table = az.compare(trees, round_to="none")
-    by_name = {r.name: r for r in results}
+        return az.loo(tree, var_name="patient_loglik", pointwise=True)
+
+
+def compare_models(results: list[ModelResult], exact: dict | None = None) -> pd.DataFrame:
+    """One row per model, best first (unrounded): :data:`COLUMNS`.
+
+    ``exact`` maps a model's name to its LOO with the patients above ``K_THRESHOLD``
+    replaced by exact refits (:func:`jdmbayes.kinds.exact_loo.exact_loo`); the other models
+    are judged by PSIS-LOO as sampled. A model's LOO is trustworthy when no patient is
+    above the threshold, or every one above was refitted."""
+    comparable(results)
+    exact = exact or {}
+    elpds, psis_above = {}, {}
+    for result in results:
+        psis = psis_loo(loo_tree(result))
+        psis_above[result.name] = int((psis.pareto_k.values > K_THRESHOLD).sum())
+        elpds[result.name] = exact.get(result.name, psis)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        table = az.compare(elpds, round_to="none")
     rows = []
     for model, row in table.iterrows():
-        diagnostics = by_name[model].diagnostics
+        left = int((elpds[model].pareto_k.values > K_THRESHOLD).sum())
         rows.append({"model": model, "rank": int(row["rank"]), "elpd_loo": float(row["elpd"]),
                      "se": float(row["se"]), "p_loo": float(row["p"]),
                      "elpd_diff": float(row["elpd_diff"]), "se_diff": float(row["dse"]),
                      "weight": float(row["weight"]),
-                     "n_pareto_k_above_0_7": int(diagnostics.get("n_pareto_k_above_0_7", 0)),
-                     "loo_trustworthy": bool(diagnostics.get("loo_trustworthy", True))})
+                     "n_pareto_k_above_0_7": psis_above[model],
+                     "n_exact_refits": psis_above[model] - left,
+                     "loo_trustworthy": left == 0})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -70,8 +70,9 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
         if not result["loo_trustworthy"]:
             result["loo_warning"] = (
                 f"{result['n_pareto_k_above_0_7']} of {loo.pareto_k.size} patients have "
-                f"Pareto k > 0.7: elpd_loo is not reliable ({LOO_CAUSES[loglik_kind]}); do "
-                "not compare models on it")
+                f"Pareto k > 0.7: elpd_loo is not reliable ({LOO_CAUSES[loglik_kind]}); "
+                "jdmbayes compare refits the model without each of them (exact LOO) "
+                "before it ranks models")
     failures = []
     if not result["r_hat_max"] <= GATES["r_hat_max"]:
         failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))

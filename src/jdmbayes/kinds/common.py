@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
+import pytensor
 import xarray as xr
 
 from jdmbayes.inference.diagnostics import diagnose
@@ -55,6 +56,12 @@ class ModelKind:
     # (data, spec) -> posterior variables that are functions of the parameters (or exact
     # draws given them), left out of the diagnostic gates (:func:`gated_variables`)
     derived: Callable = lambda data, spec: ()
+    # (data, spec, prior_set, idata) -> (chains, draws, patients) log-likelihood of each
+    # patient that patient-level LOO judges, from sampled draws whose log-likelihood group
+    # ``sample_model`` filled (marginal over the patient's random effects where the kind
+    # can integrate them out; ``outputs`` and the exact refits of :mod:`.exact_loo` both use
+    # it, so a refit's held-out patient is judged on the same scale)
+    loo_loglik: Callable = lambda data, spec, prior_set, idata: patient_loglik(idata)
 
 
 @dataclass
@@ -106,17 +113,23 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
 
 
 def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-                 data_arrays: dict, design, loglik_name: str, report=None):
+                 data_arrays: dict, design, loglik_name: str, report=None,
+                 patient_weight: np.ndarray | None = None, prior_draws: bool = True):
     """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
     per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
 
     A prior set that differs from an earlier one only in hyperparameter values reuses the
-    built and compiled model: the values are data. Returns the sampling result (with
-    ``reused_model``) and the prior draws.
+    built and compiled model: the values are data, and so is ``patient_weight`` (each
+    patient's weight in the likelihood; ``None``: 1 for every patient; an exact
+    leave-one-out refit gives the patient left out 0). Returns the sampling result (with
+    ``reused_model``) and the prior draws (``None`` unless ``prior_draws``).
     """
     key = structure_key(spec, prior_set, {**data_arrays, **design.key_arrays()})
     model, reused_model = built_model(key, build)
     values = hyperparameter_values(prior_set)
+    n = len(model.coords["patient"])
+    values["patient_weight"] = (np.ones(n) if patient_weight is None
+                                else np.asarray(patient_weight, float))
     with model:
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
     sampled = sample_posterior(model, settings, key, values, report, spec.name)
@@ -126,7 +139,7 @@ def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerS
     set_group(sampled.idata, "log_prior",
               log_prior_dataset(prior_set, group_dataset(sampled.idata, "posterior")))
     sampled.reused_model = reused_model
-    return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed)
+    return sampled, sample_prior(model, PRIOR_DRAWS, settings.seed) if prior_draws else None
 
 
 def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
@@ -154,6 +167,54 @@ def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:
     derived_cells = "z_cell" in posterior or "w_interaction" in posterior
     skip = set(derived) | ({"cell_deviation"} if derived_cells else set())
     return [v for v in posterior.data_vars if v not in skip]
+
+
+def patient_loglik(idata) -> np.ndarray:
+    """(chains, draws, patients): the values of the log-likelihood group's one variable."""
+    loglik = group_dataset(idata, "log_likelihood")
+    return loglik[next(iter(loglik.data_vars))].transpose("chain", "draw", "patient").values
+
+
+def set_patient_loglik(idata, values: np.ndarray) -> None:
+    """Replace the values of the log-likelihood group's one variable by ``values`` (any
+    shape with chains x draws x patients elements, in that order)."""
+    loglik = group_dataset(idata, "log_likelihood")
+    name = next(iter(loglik.data_vars))
+    current = loglik[name].transpose("chain", "draw", "patient")
+    set_group(idata, "log_likelihood", xr.Dataset({name: current.copy(
+        data=np.asarray(values).reshape(current.shape))}))
+
+
+# the frailty forms whose draws carry one frailty per patient
+SAMPLED_FRAILTY = ("centred", "non_centred")
+
+
+def frailty_marginal_loglik(build, data, spec: ModelSpec, prior_set: PriorSet, idata,
+                            sampled_form: bool) -> np.ndarray:
+    """(chains, draws, patients) log-likelihood of each patient with a sampled frailty
+    integrated out, at each draw of the other parameters: the integrated model's
+    ``loglik_patient`` (adaptive Gauss-Hermite quadrature, tested against brute-force
+    integration in ``tests/unit/test_integrated_frailty.py``) evaluated at the draws. The
+    draws of the other parameters are draws of their marginal posterior, the integrated
+    model's own posterior, so PSIS-LOO on these values judges each patient's data as a whole
+    (a latent milestone time, a parameter of the patient's data, stays as sampled). The
+    log-likelihood group as it stands when the frailty is not sampled (``sampled_form``
+    False: integrated already, or no frailty)."""
+    if not sampled_form:
+        return patient_loglik(idata)
+    integrated = dataclasses.replace(spec, frailty="integrated")
+    model = build(data, integrated, prior_set)
+    values = hyperparameter_values(prior_set)
+    with model:
+        pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
+    posterior = group_dataset(idata, "posterior")
+    free = posterior[[v.name for v in model.free_RVs]]
+    # without fast-math, as the sampler's graphs (:mod:`jdmbayes.inference.compiled`): the
+    # same numbers whether the function is compiled fresh or loaded from the cache
+    with pytensor.config.change_flags(numba__fastmath=False):
+        loglik = pm.compute_deterministics(free, var_names=["loglik_patient"], model=model,
+                                           progressbar=False, backend="numba")
+    return loglik["loglik_patient"].transpose("chain", "draw", "patient").values
 
 
 def split_loglik(idata: xr.DataTree, name: str) -> None:

@@ -24,11 +24,14 @@ from jdmbayes.inference.sampling import SamplerSettings, sample_prior
 from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
 from jdmbayes.kinds.common import (
     FRAILTY_DERIVED,
+    SAMPLED_FRAILTY,
     ModelKind,
     PriorPredictive,
     data_groups,
+    frailty_marginal_loglik,
     gated_variables,
     quantile_row,
+    set_patient_loglik,
 )
 from jdmbayes.models.episode_indexing import EpisodeData, index_episodes
 from jdmbayes.models.episodes import (
@@ -62,6 +65,7 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
                     settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     """Predicted gaps, population-averaged quantities, contrasts, checks and summary rows."""
     idata = sampled.idata
+    set_patient_loglik(idata, episode_loo_loglik(data, spec, prior_set, idata))
     rng = np.random.default_rng([settings.seed, 1])
     draws, gaps, quantities = predictions(idata.posterior, data, spec, rng)
     coords = {"obs": np.arange(len(data.kind))}
@@ -100,9 +104,17 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
               ).assign(time_axis="weeks from the start of a first episode"),
               "episodes": episode_summary(data)}
     diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
-                           "episodes")
+                           "episodes", loglik_kind="marginal")
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables,
                        episode_notes(data, spec), sampled.timings())
+
+
+def episode_loo_loglik(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet,
+                       idata) -> np.ndarray:
+    """(chains, draws, patients) each patient's log-likelihood of all their episodes with a
+    sampled frailty integrated out (:func:`~jdmbayes.kinds.common.frailty_marginal_loglik`)."""
+    return frailty_marginal_loglik(build_episode_model, data, spec, prior_set, idata,
+                                   frailty_form(data, spec) in SAMPLED_FRAILTY)
 
 
 def episode_summary(data: EpisodeData) -> pd.DataFrame:
@@ -180,6 +192,7 @@ EPISODES = ModelKind(
                                   "start": data.start, "patient": data.patient,
                                   "episode": data.episode},
     loglik_name=lambda spec: "episodes",
+    loo_loglik=episode_loo_loglik,
     outputs=episode_outputs,
     prior_predictive=episode_prior_predictive,
     simulator=episode_simulator,

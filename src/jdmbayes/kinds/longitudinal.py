@@ -27,7 +27,9 @@ from jdmbayes.kinds.common import (
     PriorPredictive,
     data_groups,
     gated_variables,
+    patient_loglik,
     quantile_row,
+    set_patient_loglik,
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
 from jdmbayes.models.longitudinal import (
@@ -178,14 +180,19 @@ def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
     return {**post, "baseline": baseline, "patient_change": change}
 
 
-def set_marginal_loglik(idata, marginal: np.ndarray, spec: ModelSpec) -> None:
-    """Replace the log-likelihood group's per-patient values (conditional on the sampled
-    patient effects) by the marginal ones, (chains * draws, n): patient-level LOO, model
-    comparison and power-scaling then judge each patient's values as a whole
-    (:mod:`jdmbayes.estimands.patient_marginal`)."""
-    conditional = group_dataset(idata, "log_likelihood")[spec.measure]
-    set_group(idata, "log_likelihood", xr.Dataset({spec.measure: conditional.copy(
-        data=marginal.reshape(conditional.shape))}))
+def longitudinal_loo_loglik(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
+                            idata) -> np.ndarray:
+    """(chains, draws, patients) the marginal log-likelihood of each patient's values: the
+    log-likelihood group as sampled when the effects are integrated out, else computed from
+    the draws by adaptive Gauss-Hermite quadrature
+    (:func:`jdmbayes.estimands.patient_marginal.marginal_loglik`). Patient-level LOO, model
+    comparison and power-scaling then judge each patient's values as a whole."""
+    if patient_effects_form(data, spec) == "integrated":
+        return patient_loglik(idata)
+    posterior = group_dataset(idata, "posterior")
+    post = pl.posterior_arrays(posterior, time_shape(data, spec))
+    return pl_marginal.marginal_loglik(post, data, spec).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
@@ -201,7 +208,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
                                                np.random.default_rng([settings.seed, 5]))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     if form != "integrated":
-        set_marginal_loglik(idata, pl_marginal.marginal_loglik(post, data, spec), spec)
+        set_patient_loglik(idata, pl_marginal.marginal_loglik(post, data, spec))
     replicated = pl.predict_observations(post, data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
         replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
@@ -315,6 +322,7 @@ LONGITUDINAL = ModelKind(
     observed_arrays=lambda data: {"patient": data.patient, "week": data.week,
                                   "value": data.value},
     loglik_name=lambda spec: spec.measure,
+    loo_loglik=longitudinal_loo_loglik,
     outputs=longitudinal_outputs,
     prior_predictive=longitudinal_prior_predictive,
     simulator=longitudinal_simulator,

@@ -23,11 +23,14 @@ from jdmbayes.inference.sampling import SamplerSettings, sample_prior
 from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
 from jdmbayes.kinds.common import (
     FRAILTY_DERIVED,
+    SAMPLED_FRAILTY,
     ModelKind,
     PriorPredictive,
     data_groups,
+    frailty_marginal_loglik,
     gated_variables,
     quantile_row,
+    set_patient_loglik,
 )
 from jdmbayes.models.indexing import MilestoneData, index_milestones
 from jdmbayes.models.milestones import (
@@ -51,6 +54,7 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                       ci_kind: str) -> ModelResult:
     """Predictive times, population-averaged quantities, contrasts, checks and summary rows."""
     idata = sampled.idata
+    set_patient_loglik(idata, milestone_loo_loglik(data, spec, prior_set, idata))
 
     rng = np.random.default_rng([settings.seed, 1])
     draws = pm_pred.extract_draws(idata.posterior, data)
@@ -93,7 +97,7 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
               "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
     diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
-                           "milestones")
+                           "milestones", loglik_kind="marginal")
     notes = [f"{data.n_patients} patients; family {spec.family}; "
              f"observations: {int((data.kind == 0).sum())} exact, "
              f"{int((data.kind == 1).sum())} right-censored, "
@@ -108,6 +112,15 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
              + f", {spec.replicates} simulated patients per patient and draw."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
                        sampled.timings())
+
+
+def milestone_loo_loglik(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
+                         idata) -> np.ndarray:
+    """(chains, draws, patients) each patient's log-likelihood with a sampled frailty
+    integrated out (:func:`~jdmbayes.kinds.common.frailty_marginal_loglik`)."""
+    sampled = len(data.outcomes) > 1 and frailty_form(data, spec) in SAMPLED_FRAILTY
+    return frailty_marginal_loglik(build_milestone_model, data, spec, prior_set, idata,
+                                   sampled)
 
 
 def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
@@ -161,6 +174,7 @@ MILESTONES = ModelKind(
     build=build_milestone_model,
     observed_arrays=lambda data: {"kind": data.kind, "hi": data.hi, "lo": data.lo},
     loglik_name=lambda spec: "milestones",
+    loo_loglik=milestone_loo_loglik,
     outputs=milestone_outputs,
     prior_predictive=milestone_prior_predictive,
     simulator=milestone_simulator,

@@ -109,7 +109,7 @@ from pymc.distributions.dist_math import normal_lcdf
 from scipy.interpolate import BSpline
 
 from jdmbayes.models.indexing import LongitudinalData
-from jdmbayes.models.milestones import group_coords, group_effects
+from jdmbayes.models.milestones import group_coords, group_effects, patient_likelihood
 from jdmbayes.models.priors import create_prior_variable
 from jdmbayes.models.quadrature import integrated_patient_effects
 from jdmbayes.models.spec import ModelSpec, PriorSet
@@ -122,11 +122,9 @@ def observation_logp(likelihood: str, value, mu, noise, upper):
         dist = pm.BetaBinomial.dist(n=int(upper), alpha=p * noise, beta=(1 - p) * noise)
         return pm.logp(dist, value)
     if likelihood == "censored_normal":
-        dist = pm.Censored.dist(pm.Normal.dist(mu, noise), lower=0.0, upper=1.0)
-        # interior values are densities of y/N (Jacobian 1/N); the floor and ceiling are
-        # probability masses and take no Jacobian
-        interior = (value > 0) & (value < upper)
-        return pm.logp(dist, value / upper) - pt.switch(interior, np.log(upper), 0.0)
+        # written out (:func:`integrand_logp`): ``pm.logp`` of a ``pm.Censored`` leaves the
+        # random generators of its clipped draw in the graph, which nutpie cannot compile
+        return integrand_logp(likelihood, value, mu, noise, upper)
     if likelihood == "lognormal":
         return pm.logp(pm.LogNormal.dist(mu, noise), value)
     raise ValueError(f"unknown likelihood {likelihood!r}")
@@ -145,6 +143,8 @@ def integrand_logp(likelihood: str, value, mu, noise, upper):
                 + gammaln(value + a) + gammaln(upper - value + b) - gammaln(upper + noise)
                 - gammaln(a) - gammaln(b) + gammaln(noise))
     if likelihood == "censored_normal":
+        # interior values are densities of y/N (Jacobian 1/N); the floor and ceiling are
+        # probability masses and take no Jacobian
         y = value / upper
         interior = -0.5 * ((y - mu) / noise) ** 2 - pt.log(noise) - 0.5 * np.log(2 * np.pi)
         return pt.switch(value <= 0, normal_lcdf(mu, noise, 0.0),
@@ -338,8 +338,7 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
         mu = baseline[patient] + change[patient] * h + offset
         terms = observation_logp(spec.likelihood, value, mu, noise, spec.upper or 1.0)
         per_patient = pt.inc_subtensor(pt.zeros(n)[patient], terms)
-        per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
-        pm.Potential("likelihood", per_patient.sum())
+        patient_likelihood(per_patient, n)
     return model
 
 
@@ -405,8 +404,7 @@ def build_integrated_model(data: LongitudinalData, spec: ModelSpec, prior_set: P
                 sigma_change * pt.sqrt(1.0 - rho**2) * h, patient, n)
             pm.Deterministic("effect_mode", mode, dims=("patient", "standard_effect"))
             pm.Deterministic("effect_chol", chol, dims=("patient", "chol_entry"))
-        loglik = pm.Deterministic("loglik_patient", loglik, dims="patient")
-        pm.Potential("likelihood", loglik.sum())
+        patient_likelihood(loglik, n)
     return model
 
 

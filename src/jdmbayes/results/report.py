@@ -53,7 +53,8 @@ def gate_rows(d: dict) -> list[dict]:
                      "value": diagnostic("pareto_k", d["pareto_k_max"]),
                      "result": f"{d['n_pareto_k_above_0_7']} patient(s) above 0.7"
                      + ("" if d.get("loo_trustworthy", True) else
-                        ": elpd_loo is NOT reliable; do not compare models on it")})
+                        ": elpd_loo is NOT reliable as it stands; jdmbayes compare refits "
+                        "the model without each of them (exact LOO)")})
     return rows
 
 
@@ -111,7 +112,8 @@ def comparison_rows(comparison: pd.DataFrame) -> list[dict]:
              "se": fmt(r["se"], decimals_for_se(r["se"])),
              "diff": fmt(r["elpd_diff"], decimals_for_se(r["se_diff"])),
              "se_diff": fmt(r["se_diff"], decimals_for_se(r["se_diff"])),
-             "weight": fmt(r["weight"], 2), "k": int(r["n_pareto_k_above_0_7"])}
+             "weight": fmt(r["weight"], 2), "k": int(r["n_pareto_k_above_0_7"]),
+             "refits": int(r["n_exact_refits"])}
             for _, r in comparison.iterrows()]
 
 
