@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
-import pytensor
 import xarray as xr
 
 from jdmbayes.inference.diagnostics import diagnose
@@ -187,34 +186,6 @@ def set_patient_loglik(idata, values: np.ndarray) -> None:
 
 # the frailty forms whose draws carry one frailty per patient
 SAMPLED_FRAILTY = ("centred", "non_centred")
-
-
-def frailty_marginal_loglik(build, data, spec: ModelSpec, prior_set: PriorSet, idata,
-                            sampled_form: bool) -> np.ndarray:
-    """(chains, draws, patients) log-likelihood of each patient with a sampled frailty
-    integrated out, at each draw of the other parameters: the integrated model's
-    ``loglik_patient`` (adaptive Gauss-Hermite quadrature, tested against brute-force
-    integration in ``tests/unit/test_integrated_frailty.py``) evaluated at the draws. The
-    draws of the other parameters are draws of their marginal posterior, the integrated
-    model's own posterior, so PSIS-LOO on these values judges each patient's data as a whole
-    (a latent milestone time, a parameter of the patient's data, stays as sampled). The
-    log-likelihood group as it stands when the frailty is not sampled (``sampled_form``
-    False: integrated already, or no frailty)."""
-    if not sampled_form:
-        return patient_loglik(idata)
-    integrated = dataclasses.replace(spec, frailty="integrated")
-    model = build(data, integrated, prior_set)
-    values = hyperparameter_values(prior_set)
-    with model:
-        pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
-    posterior = group_dataset(idata, "posterior")
-    free = posterior[[v.name for v in model.free_RVs]]
-    # without fast-math, as the sampler's graphs (:mod:`jdmbayes.inference.compiled`): the
-    # same numbers whether the function is compiled fresh or loaded from the cache
-    with pytensor.config.change_flags(numba__fastmath=False):
-        loglik = pm.compute_deterministics(free, var_names=["loglik_patient"], model=model,
-                                           progressbar=False, backend="numba")
-    return loglik["loglik_patient"].transpose("chain", "draw", "patient").values
 
 
 def split_loglik(idata: xr.DataTree, name: str) -> None:

@@ -14,6 +14,7 @@ import xarray as xr
 
 import jdmbayes.estimands.milestones as pm_pred
 from jdmbayes.estimands import episodes as ep_pred
+from jdmbayes.estimands.frailty_marginal import episode_marginal_loglik
 from jdmbayes.estimands.observed_curves import survival_check_table
 from jdmbayes.estimands.simulate import simulate_episodes, visit_schedule
 from jdmbayes.inference.diagnostics import diagnose
@@ -28,8 +29,8 @@ from jdmbayes.kinds.common import (
     ModelKind,
     PriorPredictive,
     data_groups,
-    frailty_marginal_loglik,
     gated_variables,
+    patient_loglik,
     quantile_row,
     set_patient_loglik,
 )
@@ -111,10 +112,14 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
 
 def episode_loo_loglik(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet,
                        idata) -> np.ndarray:
-    """(chains, draws, patients) each patient's log-likelihood of all their episodes with a
-    sampled frailty integrated out (:func:`~jdmbayes.kinds.common.frailty_marginal_loglik`)."""
-    return frailty_marginal_loglik(build_episode_model, data, spec, prior_set, idata,
-                                   frailty_form(data, spec) in SAMPLED_FRAILTY)
+    """(chains, draws, patients) each patient's log-likelihood of all their episodes, a
+    sampled frailty integrated out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`);
+    as sampled otherwise."""
+    if frailty_form(data, spec) not in SAMPLED_FRAILTY:
+        return patient_loglik(idata)
+    posterior = group_dataset(idata, "posterior")
+    return episode_marginal_loglik(posterior, data, spec).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def episode_summary(data: EpisodeData) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 import jdmbayes.estimands.milestones as pm_pred
+from jdmbayes.estimands.frailty_marginal import milestone_marginal_loglik
 from jdmbayes.estimands.observed_curves import survival_check_table
 from jdmbayes.estimands.simulate import simulate_milestones, visit_schedule
 from jdmbayes.inference.diagnostics import diagnose
@@ -27,8 +28,8 @@ from jdmbayes.kinds.common import (
     ModelKind,
     PriorPredictive,
     data_groups,
-    frailty_marginal_loglik,
     gated_variables,
+    patient_loglik,
     quantile_row,
     set_patient_loglik,
 )
@@ -116,11 +117,14 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
 
 def milestone_loo_loglik(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                          idata) -> np.ndarray:
-    """(chains, draws, patients) each patient's log-likelihood with a sampled frailty
-    integrated out (:func:`~jdmbayes.kinds.common.frailty_marginal_loglik`)."""
-    sampled = len(data.outcomes) > 1 and frailty_form(data, spec) in SAMPLED_FRAILTY
-    return frailty_marginal_loglik(build_milestone_model, data, spec, prior_set, idata,
-                                   sampled)
+    """(chains, draws, patients) each patient's log-likelihood, a sampled frailty integrated
+    out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`); as sampled otherwise
+    (integrated already, or one milestone and no frailty)."""
+    if len(data.outcomes) < 2 or frailty_form(data, spec) not in SAMPLED_FRAILTY:
+        return patient_loglik(idata)
+    posterior = group_dataset(idata, "posterior")
+    return milestone_marginal_loglik(posterior, data, spec.family).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,

@@ -75,13 +75,28 @@ def log_interval(family: str, log_lo, log_hi, eta, sigma):
 
 
 def np_log_survival(family: str, t, eta, sigma):
-    z = (np.log(t) - eta) / sigma
+    return np_log_survival_z(family, (np.log(t) - eta) / sigma)
+
+
+def np_log_survival_z(family: str, z):
+    """NumPy log S at standardised log time z."""
     if family == "weibull":
         return -np.exp(z)
     if family == "lognormal":
         return special.log_ndtr(-z)
     if family == "loglogistic":
         return -np.logaddexp(0.0, z)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def np_log_density_z(family: str, z):
+    """NumPy log f_epsilon(z): the density of T is this minus log sigma and log t."""
+    if family == "weibull":
+        return z - np.exp(z)
+    if family == "lognormal":
+        return -0.5 * z**2 - 0.5 * LOG_2PI
+    if family == "loglogistic":
+        return z - 2 * np.logaddexp(0.0, z)
     raise ValueError(f"unknown family {family!r}")
 
 
