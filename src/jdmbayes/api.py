@@ -169,6 +169,9 @@ class Fit:
         run.check()
         manifest = self.manifest(shareable, all_draws)
         comparison = self.compare() if compare else None
+        if comparison is not None:
+            # every exact leave-one-out refit (patients by number, no identifiers)
+            manifest["exact_loo_refits"] = comparison.attrs["exact_refits"]
         with run as tmp:
             write_results(tmp, self.results, manifest, shareable=shareable,
                           allow_failed=allow_failed_diagnostics, log=self.log,

@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 from jdmbayes.api import BUNDLED, check_options
@@ -83,6 +84,14 @@ def fit_command(args) -> int:
                          args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
                          progress=True, verbose=args.verbose, started=started,
                          command=["jdmbayes", *sys.argv[1:]])
+    if comparing:
+        print("comparing by patient-level LOO (a model is refitted without each patient "
+              "whose Pareto k exceeds 0.7)", flush=True)
+        began = time.perf_counter()
+        refits = fitted.compare().attrs["exact_refits"]
+        if refits:
+            print(f"exact LOO: {len(refits)} refit(s) in {time.perf_counter() - began:.0f} s "
+                  "(loo_refits.csv)", flush=True)
     fitted.write(out, overwrite=args.overwrite, shareable=args.shareable,
                  allow_failed_diagnostics=args.allow_failed_diagnostics, compare=comparing,
                  all_draws=args.all_draws)

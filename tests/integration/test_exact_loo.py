@@ -12,6 +12,8 @@ value (lpd_i), which exceeds the PSIS value by p_loo_i (0.34 and 0.38 for these 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,4 +88,6 @@ def test_compare_refits_every_patient_above_the_threshold(tmp_path, monkeypatch)
     out = fit.write(tmp_path / "run", compare=True, allow_failed_diagnostics=True)
     written = pd.read_csv(out / "loo_refits.csv")
     assert len(written) == len(records)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["exact_loo_refits"]) == len(records)
     assert "refitted (exact LOO)" in (out / "compare.md").read_text()

@@ -86,10 +86,11 @@ class PatientRefits(SamplingWrapper):
             self.data.design, self.kind.loglik_name(self.spec), self.report,
             patient_weight=modified_observed_data, prior_draws=False)
         gates = gate_sampled(self.kind, self.data, self.spec, sampled.idata)
-        self.refits.append({"reused_compiled": sampled.reused_compiled,
-                            "verdict": gates["verdict"], "r_hat_max": gates["r_hat_max"],
-                            "ess_bulk_min": gates["ess_bulk_min"],
-                            "divergences": gates["divergences"]})
+        self.refits.append({"reused_compiled": bool(sampled.reused_compiled),
+                            "verdict": str(gates["verdict"]),
+                            "r_hat_max": float(gates["r_hat_max"]),
+                            "ess_bulk_min": float(gates["ess_bulk_min"]),
+                            "divergences": int(gates["divergences"])})
         return sampled.idata
 
     def get_inference_data(self, fitted):
@@ -99,7 +100,7 @@ class PatientRefits(SamplingWrapper):
         values = self.kind.loo_loglik(self.data, self.spec, self.prior_set, idata__i)
         # patients are numbered 1..n; the time includes the prediction
         self.refits[-1].update(patient=excluded_obs + 1,
-                               seconds=time.perf_counter() - self.began)
+                               seconds=float(time.perf_counter() - self.began))
         return xr.DataArray(values[:, :, [excluded_obs]], dims=("chain", "draw", "patient"))
 
 
