@@ -281,7 +281,7 @@ def sbc_command(args) -> int:
     import time
 
     from jdmbayes.batch.fits import close_client, open_client
-    from jdmbayes.batch.sbc import run_sbc
+    from jdmbayes.batch.sbc import chunk_logs, run_sbc
     from jdmbayes.data.validate import load_series
     from jdmbayes.inference.calibration import SBCSettings, uniformity
     from jdmbayes.models.spec import load_model_spec, load_prior_set
@@ -327,6 +327,7 @@ def sbc_command(args) -> int:
                 "versions": package_versions()}
     with folder as tmp:
         write_sbc_report(tmp, ranks, table, manifest, settings)
+        (tmp / "log.txt").write_text("".join(f"{line}\n" for line in chunk_logs(work)))
     shutil.rmtree(work, ignore_errors=True)
     for model, frame in table.groupby("model", sort=False):
         failing = frame.loc[~frame["passes"], "parameter"].tolist()

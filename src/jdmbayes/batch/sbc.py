@@ -113,13 +113,30 @@ def rank_rows(problem: SBCProblem, replicates: list[int], settings: SBCSettings,
 def run_chunk(data_folder: str, model_name: str, prior_name: str | None,
               replicates: list[int], settings: SBCSettings, chunk_file: str) -> str:
     """One Dask task: fit ``replicates`` of one model (compiling at most once per worker)
-    and save their ranks to ``chunk_file``; a chunk already saved is not refitted."""
+    and save their ranks to ``chunk_file``; a chunk already saved is not refitted. The
+    warnings and third-party log lines of the task (PyMC's "Sampling: [...]" among them) are
+    kept beside it (:func:`chunk_log`), not printed."""
+    from jdmbayes.console import CapturedLog
+
     path = Path(chunk_file)
     if not path.exists():
-        problem = _problem(data_folder, model_name, prior_name)
-        write_text_atomic(path, rank_rows(problem, replicates, settings).to_csv(
-            index=False, float_format="%.17g"))
+        with CapturedLog(echo=False) as log:
+            problem = _problem(data_folder, model_name, prior_name)
+            ranks = rank_rows(problem, replicates, settings)
+        write_text_atomic(chunk_log(path), "".join(f"{line}\n" for line in log.lines))
+        write_text_atomic(path, ranks.to_csv(index=False, float_format="%.17g"))
     return chunk_file
+
+
+def chunk_log(chunk_file: Path) -> Path:
+    """Where a chunk's captured log lines are kept."""
+    return chunk_file.with_suffix(".log")
+
+
+def chunk_logs(work_dir: Path) -> list[str]:
+    """Every saved chunk's captured log lines, chunk by chunk."""
+    return [line for log in sorted(work_dir.glob("*-*.log"))
+            for line in log.read_text().splitlines()]
 
 
 _PROBLEMS: dict[tuple, SBCProblem] = {}
