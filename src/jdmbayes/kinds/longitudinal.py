@@ -207,8 +207,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
         post = add_conditional_patient_effects(idata, post, data, spec,
                                                np.random.default_rng([settings.seed, 5]))
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
-    if form != "integrated":
-        set_patient_loglik(idata, pl_marginal.marginal_loglik(post, data, spec))
+    set_patient_loglik(idata, longitudinal_loo_loglik(data, spec, prior_set, idata))
     replicated = pl.predict_observations(post, data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
         replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
