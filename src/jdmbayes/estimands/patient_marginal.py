@@ -37,6 +37,7 @@ NODES = 5            # per axis: 25 points per patient and draw
 NEWTON_STEPS = 50
 HALVINGS = 30        # step halvings per Newton step (backtracking line search)
 TOLERANCE = 1e-7     # Newton stops when no patient's effects move more than this
+SETTLED = 1e-9       # a Newton step promising a rise below this is taken without line search
 DRAW_BLOCK = 200     # draws per block (memory: a block's (draws, values) arrays)
 
 
@@ -44,6 +45,32 @@ def binomial_constant(value, upper):
     """log C(N, y): the beta-binomial log-likelihood's term free of the parameters."""
     return (special.gammaln(upper + 1) - special.gammaln(value + 1)
             - special.gammaln(upper - value + 1))
+
+
+# Bernoulli numbers B2, B4, ..., B12 of the asymptotic series of the trigamma function
+_TRIGAMMA_SERIES = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730)
+
+
+def trigamma(x):
+    """The trigamma function (NumPy, x > 0): the recurrence psi'(x) = psi'(x+1) + 1/x^2
+    up to x >= 6, then the asymptotic series 1/x + 1/(2x^2) + sum_k B_2k / x^(2k+1)
+    (Abramowitz & Stegun 6.4.12); relative error below 1e-11, and about seven times
+    faster than ``scipy.special.polygamma(1, x)``, which the Newton steps would otherwise
+    spend most of their time in."""
+    x = np.asarray(x, dtype=float)
+    shift = np.zeros_like(x)
+    for _ in range(6):
+        small = x < 6.0
+        if not small.any():
+            break
+        shift = shift + np.where(small, 1.0 / np.where(small, x, 1.0) ** 2, 0.0)
+        x = np.where(small, x + 1.0, x)
+    r = 1.0 / x
+    r2 = r * r
+    series = 0.0
+    for coefficient in reversed(_TRIGAMMA_SERIES):
+        series = r2 * (coefficient + series)
+    return shift + r + r2 * 0.5 + r * series
 
 
 def value_derivatives(likelihood: str, value, mu, noise, upper, derivatives: bool = True,
@@ -61,8 +88,8 @@ def value_derivatives(likelihood: str, value, mu, noise, upper, derivatives: boo
             return loglik, None, None
         d_a = special.digamma(value + a) - special.digamma(a)
         d_b = special.digamma(upper - value + b) - special.digamma(b)
-        t_a = special.polygamma(1, value + a) - special.polygamma(1, a)
-        t_b = special.polygamma(1, upper - value + b) - special.polygamma(1, b)
+        t_a = trigamma(value + a) - trigamma(a)
+        t_b = trigamma(upper - value + b) - trigamma(b)
         dp = p * (1 - p)
         first = noise * dp * (d_a - d_b)
         second = noise * dp * (1 - 2 * p) * (d_a - d_b) + (noise * dp) ** 2 * (t_a + t_b)
@@ -222,13 +249,18 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
             det = p_uu * p_vv - p_uv**2
             step_u = (p_vv * g_u - p_uv * g_v) / det
             step_v = (p_uu * g_v - p_uv * g_u) / det
-            # backtracking: halve each patient's step until the integrand does not fall
+            # backtracking: halve each patient's step until the integrand does not fall. Near
+            # the mode the rise a step promises (the Newton decrement g'step) is below the
+            # integrand's rounding, so comparing values there says nothing: such a step is
+            # taken whole (halving it would cost every patient of the block one evaluation
+            # per halving, up to HALVINGS of them per Newton step)
+            settled = g_u * step_u + g_v * step_v < SETTLED
             length = np.ones_like(u)
             for _ in range(HALVINGS):
                 new_u, new_v = u + length * step_u, v + length * step_v
                 new_f = (log_integrand(at, new_u, new_v, derivatives=False)[0]
                          - 0.5 * (new_u**2 + new_v**2))
-                worse = ~(new_f >= f - 1e-12)
+                worse = ~(new_f >= f - 1e-12) & ~settled
                 if not worse.any():
                     break
                 length = np.where(worse, length / 2, length)
