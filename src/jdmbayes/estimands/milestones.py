@@ -128,40 +128,62 @@ def group_assignments(data: MilestoneData) -> dict[str, np.ndarray]:
     return groups
 
 
+# draws per block of the g-computation: a block's (draws, milestones, new patients) arrays
+# stay a few megabytes; arrays of every draw at once (92 MB each for the bundled rash
+# model) cost more in memory traffic than in arithmetic
+DRAW_BLOCK = 250
+
+
 def population_times(draws: Draws, data: MilestoneData, family: str, replicates: int,
                      rng: np.random.Generator, keep: np.ndarray | None = None,
                      cells: bool = True):
-    """Yield (group, (S', n * replicates, K) milestone times) for every group assignment of
-    ``group_assignments``: the g-computation both derived quantities and survival curves use.
-    ``keep`` selects draws (default all); ``cells=False`` leaves out the drug-by-dose cells;
-    new frailties and errors are common to all groups."""
+    """Yield (group, rows, (len(rows), K, n * replicates) milestone times) for every group
+    assignment of ``group_assignments`` and every block of :data:`DRAW_BLOCK` draws (``rows``
+    a slice of the selected draws): the g-computation both derived quantities and survival
+    curves use. ``keep`` selects draws (default all); ``cells=False`` leaves out the
+    drug-by-dose cells; new frailties and errors are common to all groups.
+
+    Each gap is exp(group part + covariates + frailty + intercept_k + dispersion_k * error),
+    as :func:`simulate_times`, factorised: all but the group's part is common to every group
+    and exponentiated once per block."""
     keep = np.arange(draws.intercept.shape[0]) if keep is None else keep
     n, k_count = data.n_patients, draws.intercept.shape[1]
     location = cell_location(draws, data)[keep]                               # (S', C)
     covariate_part = (draws.beta_covariate @ data.design.covariates.T)[keep]  # (S', n)
     frailty_z = rng.standard_normal((len(keep), n * replicates))
     errors = families.np_standard_error(family, rng, (len(keep), n * replicates, k_count))
-    frailty = draws.sigma_patient[keep, None] * frailty_z
-    for group, assigned in group_assignments(data).items():
-        if not cells and ":" in group:
-            continue
-        eta = np.repeat(location[:, assigned] + covariate_part, replicates, axis=1) + frailty
-        yield group, simulate_times(family, eta[:, :, None] + draws.intercept[keep, None, :],
-                                    draws.dispersion[keep, None, :], rng, errors)
+    groups = {group: assigned for group, assigned in group_assignments(data).items()
+              if cells or ":" not in group}
+    intercept, dispersion = draws.intercept[keep], draws.dispersion[keep]
+    sigma = draws.sigma_patient[keep]
+    for start in range(0, len(keep), DRAW_BLOCK):
+        rows = slice(start, min(start + DRAW_BLOCK, len(keep)))
+        common = np.exp(intercept[rows, :, None]
+                        + dispersion[rows, :, None] * errors[rows].transpose(0, 2, 1)
+                        + (sigma[rows, None] * frailty_z[rows])[:, None, :])
+        for group, assigned in groups.items():
+            scale = np.repeat(np.exp(location[rows][:, assigned] + covariate_part[rows]),
+                              replicates, axis=1)
+            yield group, rows, np.cumsum(scale[:, None, :] * common, axis=1)
 
 
 def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicates: int,
                        rng: np.random.Generator) -> dict[tuple[str, str, str], np.ndarray]:
     """(outcome, quantity, group) -> (S,) draws of each population-averaged quantity."""
+    size = draws.intercept.shape[0]
     out = {}
-    for group, times in population_times(draws, data, family, replicates, rng):
+
+    def put(key, rows, values):
+        out.setdefault(key, np.empty(size))[rows] = values
+
+    for group, rows, times in population_times(draws, data, family, replicates, rng):
         for k, outcome in enumerate(data.outcomes):
-            t = times[:, :, k]
-            out[(outcome, "median_time_wk", group)] = np.median(t, axis=1)
+            t = times[:, k]
+            put((outcome, "median_time_wk", group), rows, np.median(t, axis=1))
             for week in TIMEPOINTS_WK:
-                out[(outcome, f"p_event_by_wk{week}", group)] = (t <= week).mean(axis=1)
-            out[(outcome, f"rmst{RMST_HORIZON_WK}_wk", group)] = np.minimum(
-                t, RMST_HORIZON_WK).mean(axis=1)
+                put((outcome, f"p_event_by_wk{week}", group), rows, (t <= week).mean(axis=1))
+            put((outcome, f"rmst{RMST_HORIZON_WK}_wk", group), rows,
+                np.minimum(t, RMST_HORIZON_WK).mean(axis=1))
     return out
 
 
@@ -225,17 +247,20 @@ def group_survival_curves(draws: Draws, data: MilestoneData, family: str, grid: 
     size = draws.intercept.shape[0]
     keep = np.unique(np.linspace(0, size - 1, min(size, max_draws)).astype(int))
     tail = (1 - ci_prob) / 2
-    rows = []
+    survival = {}
     # drug-by-dose cells are left out: the report shows the main levels
-    for group, times in population_times(draws, data, family, replicates, rng, keep,
-                                         cells=False):
+    for group, block, times in population_times(draws, data, family, replicates, rng, keep,
+                                                cells=False):
         for k, outcome in enumerate(data.outcomes):
-            ordered = np.sort(times[:, :, k], axis=1)
-            survival = 1 - np.stack([np.searchsorted(row, grid, side="right")
-                                     for row in ordered]) / ordered.shape[1]
-            low, mid, high = np.quantile(survival, [tail, 0.5, 1 - tail], axis=0)
-            rows += [{"outcome": outcome, "group": group, "time_wk": float(t),
-                      "survival_median": float(m), "survival_low": float(a),
-                      "survival_high": float(b), "ci_prob": ci_prob, "ci_kind": "eti"}
-                     for t, a, m, b in zip(grid, low, mid, high)]
+            ordered = np.sort(times[:, k], axis=1)
+            survival.setdefault((group, outcome), np.empty((len(keep), grid.size)))[block] = (
+                1 - np.stack([np.searchsorted(row, grid, side="right") for row in ordered])
+                / ordered.shape[1])
+    rows = []
+    for (group, outcome), curves in survival.items():
+        low, mid, high = np.quantile(curves, [tail, 0.5, 1 - tail], axis=0)
+        rows += [{"outcome": outcome, "group": group, "time_wk": float(t),
+                  "survival_median": float(m), "survival_low": float(a),
+                  "survival_high": float(b), "ci_prob": ci_prob, "ci_kind": "eti"}
+                 for t, a, m, b in zip(grid, low, mid, high)]
     return rows

@@ -1,0 +1,77 @@
+"""Population-averaged milestone quantities by g-computation against their closed forms:
+with a log-normal family, the first milestone of a new patient is log-normal with the
+frailty's and the error's variances added, whatever block of draws it is computed in."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from jdmbayes.data.validate import load_series
+from jdmbayes.estimands.milestones import (
+    DRAW_BLOCK,
+    Draws,
+    derived_quantities,
+    group_survival_curves,
+)
+from jdmbayes.models.indexing import index_milestones
+from jdmbayes.models.spec import load_model_spec
+from tests.conftest import BUNDLED
+
+ALPHA, DISPERSION, SIGMA_PATIENT = np.array([2.3, 2.9, 3.4]), np.array([0.6, 0.5, 0.7]), 0.5
+
+
+def fixed_draws(size: int, data) -> Draws:
+    design = data.design
+    return Draws(chains=1, draws=size, intercept=np.tile(ALPHA, (size, 1)),
+                 dispersion=np.tile(DISPERSION, (size, 1)),
+                 beta_group=np.zeros((size, len(design.effect_labels))),
+                 cell_deviation=np.zeros((size, max(len(design.cells), 1))),
+                 beta_covariate=np.zeros((size, design.covariates.shape[1])),
+                 sigma_patient=np.full(size, SIGMA_PATIENT),
+                 frailty=np.zeros((size, data.n_patients)),
+                 frailty_sd=np.zeros((size, data.n_patients)))
+
+
+def test_first_milestone_matches_its_closed_form_in_every_block():
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    size, replicates = DRAW_BLOCK + 50, 20                 # two blocks, the second partial
+    quantities = derived_quantities(fixed_draws(size, data), data, "lognormal", replicates,
+                                    np.random.default_rng(11))
+    first = data.outcomes[0]
+    spread = np.hypot(SIGMA_PATIENT, DISPERSION[0])
+    new_patients = data.n_patients * replicates
+    for week in (4, 12, 24):
+        p = stats.norm.cdf((np.log(week) - ALPHA[0]) / spread)
+        for group in ("overall", *(g for g in _groups(quantities) if g != "overall")):
+            got = quantities[(first, f"p_event_by_wk{week}", group)]
+            assert got.shape == (size,) and np.all((got >= 0) & (got <= 1))
+            for rows in (slice(0, DRAW_BLOCK), slice(DRAW_BLOCK, size)):
+                part = got[rows]
+                se = np.sqrt(p * (1 - p) / (new_patients * part.size))
+                assert abs(part.mean() - p) < 4.5 * se, (week, group, rows, part.mean(), p)
+    median = quantities[(first, "median_time_wk", "overall")]
+    # the sample median of n new patients: SD about 1.2533 * spread * e^alpha / sqrt(n)
+    se = 1.2533 * spread * np.exp(ALPHA[0]) / np.sqrt(new_patients * size)
+    assert abs(median.mean() - np.exp(ALPHA[0])) < 4.5 * se + 0.01
+
+
+def test_survival_curves_match_the_closed_form():
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    grid = np.array([4.0, 10.0, 30.0])
+    rows = group_survival_curves(fixed_draws(DRAW_BLOCK + 50, data), data, "lognormal", grid,
+                                 np.random.default_rng(12), 0.9, max_draws=300,
+                                 replicates=20)
+    first = data.outcomes[0]
+    spread = np.hypot(SIGMA_PATIENT, DISPERSION[0])
+    overall = [r for r in rows if r["outcome"] == first and r["group"] == "overall"]
+    assert [r["time_wk"] for r in overall] == list(grid)
+    for r in overall:
+        truth = stats.norm.sf((np.log(r["time_wk"]) - ALPHA[0]) / spread)
+        # the median across draws of each draw's survival among 480 new patients
+        assert abs(r["survival_median"] - truth) < 0.03
+        assert r["survival_low"] <= r["survival_median"] <= r["survival_high"]
+
+
+def _groups(quantities) -> list[str]:
+    return sorted({group for (_, _, group) in quantities})
