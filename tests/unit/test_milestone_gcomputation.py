@@ -10,9 +10,12 @@ from scipy import stats
 from jdmbayes.data.validate import load_series
 from jdmbayes.estimands.milestones import (
     DRAW_BLOCK,
+    MAX_NEW_PATIENTS,
     Draws,
     derived_quantities,
     group_survival_curves,
+    new_patient_count,
+    population_times,
 )
 from jdmbayes.models.indexing import index_milestones
 from jdmbayes.models.spec import load_model_spec
@@ -75,3 +78,15 @@ def test_survival_curves_match_the_closed_form():
 
 def _groups(quantities) -> list[str]:
     return sorted({group for (_, _, group) in quantities})
+
+
+def test_new_patients_per_draw_are_capped():
+    """At most MAX_NEW_PATIENTS new patients per draw (rounded up to whole replicates of every
+    modelled patient), at least one per patient: memory and time stay bounded at any size."""
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    assert new_patient_count(24, 40) == 40                 # the bundled series: unchanged
+    draws = fixed_draws(10, data)
+    shapes = {times.shape for _, _, times in
+              population_times(draws, data, "weibull", 200, np.random.default_rng(1))}
+    assert shapes == {(10, 3, 24 * 84)}                    # 84 = ceil(2000 / 24), not 200
+    assert 24 * 84 <= MAX_NEW_PATIENTS + 24

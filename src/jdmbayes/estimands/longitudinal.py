@@ -30,7 +30,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse, special, stats
 
-from jdmbayes.estimands.milestones import flat_draws, group_assignments
+from jdmbayes.estimands.milestones import (
+    flat_draws,
+    group_assignments,
+    new_patient_count,
+)
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.longitudinal import (
@@ -44,17 +48,6 @@ from jdmbayes.models.longitudinal import (
 # integrands (expit, the censored normal's mean) are analytic, and 48 nodes agree with 128 to
 # 2e-6 of the score's range at link-scale SDs up to 3 (tests/unit/test_integrated_longitudinal.py)
 QUADRATURE_NODES = 48
-# new patients per posterior draw for the Monte Carlo proportions: ``replicates`` per modelled
-# patient up to this many (a 25-patient series keeps 40 each; 300 patients get 7 each), so
-# memory stays near draws x MAX_NEW_PATIENTS whatever the series' size
-MAX_NEW_PATIENTS = 2000
-
-
-def new_patient_count(n_patients: int, replicates: int) -> int:
-    """New patients per modelled patient in the Monte Carlo proportions."""
-    return max(1, min(replicates, -(-MAX_NEW_PATIENTS // max(n_patients, 1))))
-
-
 def expected_value(likelihood: str, mu, noise, upper):
     """E[y | mu] on the measure's own scale."""
     if likelihood == "beta_binomial":

@@ -5,8 +5,9 @@
 * ``derived_quantities``: population-averaged quantities for ``overall`` (the series as it
   is), each level of each grouping column and each cell, by g-computation: every modelled
   patient keeps their covariates, is assigned the group, and gets new frailties drawn from
-  the population distribution (``replicates`` per patient and draw, common random numbers
-  across groups so contrasts are not blurred by simulation noise).
+  the population distribution (``replicates`` per patient and draw, at most
+  :data:`MAX_NEW_PATIENTS` per draw but at least one per patient: :func:`new_patient_count`;
+  common random numbers across groups so contrasts are not blurred by simulation noise).
 * contrasts: time ratios :math:`\\exp(\\theta_{num}-\\theta_{den})` averaged over the other
   grouping columns' levels (cell deviations included); Weibull hazard ratios for outcomes
   that are a single gap (the first milestone), where proportional hazards hold.
@@ -21,6 +22,17 @@ import numpy as np
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models import families
 from jdmbayes.models.indexing import MilestoneData
+
+# new patients per posterior draw in a g-computation (milestones here, the proportions of
+# jdmbayes.estimands.longitudinal): ``replicates`` per modelled patient up to this many (a
+# 25-patient series keeps 40 each; 300 patients get 7 each), so memory and time stay near
+# draws x MAX_NEW_PATIENTS whatever the series' size
+MAX_NEW_PATIENTS = 2000
+
+
+def new_patient_count(n_patients: int, replicates: int) -> int:
+    """New patients per modelled patient in a g-computation."""
+    return max(1, min(replicates, -(-MAX_NEW_PATIENTS // max(n_patients, 1))))
 
 TIMEPOINTS_WK = (4, 12, 24, 52)
 RMST_HORIZON_WK = 52
@@ -137,7 +149,8 @@ DRAW_BLOCK = 250
 def population_times(draws: Draws, data: MilestoneData, family: str, replicates: int,
                      rng: np.random.Generator, keep: np.ndarray | None = None,
                      cells: bool = True):
-    """Yield (group, rows, (len(rows), K, n * replicates) milestone times) for every group
+    """Yield (group, rows, (len(rows), K, n * r) milestone times), r =
+    ``new_patient_count(n, replicates)``, for every group
     assignment of ``group_assignments`` and every block of :data:`DRAW_BLOCK` draws (``rows``
     a slice of the selected draws): the g-computation both derived quantities and survival
     curves use. ``keep`` selects draws (default all); ``cells=False`` leaves out the
@@ -148,6 +161,7 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
     and exponentiated once per block."""
     keep = np.arange(draws.intercept.shape[0]) if keep is None else keep
     n, k_count = data.n_patients, draws.intercept.shape[1]
+    replicates = new_patient_count(n, replicates)
     location = cell_location(draws, data)[keep]                               # (S', C)
     covariate_part = (draws.beta_covariate @ data.design.covariates.T)[keep]  # (S', n)
     frailty_z = rng.standard_normal((len(keep), n * replicates))

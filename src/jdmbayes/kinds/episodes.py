@@ -144,7 +144,9 @@ def episode_notes(data: EpisodeData, spec: ModelSpec) -> list[str]:
                  f"{form.replace('_', '-')}." if form != "none" else
                  "none (no patient has two episodes, so it is not identified)."),
              "Population-averaged quantities: g-computation over the modelled patients with "
-             f"new frailties, {spec.replicates} simulated patients per patient and draw, for "
+             f"new frailties, {pm_pred.new_patient_count(data.n_patients, spec.replicates)} "
+             f"simulated patient(s) per patient and draw (spec replicates = {spec.replicates}, "
+             f"at most {pm_pred.MAX_NEW_PATIENTS} per draw), for "
              + ("each episode number." if has_episode_effect(data, spec)
                 else "any episode (no episode-number effect).")]
     open_ended = data.open_ended()

@@ -15,6 +15,7 @@ import xarray as xr
 
 import jdmbayes.estimands.longitudinal as pl
 import jdmbayes.estimands.patient_marginal as pl_marginal
+from jdmbayes.estimands.milestones import MAX_NEW_PATIENTS, new_patient_count
 from jdmbayes.estimands.simulate import simulate_longitudinal
 from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
@@ -263,9 +264,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              + ("in closed form" if spec.likelihood == "lognormal" else
                 f"by Gauss-Hermite quadrature ({pl.QUADRATURE_NODES} nodes)")
              + "; the proportions improving are Monte Carlo over "
-             f"{pl.new_patient_count(data.n_patients, spec.replicates)} new patient(s) per "
+             f"{new_patient_count(data.n_patients, spec.replicates)} new patient(s) per "
              f"modelled patient and draw (spec replicates = {spec.replicates}, at most "
-             f"{pl.MAX_NEW_PATIENTS} per draw).",
+             f"{MAX_NEW_PATIENTS} per draw).",
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
              f"{len(data.value)} observed values inside their 95% predictive band.",
              scaling_note(prior_set, spec.measure),

@@ -110,7 +110,9 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                if len(data.outcomes) > 1 else []),
              "Population-averaged quantities: g-computation over the modelled patients"
              + (" with new frailties" if len(data.outcomes) > 1 else "")
-             + f", {spec.replicates} simulated patients per patient and draw."]
+             + f", {pm_pred.new_patient_count(data.n_patients, spec.replicates)} simulated "
+             f"patient(s) per patient and draw (spec replicates = {spec.replicates}, at most "
+             f"{pm_pred.MAX_NEW_PATIENTS} per draw)."]
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables, notes,
                        sampled.timings())
 
