@@ -85,8 +85,17 @@ def fit_command(args) -> int:
                          progress=True, verbose=args.verbose, started=started,
                          command=["jdmbayes", *sys.argv[1:]])
     if comparing:
+        from jdmbayes.kinds.exact_loo import patients_to_refit
+
         print("comparing by patient-level LOO (a model is refitted without each patient "
               "whose Pareto k exceeds 0.7)", flush=True)
+        planned = {r.name: patients_to_refit(r) for r in fitted.results}
+        if any(planned.values()):
+            print("exact LOO: refitting " + "; ".join(
+                f"{name} without patient{'s' if len(patients) > 1 else ''} "
+                f"{', '.join(map(str, patients))}"
+                for name, patients in planned.items() if patients)
+                + " (each a full fit with the model's own settings)", flush=True)
         began = time.perf_counter()
         refits = fitted.compare().attrs["exact_refits"]
         if refits:

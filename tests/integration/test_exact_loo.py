@@ -81,6 +81,8 @@ def test_compare_refits_every_patient_above_the_threshold(tmp_path, monkeypatch)
     assert (records["pareto_k"] > 0.4).all() and np.isfinite(records["elpd_exact"]).all()
     # the exact values replace the PSIS ones in the totals
     for name, group in records.groupby("model"):
+        # the patients the command announces before refitting are the ones refitted
+        assert sorted(group["patient"]) == exact_loo.patients_to_refit(fit[name])
         psis_total = float(psis_loo(loo_tree(fit[name])).elpd)
         row = table.set_index("model").loc[name]
         assert row["elpd_loo"] == pytest.approx(

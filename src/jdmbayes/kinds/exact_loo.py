@@ -123,6 +123,12 @@ def exact_loo(problem: RefitProblem, series: Series, report=None) -> tuple:
     return exact, records
 
 
+def patients_to_refit(result: ModelResult) -> list[int]:
+    """The patients (numbered 1..n) of this fit whose Pareto k is above ``K_THRESHOLD``."""
+    pareto_k = psis_loo(loo_tree(result)).pareto_k.values
+    return [int(i) + 1 for i in np.flatnonzero(pareto_k > K_THRESHOLD)]
+
+
 def needs_refits(result: ModelResult) -> bool:
     """Whether any patient of this fit is above ``K_THRESHOLD``."""
-    return bool((psis_loo(loo_tree(result)).pareto_k.values > K_THRESHOLD).any())
+    return bool(patients_to_refit(result))
