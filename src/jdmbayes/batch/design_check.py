@@ -54,6 +54,8 @@ def fit_design(design: Design, model: str, settings: SamplerSettings
            "attempts": len(fitted), "failed_gates": ";".join(f["gate"] for f in d["failures"]),
            "r_hat_max": d["r_hat_max"], "ess_bulk_min": d["ess_bulk_min"],
            "ess_tail_min": d["ess_tail_min"], "divergences": d["divergences"],
+           "r_hat_max_at": d.get("r_hat_max_at", ""),
+           "ess_bulk_min_at": d.get("ess_bulk_min_at", ""),
            "patient_effects": form, "seconds": seconds}
     rows = {(r["quantity"], r["outcome"], r["group"]): r for r in result.summary_rows}
     coverage = []

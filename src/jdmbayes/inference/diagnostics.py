@@ -46,6 +46,18 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
         values = values[np.isfinite(values)]
         return float(fn(values)) if values.size else float("nan")
 
+    def where(dataset, value) -> str:
+        """The parameter (and element) that has ``value``: the gate's worst."""
+        for name, array in dataset.items():
+            hits = np.argwhere(np.atleast_1d(array.values) == value)
+            if hits.size:
+                if array.ndim == 0:
+                    return str(name)
+                labels = [str(array[dim].values[i]) if dim in array.coords else str(i)
+                          for dim, i in zip(array.dims, hits[0])]
+                return f"{name}[{', '.join(labels)}]"
+        return ""
+
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     ebfmi = ([float(x) for x in az.bfmi(idata)["energy"].values] if "energy" in stats
@@ -58,6 +70,10 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
         "ebfmi_per_chain": ebfmi,
         "n_draws": int(posterior.sizes["chain"] * posterior.sizes["draw"]),
     }
+    # the parameter each of these extremes belongs to (the failure messages name it)
+    result.update(r_hat_max_at=where(rhat, result["r_hat_max"]),
+                  ess_bulk_min_at=where(ess_bulk, result["ess_bulk_min"]),
+                  ess_tail_min_at=where(ess_tail, result["ess_tail_min"]))
     if loglik_var is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -75,11 +91,13 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
                 "before it ranks models")
     failures = []
     if not result["r_hat_max"] <= GATES["r_hat_max"]:
-        failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f} > {GATES['r_hat_max']}"))
+        failures.append(("r_hat", f"max R-hat {result['r_hat_max']:.4f}"
+                                  f"{_at(result['r_hat_max_at'])} > {GATES['r_hat_max']}"))
     for kind in ("ess_bulk", "ess_tail"):
         if not result[f"{kind}_min"] >= GATES["ess_min"]:
             failures.append((kind, f"min {kind.split('_')[1]} ESS "
-                             f"{result[f'{kind}_min']:.0f} < {GATES['ess_min']}"))
+                             f"{result[f'{kind}_min']:.0f}{_at(result[f'{kind}_min_at'])} "
+                             f"< {GATES['ess_min']}"))
     if divergences > GATES["divergences_max"]:
         failures.append(("divergences", f"{divergences} divergent transitions"))
     if ebfmi and min(ebfmi) < GATES["ebfmi_min"]:
@@ -88,3 +106,7 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
     result["failures"] = [{"gate": g, "problem": p, "try": ADVICE[g]} for g, p in failures]
     result["verdict"] = "pass" if not failures else "fail"
     return result
+
+
+def _at(parameter: str) -> str:
+    return f" ({parameter})" if parameter else ""

@@ -85,6 +85,8 @@ def _attempt(number: int, change: str, spec: ModelSpec, settings: SamplerSetting
             "verdict": gates["verdict"], "failed_gates": [f["gate"] for f in gates["failures"]],
             "r_hat_max": gates["r_hat_max"], "ess_bulk_min": gates["ess_bulk_min"],
             "ess_tail_min": gates["ess_tail_min"], "divergences": gates["divergences"],
+            **{key: gates[key] for key in ("r_hat_max_at", "ess_bulk_min_at",
+                                           "ess_tail_min_at") if key in gates},
             "seconds": seconds, "sample_seconds": sample_seconds}
 
 

@@ -47,8 +47,18 @@ def fits_markdown(fits: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
         "min ESS bulk / tail": [f"{diagnostic('ess', b)} / {diagnostic('ess', t)}"
                                 for b, t in zip(frame["ess_bulk_min"], frame["ess_tail_min"])],
         "divergences": frame["divergences"],
+        # which parameter had the worst R-hat and bulk ESS (runs since these were recorded)
+        "worst R-hat / ESS at": [_worst(r, e) for r, e in zip(
+            frame.get("r_hat_max_at", pd.Series([""] * len(frame))).fillna(""),
+            frame.get("ess_bulk_min_at", pd.Series([""] * len(frame))).fillna(""))],
         "patient effects": frame["patient_effects"],
         "seconds": [significant(v, 2) for v in frame["seconds"]]})
+
+
+def _worst(r_hat_at: str, ess_at: str) -> str:
+    if not r_hat_at and not ess_at:
+        return "not recorded"
+    return r_hat_at if r_hat_at == ess_at else f"{r_hat_at} / {ess_at}"
 
 
 def coverage_by_quantity(coverage: pd.DataFrame) -> pd.DataFrame:

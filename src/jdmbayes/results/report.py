@@ -36,11 +36,17 @@ FIGURE_TITLES = {
 
 def gate_rows(d: dict) -> list[dict]:
     ebfmi = min(d["ebfmi_per_chain"]) if d["ebfmi_per_chain"] else float("nan")
-    rows = [("max R-hat", f"≤ {GATES['r_hat_max']}", diagnostic("r_hat", d["r_hat_max"]),
+    def at(key: str) -> str:        # the parameter of the extreme, where recorded
+        return f" ({d[key]})" if d.get(key) else ""
+
+    rows = [("max R-hat", f"≤ {GATES['r_hat_max']}",
+             diagnostic("r_hat", d["r_hat_max"]) + at("r_hat_max_at"),
              d["r_hat_max"] <= GATES["r_hat_max"]),
-            ("min bulk ESS", f"≥ {GATES['ess_min']}", diagnostic("ess", d["ess_bulk_min"]),
+            ("min bulk ESS", f"≥ {GATES['ess_min']}",
+             diagnostic("ess", d["ess_bulk_min"]) + at("ess_bulk_min_at"),
              d["ess_bulk_min"] >= GATES["ess_min"]),
-            ("min tail ESS", f"≥ {GATES['ess_min']}", diagnostic("ess", d["ess_tail_min"]),
+            ("min tail ESS", f"≥ {GATES['ess_min']}",
+             diagnostic("ess", d["ess_tail_min"]) + at("ess_tail_min_at"),
              d["ess_tail_min"] >= GATES["ess_min"]),
             ("divergent transitions", f"≤ {GATES['divergences_max']}", str(d["divergences"]),
              d["divergences"] <= GATES["divergences_max"]),
