@@ -34,6 +34,7 @@ def new_patient_count(n_patients: int, replicates: int) -> int:
     """New patients per modelled patient in a g-computation."""
     return max(1, min(replicates, -(-MAX_NEW_PATIENTS // max(n_patients, 1))))
 
+
 TIMEPOINTS_WK = (4, 12, 24, 52)
 RMST_HORIZON_WK = 52
 
