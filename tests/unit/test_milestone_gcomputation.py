@@ -88,5 +88,5 @@ def test_new_patients_per_draw_are_capped():
     draws = fixed_draws(10, data)
     shapes = {times.shape for _, _, times in
               population_times(draws, data, "weibull", 200, np.random.default_rng(1))}
-    assert shapes == {(10, 3, 24 * 84)}                    # 84 = ceil(2000 / 24), not 200
-    assert 24 * 84 <= MAX_NEW_PATIENTS + 24
+    # 84 = ceil(MAX_NEW_PATIENTS / 24), not the 200 asked for
+    assert MAX_NEW_PATIENTS == 2000 and shapes == {(10, 3, 24 * 84)}
