@@ -134,7 +134,7 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     from jdmbayes.kinds.prior_predictive import prior_predictive_table, simulate_prior_predictive
     from jdmbayes.results.formatting import prior_predictive_markdown
     from jdmbayes.results.plots import prior_predictive_figure, save_png
-    from jdmbayes.results.runfolder import RunFolder, write_json
+    from jdmbayes.results.runfolder import RunFolder, log_text, write_json
     from jdmbayes.results.writer import data_provenance, now
     from jdmbayes.versions import package_versions
 
@@ -159,7 +159,7 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
         table.to_csv(tmp / "prior_predictive.csv", index=False, float_format="%.17g")
         write_json(tmp / "manifest.json", manifest)
         (tmp / "prior_predictive.md").write_text(prior_predictive_markdown(table, manifest))
-        (tmp / "log.txt").write_text("".join(line + "\n" for line in log.lines))
+        (tmp / "log.txt").write_text(log_text(log.lines))
         for pp in simulated:
             save_png(prior_predictive_figure(pp), tmp / "plots" / f"{pp.model}_prior.png")
     print(out)
@@ -294,7 +294,7 @@ def sbc_command(args) -> int:
     from jdmbayes.data.validate import load_series
     from jdmbayes.inference.calibration import SBCSettings, uniformity
     from jdmbayes.models.spec import load_model_spec, load_prior_set
-    from jdmbayes.results.runfolder import RunFolder
+    from jdmbayes.results.runfolder import RunFolder, log_text
     from jdmbayes.results.sbc_report import write_sbc_report
     from jdmbayes.results.writer import data_provenance, now
     from jdmbayes.versions import package_versions
@@ -336,7 +336,7 @@ def sbc_command(args) -> int:
                 "versions": package_versions()}
     with folder as tmp:
         write_sbc_report(tmp, ranks, table, manifest, settings)
-        (tmp / "log.txt").write_text("".join(f"{line}\n" for line in chunk_logs(work)))
+        (tmp / "log.txt").write_text(log_text(chunk_logs(work)))
     shutil.rmtree(work, ignore_errors=True)
     for model, frame in table.groupby("model", sort=False):
         failing = frame.loc[~frame["passes"], "parameter"].tolist()

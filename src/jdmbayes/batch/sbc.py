@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from jdmbayes.inference.calibration import SBCSettings, checked_parameters
-from jdmbayes.results.runfolder import write_text_atomic
+from jdmbayes.results.runfolder import log_text, write_text_atomic
 
 
 @dataclass
@@ -123,7 +123,7 @@ def run_chunk(data_folder: str, model_name: str, prior_name: str | None,
         with CapturedLog(echo=False) as log:
             problem = _problem(data_folder, model_name, prior_name)
             ranks = rank_rows(problem, replicates, settings)
-        write_text_atomic(chunk_log(path), "".join(f"{line}\n" for line in log.lines))
+        write_text_atomic(chunk_log(path), log_text(log.lines))
         write_text_atomic(path, ranks.to_csv(index=False, float_format="%.17g"))
     return chunk_file
 

@@ -60,6 +60,11 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def log_text(lines) -> str:
+    """Captured log lines as the text of a ``log.txt``: one per line, each ended."""
+    return "".join(f"{line}\n" for line in lines)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` beside ``path`` and rename it into place: complete or absent."""
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")

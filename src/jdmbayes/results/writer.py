@@ -22,7 +22,7 @@ from jdmbayes.inference.summarise import summary_table
 from jdmbayes.results.comparison import write_comparison
 from jdmbayes.results.formatting import summary_markdown
 from jdmbayes.results.report import write_report
-from jdmbayes.results.runfolder import write_json
+from jdmbayes.results.runfolder import log_text, write_json
 from jdmbayes.results.storage import storage_description, stored_groups
 from jdmbayes.versions import __version__, package_versions
 
@@ -94,7 +94,7 @@ def write_results(folder: Path, results: list[ModelResult], manifest: dict,
     lines = list(log or [])
     for result in results:
         lines += [f"[{result.name}] {line}" for line in result.log]
-    (folder / "log.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    (folder / "log.txt").write_text(log_text(lines))
     diagnostics = {r.name: r.diagnostics for r in results}
     write_json(folder / "diagnostics.json", diagnostics)
     write_json(folder / "manifest.json", manifest)
