@@ -76,3 +76,41 @@ def test_the_sampled_models_log_density_holds_no_random_generator(likelihood):
     logp = kind.build(data, spec, prior_set).compile_logp()
     shared = {type(v).__name__ for v in logp.f.get_shared()}
     assert shared == {"TensorSharedVariable"}, shared
+
+
+def test_sampled_score_leaves_only_the_binomial_coefficients_out_of_the_log_density():
+    """The bundled CMAS model (beta-binomial, patient effects sampled): ``loglik_patient``
+    is each patient's sum of SciPy's beta-binomial log pmf at the model's means, and the
+    sampler's log density differs from the full one by exactly the sum of the log binomial
+    coefficients (the data-only terms left out of every step)."""
+    from jdmbayes.data.validate import load_series
+    from jdmbayes.kinds.registry import kind_of
+    from jdmbayes.models.spec import load_model_spec, load_prior_set
+    from tests.conftest import BUNDLED
+
+    spec = load_model_spec("cmas")
+    kind = kind_of(spec)
+    data = kind.index(load_series(str(BUNDLED)), spec)
+    prior_set = kind.resolve_priors(data, spec, load_prior_set(spec.prior_set, spec))
+    model = kind.build(data, spec, prior_set)
+    point = model.initial_point()
+    point["noise_log__"] = np.log(9.0)
+    for name in point:          # away from the initial point's zeros: every term matters
+        if name.startswith(("z_", "baseline", "beta_")):
+            point[name] = np.linspace(-0.8, 0.9, np.size(point[name])).reshape(
+                np.shape(point[name])) + (point[name] if name == "baseline" else 0.0)
+    outputs = model.replace_rvs_by_values([model["loglik_patient"], model["baseline"],
+                                           model["patient_change"], model["tau_weeks"]])
+    loglik, baseline, change, tau = model.compile_fn(
+        outputs, inputs=model.value_vars, point_fn=True, on_unused_input="ignore")(point)
+    mu = baseline[data.patient] + change[data.patient] * (1 - np.exp(-data.week / tau))
+    p = special.expit(mu)
+    expected = np.bincount(data.patient, stats.betabinom(52, p * 9.0, (1 - p) * 9.0).logpmf(
+        data.value), minlength=data.n_patients)
+    np.testing.assert_allclose(loglik, expected, rtol=1e-10)
+    potential = model.compile_fn(model.replace_rvs_by_values([model["likelihood"]])[0],
+                                 inputs=model.value_vars, point_fn=True,
+                                 on_unused_input="ignore")(point)
+    binomial = special.gammaln(53) - special.gammaln(data.value + 1) - special.gammaln(
+        53 - data.value)
+    assert loglik.sum() - potential == pytest.approx(binomial.sum(), rel=1e-12)

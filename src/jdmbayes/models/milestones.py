@@ -385,13 +385,16 @@ def add_patient_likelihood(frailty_kind: str, gap_loglik, eta, obs_patient, n: i
     patient_likelihood(per_patient, n)
 
 
-def patient_likelihood(per_patient, n: int) -> None:
+def patient_likelihood(per_patient, n: int, constant=None) -> None:
     """``loglik_patient`` and the likelihood term, inside a model: the sum of each patient's
     log-likelihood times ``patient_weight``, data that is 1 for every patient. An exact
     leave-one-out refit (:mod:`jdmbayes.kinds.exact_loo`) sets a patient's weight to 0 and
     samples the same compiled model; ``loglik_patient`` keeps that patient's term, which
     the refit's draws then predict. (1 x a term is the term exactly: a fit with every
-    weight 1 gives the numbers it gave without weights.)"""
-    per_patient = pm.Deterministic("loglik_patient", per_patient, dims="patient")
+    weight 1 gives the numbers it gave without weights.) ``constant`` (per patient, of the
+    data only) is added to ``loglik_patient`` and left out of the sampler's log density,
+    which it would not change but costs time at every step."""
+    pm.Deterministic("loglik_patient", per_patient if constant is None
+                     else per_patient + constant, dims="patient")
     weight = pm.Data("patient_weight", np.ones(n), dims="patient")
     pm.Potential("likelihood", (weight * per_patient).sum())
