@@ -128,7 +128,7 @@ def observation_kernel(likelihood: str, value, mu, noise, upper):
     the sampler's log density needs. The beta-binomial's is written out: ``pm.logp`` of
     ``pm.BetaBinomial`` evaluates 9 log-gamma functions per value at every step (3 of the
     data only, and log Gamma(a + b), which is the scalar log Gamma(phi) here), this form 4;
-    the log density and gradient of a 300-patient score take 0.23 ms instead of 0.52
+    the log density and gradient of a 300-patient score cost 1.5 times less
     (benchmarks/RESULTS.md). The censored normal is written out because ``pm.logp`` of a
     ``pm.Censored`` leaves the random generators of its clipped draw in the graph, which
     nutpie cannot compile."""
