@@ -163,8 +163,7 @@ def integrand_logp(likelihood: str, value, mu, noise, upper):
     (PyTensor), so its derivatives in ``mu`` exist for the quadrature's Newton steps; equal
     to :func:`observation_logp` (tests/unit/test_integrated_effects.py)."""
     if likelihood == "beta_binomial":
-        return (observation_kernel(likelihood, value, mu, noise, upper)
-                + data_constant(likelihood, value, upper))
+        return observation_logp(likelihood, value, mu, noise, upper)
     if likelihood == "censored_normal":
         upper = np.float64(upper)   # a Python number would become a float32 constant
         # interior values are densities of y/N (Jacobian 1/N); the floor and ceiling are
