@@ -114,7 +114,7 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, seed=settings.seed, cores=2,
                               target_accept=settings.target_accept, progress_bar=False,
-                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
+                              adaptation=settings.mass_matrix,
                               progress_callback=None if report is None
                               else nutpie_callback(report, name))
         sampled_at = time.perf_counter()
