@@ -195,6 +195,10 @@ def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: i
 
 
 DEFAULT_RETRY_BUDGET_S = 300.0
+# the default budget is also at least this many times the first attempt's sampling time: the
+# doubled run (2x) and the other parameterisation at its length (2x) after the first (1x),
+# with a sixth for the spread of sampling times
+DEFAULT_RETRY_FIRST_MULTIPLE = 6.0
 
 
 def retry_budget_seconds(value: float | None = None) -> float:
@@ -215,6 +219,18 @@ def retry_budget_seconds(value: float | None = None) -> float:
     return budget
 
 
+def retry_budget_settings(value: float | None = None) -> dict:
+    """The :class:`SamplerSettings` fields of the retry budget: ``retry_budget_s`` from
+    :func:`retry_budget_seconds`, and, for the default budget only (no ``value``, no
+    ``JDMBAYES_RETRY_BUDGET``), ``retry_budget_first_multiple`` =
+    ``DEFAULT_RETRY_FIRST_MULTIPLE``: the retries of a large series whose first attempt
+    alone takes most of the fixed seconds are not all skipped. An explicit budget is a
+    hard limit."""
+    default = value is None and not os.environ.get("JDMBAYES_RETRY_BUDGET", "")
+    return {"retry_budget_s": retry_budget_seconds(value),
+            "retry_budget_first_multiple": DEFAULT_RETRY_FIRST_MULTIPLE if default else 0.0}
+
+
 def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
         priors: str | None = None, seed: int = 20211028, draws: int = 1000, tune: int = 1000,
         chains: int = 4, sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
@@ -233,13 +249,14 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     anything is sampled: a problem raises ``InputError`` naming file, rule and what to do.
     A model that fails a diagnostic gate is refitted as the failure advice says, within
     ``retry_budget`` seconds of sampling (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
-    :func:`retry_budget_seconds`; 0: never), and every attempt is recorded.
+    :func:`retry_budget_settings`: 300 s or six times the first attempt, whichever is
+    more; 0: never), and every attempt is recorded.
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed, retry_budget_s=retry_budget_seconds(retry_budget))
+                               seed=seed, **retry_budget_settings(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)
@@ -302,7 +319,7 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
     started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir)
     check_comparable(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed, retry_budget_s=retry_budget_seconds(retry_budget))
+                               seed=seed, **retry_budget_settings(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)

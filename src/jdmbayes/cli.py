@@ -28,7 +28,9 @@ ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled
 RETRY_HELP = ("seconds of sampling (all attempts; compilation not counted) within which a "
               "model that failed a diagnostic gate is refitted as the advice says (doubled "
               "tuning and draws; the other parameterisation of the patient effects; the "
-              "low-rank mass matrix); 0: never (default: $JDMBAYES_RETRY_BUDGET, else 300)")
+              "low-rank mass matrix); 0: never (default: $JDMBAYES_RETRY_BUDGET, else 300 or "
+              "six times the first attempt's sampling time, whichever is more)")
+
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
@@ -70,11 +72,11 @@ def fit_command(args) -> int:
         check_comparable(series, specs)
     if getattr(args, "prior_predictive", False):
         return prior_predictive_command(args, series, specs, prior_sets, started)
-    from jdmbayes.api import retry_budget_seconds
+    from jdmbayes.api import retry_budget_settings
 
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
                                tune=args.tune, seed=args.seed,
-                               retry_budget_s=retry_budget_seconds(args.retry_budget))
+                               **retry_budget_settings(args.retry_budget))
     out = _run_out(args)
     RunFolder(out, overwrite=args.overwrite).check()
     print(f"fitting {len(specs)} model(s) ({', '.join(s.name for s in specs)}): "
@@ -353,7 +355,7 @@ def designs_command(args) -> int:
 
     import pandas as pd
 
-    from jdmbayes.api import retry_budget_seconds
+    from jdmbayes.api import retry_budget_settings
     from jdmbayes.batch.design_check import MODELS, design_verdict, run_designs
     from jdmbayes.batch.designs import draw_designs
     from jdmbayes.inference.sampling import SamplerSettings
@@ -367,7 +369,7 @@ def designs_command(args) -> int:
         raise InputError(f"--designs must be at least 1 and --model one of {', '.join(MODELS)} "
                          f"(got {args.designs}, {', '.join(models)})")
     settings = SamplerSettings(seed=args.seed,
-                               retry_budget_s=retry_budget_seconds(args.retry_budget))
+                               **retry_budget_settings(args.retry_budget))
     folder = RunFolder(args.out, args.overwrite)
     folder.check()
     marker = {"designs": args.designs, "design_seed": args.design_seed,

@@ -7,7 +7,7 @@ nominal 95% rate (with about 50 truths: at least 43)."""
 import pytest
 from scipy import stats
 
-from jdmbayes.api import DEFAULT_RETRY_BUDGET_S
+from jdmbayes.api import DEFAULT_RETRY_BUDGET_S, DEFAULT_RETRY_FIRST_MULTIPLE
 from jdmbayes.batch.design_check import MODELS, design_verdict, run_designs
 from jdmbayes.batch.designs import draw_designs
 from jdmbayes.inference.sampling import SamplerSettings
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     designs = sorted(draw_designs(40, 20261203), key=lambda d: d.patients)[:3]
-    settings = SamplerSettings(retry_budget_s=DEFAULT_RETRY_BUDGET_S)
+    settings = SamplerSettings(retry_budget_s=DEFAULT_RETRY_BUDGET_S,
+                               retry_budget_first_multiple=DEFAULT_RETRY_FIRST_MULTIPLE)
     return run_designs(designs, tmp_path_factory.mktemp("designs"), settings, MODELS,
                        echo=print)
 

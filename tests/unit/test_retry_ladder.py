@@ -21,7 +21,7 @@ def gates(verdict: str) -> dict:
 
 
 def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float = 300.0,
-               reparameterise: bool = True) -> list[dict]:
+               reparameterise: bool = True, multiple: float = 0.0) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
     draws (on a fake clock) and passes when ``passes_when(spec, settings)``."""
     clock = [0.0]
@@ -46,7 +46,8 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
     monkeypatch.setattr(fitting, "kind_of", lambda spec: kind)
     monkeypatch.setattr(fitting, "_sample_once", sample_once)
     spec = ModelSpec(name="m", kind="milestones", path=None, raw={}, frailty="centred")
-    settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget)
+    settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget,
+                               retry_budget_first_multiple=multiple)
     return fitting.fit_model(None, spec, None, settings, 0.95, "eti").attempts
 
 
@@ -81,3 +82,48 @@ def test_no_retry_at_zero_budget_or_past_it(monkeypatch, budget):
     assert attempts[0]["verdict"] == "fail"
     assert all("skipped" in a for a in attempts[1:]) and len(attempts) == (1 if not budget
                                                                           else 4)
+
+
+def test_the_default_budget_grows_with_a_long_first_attempt(monkeypatch):
+    # 130 s at first: 300 s would skip the doubled run; six first attempts (780 s) afford
+    # it (390 s) and the other parameterisation at its length (650 s), not the low-rank run
+    attempts = run_ladder(monkeypatch, 65.0, lambda spec, s: False, multiple=6.0)
+    assert [a.get("verdict", "skipped") for a in attempts] == ["fail", "fail", "fail",
+                                                                "skipped"]
+    assert [a["settings"]["draws"] for a in attempts[:3]] == [1000, 2000, 2000]
+    assert [a["frailty"] for a in attempts[:3]] == ["centred", "centred", "non_centred"]
+    assert attempts[3]["skipped"] == "expected 520 s of sampling after 650 s"
+    assert attempts[3]["budget_s"] == 780
+    assert "not tried (over the 780 s budget): low-rank mass matrix" in fitting.retry_note(
+        attempts)
+    passing = run_ladder(monkeypatch, 65.0, lambda spec, s: s.draws == 2000, multiple=6.0)
+    assert [a["verdict"] for a in passing] == ["fail", "pass"]
+
+
+@pytest.mark.parametrize("multiple", [0.0, 6.0])
+def test_a_short_first_attempt_keeps_the_fixed_budget(monkeypatch, multiple):
+    # 20 s and 50 s at first: six of them are at most the fixed 300 s, which rules
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, multiple=multiple)
+    assert [a.get("verdict", "skipped") for a in attempts] == ["fail"] * 4
+    assert [a["settings"]["draws"] for a in attempts] == [1000, 2000, 2000, 4000]
+    attempts = run_ladder(monkeypatch, 25.0, lambda spec, s: False, multiple=multiple)
+    assert attempts[-1]["skipped"] == "expected 200 s of sampling after 250 s"
+    assert attempts[-1]["budget_s"] == 300
+
+
+def test_only_the_default_budget_scales_with_the_first_attempt(monkeypatch):
+    from jdmbayes.api import retry_budget_settings
+
+    monkeypatch.delenv("JDMBAYES_RETRY_BUDGET", raising=False)
+    assert retry_budget_settings() == {"retry_budget_s": 300.0,
+                                       "retry_budget_first_multiple": 6.0}
+    assert retry_budget_settings(120) == {"retry_budget_s": 120.0,
+                                          "retry_budget_first_multiple": 0.0}
+    monkeypatch.setenv("JDMBAYES_RETRY_BUDGET", "50")
+    assert retry_budget_settings() == {"retry_budget_s": 50.0,
+                                       "retry_budget_first_multiple": 0.0}
+    monkeypatch.setenv("JDMBAYES_RETRY_BUDGET", "0")
+    assert retry_budget_settings()["retry_budget_s"] == 0.0
+    # no retry at a zero budget, whatever the multiple
+    assert fitting.retry_budget_of(SamplerSettings(retry_budget_s=0.0,
+                                                   retry_budget_first_multiple=6.0), 500) == 0

@@ -38,6 +38,10 @@ class SamplerSettings:
     # failed a diagnostic gate climbs the retry ladder (jdmbayes.kinds.fit.RETRY_LADDER);
     # 0: no retry
     retry_budget_s: float = 0.0
+    # with this > 0, the budget is at least this many times the first attempt's sampling
+    # time (the default budget: a series whose one fit takes a large part of the fixed
+    # seconds still gets the steps the advice names; an explicit budget leaves it 0)
+    retry_budget_first_multiple: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,10 @@ When a fit fails a diagnostic gate and its settings allow a retry budget
 (``SamplerSettings.retry_budget_s``, ``--retry-budget``), the fit tries what the failure
 advice says, in the order of ``RETRY_LADDER``, each step only if its expected sampling time
 still fits in the budget (seconds of sampling over all attempts; with nutpie compilation is
-left out, so a cold or a warm compile cache gives the same attempts): tuning and draws doubled; the
+left out, so a cold or a warm compile cache gives the same attempts; the default budget is
+also at least ``retry_budget_first_multiple`` times the first attempt, so a large series
+whose one fit takes most of the fixed seconds still gets the doubled run and the other
+parameterisation, where an explicit budget is a hard limit): tuning and draws doubled; the
 patient effects in their other parameterisation (centred <-> non-centred), with the last
 attempt's tuning and draws; nutpie's low-rank mass matrix, tuning and draws doubled. Each
 attempt is judged on its draws alone; the outputs (predictions, summaries, LOO) are computed
@@ -101,7 +104,7 @@ def retry_note(attempts: list[dict]) -> str:
     final = [a for a in attempts if a.get("verdict")][-1]
     s = final["settings"]
     return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}; {tried}"
-            + (f"; not tried (over the {first['settings']['retry_budget_s']:g} s budget): "
+            + (f"; not tried (over the {skipped[0]['budget_s']:.0f} s budget): "
                + ", ".join(a["change"] for a in skipped) if skipped else "")
             + f". The numbers reported are attempt {final['attempt']}'s ({s['chains']} chains "
             f"x {s['draws']} draws after {s['tune']} tuning, {s['mass_matrix']} mass matrix"
@@ -109,6 +112,16 @@ def retry_note(attempts: list[dict]) -> str:
                       (("patient_effects", "patient effects"), ("frailty", "frailty"))
                       if final[key] != first[key])
             + "; the manifest lists every attempt).")
+
+
+def retry_budget_of(settings: SamplerSettings, first_sample_seconds: float) -> float:
+    """Seconds of sampling, over all attempts, within which the retry ladder climbs: the
+    settings' fixed seconds, or ``retry_budget_first_multiple`` times the first attempt's
+    sampling time where that is more (0 when the fixed seconds are 0: no retry)."""
+    if settings.retry_budget_s <= 0:
+        return 0.0
+    return max(settings.retry_budget_s,
+               settings.retry_budget_first_multiple * first_sample_seconds)
 
 
 def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
@@ -126,8 +139,9 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
     attempts = [_attempt(1, "as asked", spec, settings, gates, time.perf_counter() - began,
                          sampled.sample_seconds)]
     used_spec, used_settings = spec, settings
+    budget = retry_budget_of(settings, sampled.sample_seconds)
     for change, new_settings, reparameterise in RETRY_LADDER:
-        if gates["verdict"] == "pass" or settings.retry_budget_s <= 0:
+        if gates["verdict"] == "pass" or budget <= 0:
             break
         next_spec = kind.reparameterised(data, used_spec) if reparameterise else used_spec
         if next_spec is None:
@@ -136,10 +150,10 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
         # the last attempt's sampling time, scaled by the draws
         expected = (sampled.sample_seconds * (next_settings.draws + next_settings.tune)
                     / (used_settings.draws + used_settings.tune))
-        if spent + expected > settings.retry_budget_s:
+        if spent + expected > budget:
             attempts.append({"attempt": len(attempts) + 1, "change": change,
                              "skipped": f"expected {expected:.0f} s of sampling after "
-                                        f"{spent:.0f} s"})
+                                        f"{spent:.0f} s", "budget_s": budget})
             continue
         began = time.perf_counter()
         sampled, prior, gates = _sample_once(kind, data, next_spec, prior_set, next_settings,

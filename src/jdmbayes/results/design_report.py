@@ -82,8 +82,10 @@ def report_markdown(verdict: pd.DataFrame, fits: pd.DataFrame, coverage: pd.Data
         "each fitted with two models as `jdmbayes fit` fits a user's spec: the defaults of "
         f"the spec and of the command ({s['chains']} chains x {s['draws']} draws after "
         f"{s['tune']} tuning, nutpie, target acceptance {s['target_accept']}, seed "
-        f"{s['seed']}), and the retry ladder within {s['retry_budget_s']:g} s when a gate "
-        "fails.",
+        f"{s['seed']}), and the retry ladder within {s['retry_budget_s']:g} s"
+        + (f" or {s['retry_budget_first_multiple']:g} times the first attempt's sampling time, "
+           "whichever is more," if s.get("retry_budget_first_multiple") else "")
+        + " when a gate fails.",
         "",
         *([f"**Incomplete: {done} of {wanted} fits were run** (written with `--report-only`; "
            "rerunning the command without it resumes)."] if done < wanted else []),
