@@ -56,7 +56,11 @@ def fit_design(design: Design, model: str, settings: SamplerSettings
            "ess_tail_min": d["ess_tail_min"], "divergences": d["divergences"],
            "r_hat_max_at": d.get("r_hat_max_at", ""),
            "ess_bulk_min_at": d.get("ess_bulk_min_at", ""),
-           "patient_effects": form, "seconds": seconds}
+           "patient_effects": form, "seconds": seconds,
+           # every step of the retry ladder: what was tried, its verdict, its sampling time
+           "ladder": "; ".join(f"{a['change']}: " + (f"{a['verdict']} ({a['sample_seconds']:.0f} s)"
+                                                     if a.get("verdict") else "skipped")
+                               for a in result.attempts)}
     rows = {(r["quantity"], r["outcome"], r["group"]): r for r in result.summary_rows}
     coverage = []
     for key, truth in simulated.truth[model].items():
