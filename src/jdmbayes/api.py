@@ -201,10 +201,14 @@ DEFAULT_RETRY_BUDGET_S = 300.0
 DEFAULT_RETRY_FIRST_MULTIPLE = 6.0
 
 
-def retry_budget_seconds(value: float | None = None) -> float:
-    """The retry budget of a fit: ``value`` if given, else the environment variable
-    ``JDMBAYES_RETRY_BUDGET`` (seconds; a test suite sets 0), else
-    ``DEFAULT_RETRY_BUDGET_S``."""
+def retry_budget_settings(value: float | None = None) -> dict:
+    """The :class:`SamplerSettings` fields of a fit's retry budget. ``retry_budget_s``:
+    ``value`` if given, else the environment variable ``JDMBAYES_RETRY_BUDGET`` (seconds; a
+    test suite sets 0), else ``DEFAULT_RETRY_BUDGET_S``. ``retry_budget_first_multiple``:
+    ``DEFAULT_RETRY_FIRST_MULTIPLE`` for that default budget only, so the retries of a large
+    series whose first attempt alone takes most of the fixed seconds are not all skipped;
+    0 for a given budget, which is a hard limit."""
+    multiple = 0.0
     if value is not None:
         budget = float(value)
     else:
@@ -214,21 +218,11 @@ def retry_budget_seconds(value: float | None = None) -> float:
         except ValueError:
             raise InputError(f"JDMBAYES_RETRY_BUDGET must be a number of seconds, got "
                              f"{text!r}") from None
+        if not text:
+            multiple = DEFAULT_RETRY_FIRST_MULTIPLE
     if budget < 0:
         raise InputError(f"the retry budget must be 0 or more seconds, got {budget:g}")
-    return budget
-
-
-def retry_budget_settings(value: float | None = None) -> dict:
-    """The :class:`SamplerSettings` fields of the retry budget: ``retry_budget_s`` from
-    :func:`retry_budget_seconds`, and, for the default budget only (no ``value``, no
-    ``JDMBAYES_RETRY_BUDGET``), ``retry_budget_first_multiple`` =
-    ``DEFAULT_RETRY_FIRST_MULTIPLE``: the retries of a large series whose first attempt
-    alone takes most of the fixed seconds are not all skipped. An explicit budget is a
-    hard limit."""
-    default = value is None and not os.environ.get("JDMBAYES_RETRY_BUDGET", "")
-    return {"retry_budget_s": retry_budget_seconds(value),
-            "retry_budget_first_multiple": DEFAULT_RETRY_FIRST_MULTIPLE if default else 0.0}
+    return {"retry_budget_s": budget, "retry_budget_first_multiple": multiple}
 
 
 def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
