@@ -7,6 +7,12 @@ it in the user's cache folder
 (``platformdirs.user_cache_dir('jdmbayes')``, e.g. ``~/.cache/jdmbayes/pytensor`` on Linux;
 ``JDMBAYES_CACHE_DIR`` overrides). This must run before PyTensor is first imported, so
 :mod:`jdmbayes` calls :func:`configure` first of all.
+
+numba's own cache (the planning kernels of :mod:`jdmbayes.planning.laplace_kernel`, compiled
+with ``cache=True``) would otherwise sit beside the installed source, in its ``__pycache__``:
+``configure`` points ``NUMBA_CACHE_DIR`` at ``<cache folder>/numba`` as well, unless the user
+set it or numba is already imported. numba keys each entry on its function's source file
+(path, size and time), so an edited kernel is compiled again.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ def cache_root() -> Path:
 
 
 def configure() -> None:
-    """Point PyTensor's ``base_compiledir`` at the user's cache folder, unless PyTensor is
-    already imported or the user set a compile folder."""
+    """Point PyTensor's ``base_compiledir`` (and numba's ``NUMBA_CACHE_DIR``) at the user's
+    cache folder, unless that library is already imported or the user set its folder."""
+    if "numba" not in sys.modules and not os.environ.get("NUMBA_CACHE_DIR"):
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "pytensor" in sys.modules or "compiledir" in flags:
         return
