@@ -28,8 +28,9 @@ ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled
 RETRY_HELP = ("seconds of sampling (all attempts; compilation not counted) within which a "
               "model that failed a diagnostic gate is refitted as the advice says (doubled "
               "tuning and draws; the other parameterisation of the patient effects; the "
-              "low-rank mass matrix); 0: never (default: $JDMBAYES_RETRY_BUDGET, else 300 or "
-              "six times the first attempt's sampling time, whichever is more)")
+              "low-rank mass matrix); a retry still sampling at the budget is stopped there; 0: "
+              "never (default: $JDMBAYES_RETRY_BUDGET, else 300 or six times the first "
+              "attempt's sampling time, whichever is more)")
 
 
 def _interrupt(signum, frame):

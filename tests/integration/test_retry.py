@@ -56,3 +56,29 @@ def test_no_retry_past_the_budget_and_none_at_zero(tmp_path):
     fit = jdmbayes.fit("gc_discontinuation", data=BUNDLED, draws=100, tune=100, ci_prob=0.95,
                        ci_kind="eti", retry_budget=0)
     assert len(fit["gc_discontinuation"].attempts) == 1
+
+
+def test_a_time_limit_stops_the_sampler_and_leaves_a_run_within_it_unchanged():
+    # the retry ladder stops an attempt that reaches its budget (nutpie's background
+    # sampler, cancelled); a run that finishes within its limit has the draws of a run
+    # without one
+    import numpy as np
+    import pymc as pm
+    import pytest
+
+    from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped, sample_posterior
+
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0, 10)
+        sigma = pm.HalfNormal("sigma", 5)
+        pm.Normal("y", mu, sigma, observed=np.array([1.2, 0.4, 2.2, 1.9, 0.7]))
+    short = SamplerSettings(draws=300, tune=300, seed=11)
+    free = sample_posterior(model, short, "time-limit-test").idata
+    limited = sample_posterior(model, short, "time-limit-test", time_limit=1e6).idata
+    for name in ("mu", "sigma"):
+        assert np.array_equal(free.posterior[name].values, limited.posterior[name].values)
+    # 4 chains of 2 million draws would take minutes: stopped at once instead
+    with pytest.raises(SamplingStopped) as stopped:
+        sample_posterior(model, SamplerSettings(draws=2_000_000, tune=300, seed=11),
+                         "time-limit-test", time_limit=0.5)
+    assert stopped.value.limit == 0.5 and stopped.value.seconds >= 0.5

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
 from jdmbayes.kinds import fit as fitting
 from jdmbayes.models.spec import ModelSpec
 
@@ -21,15 +21,25 @@ def gates(verdict: str) -> dict:
 
 
 def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float = 300.0,
-               reparameterise: bool = True, multiple: float = 0.0) -> list[dict]:
+               reparameterise: bool = True, multiple: float = 0.0,
+               low_rank_cost: float = 1.0, limits: list | None = None) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
-    draws (on a fake clock) and passes when ``passes_when(spec, settings)``."""
+    draws (``low_rank_cost`` times that with the low-rank mass matrix; on a fake clock) and
+    passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
+    limit."""
     clock = [0.0]
     monkeypatch.setattr(fitting.time, "perf_counter", lambda: clock[0])
 
-    def sample_once(kind, data, spec, prior_set, settings, report):
+    def sample_once(kind, data, spec, prior_set, settings, report, time_limit=None):
         # compiling takes as long again (a cold cache): the budget must not count it
         seconds = seconds_per_1000 * (settings.tune + settings.draws) / 1000
+        if settings.mass_matrix == "low_rank":
+            seconds *= low_rank_cost
+        if limits is not None:
+            limits.append(time_limit)
+        if time_limit is not None and seconds > time_limit:
+            clock[0] += seconds + time_limit
+            raise SamplingStopped(time_limit, time_limit)
         clock[0] += 2 * seconds
         return (SimpleNamespace(sample_seconds=seconds), None,
                 gates("pass" if passes_when(spec, settings) else "fail"))
@@ -41,14 +51,18 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
     kind = SimpleNamespace(index=lambda series, spec: SimpleNamespace(
         excluded=[], rows={}, design=SimpleNamespace(covariate_info=[])),
         resolve_priors=lambda data, spec, prior_set: prior_set, reparameterised=other,
-        outputs=lambda *args: SimpleNamespace(notes=[], rows_note=lambda: ""),
+        # the result reports the settings of the attempt whose draws it was given
+        outputs=lambda data, spec, prior_set, sampled, prior, settings, *rest: SimpleNamespace(
+            notes=[], rows_note=lambda: "", reported=(settings, sampled)),
         key_parameters=(), figures=())
     monkeypatch.setattr(fitting, "kind_of", lambda spec: kind)
     monkeypatch.setattr(fitting, "_sample_once", sample_once)
     spec = ModelSpec(name="m", kind="milestones", path=None, raw={}, frailty="centred")
     settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget,
                                retry_budget_first_multiple=multiple)
-    return fitting.fit_model(None, spec, None, settings, 0.95, "eti").attempts
+    result = fitting.fit_model(None, spec, None, settings, 0.95, "eti")
+    result.attempts[0]["reported_settings"] = result.reported[0]
+    return result.attempts
 
 
 def test_a_large_fit_skips_the_doubled_run_and_tries_the_other_parameterisation(monkeypatch):
@@ -127,3 +141,25 @@ def test_only_the_default_budget_scales_with_the_first_attempt(monkeypatch):
     # no retry at a zero budget, whatever the multiple
     assert fitting.retry_budget_of(SamplerSettings(retry_budget_s=0.0,
                                                    retry_budget_first_multiple=6.0), 500) == 0
+
+
+def test_a_retry_that_runs_past_the_budget_is_stopped_and_the_last_finished_reported(
+        monkeypatch):
+    # 20 s at first; doubled 40 s; other form 40 s (100 s spent). The low-rank run is
+    # forecast at 80 s but costs ten times as much per draw: it is stopped at the 200 s the
+    # 300 s budget has left, and attempt 3 (the last that finished) is the one reported
+    limits = []
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, low_rank_cost=10.0,
+                          limits=limits)
+    assert limits == [None, 280.0, 240.0, 200.0]   # the first attempt is never stopped
+    assert [a.get("verdict", "stopped" if "stopped" in a else "?") for a in attempts] == [
+        "fail", "fail", "fail", "stopped"]
+    assert attempts[3]["sample_seconds"] == 200.0 and attempts[3]["budget_s"] == 300.0
+    assert attempts[3]["settings"]["mass_matrix"] == "low_rank"
+    reported = attempts[0]["reported_settings"]
+    assert (reported.mass_matrix, reported.draws) == ("diag", 2000)
+    note = fitting.retry_note(attempts)
+    assert ("attempt 4: low-rank mass matrix, tuning and draws doubled -> stopped at the "
+            "300 s budget after 200 s of sampling") in note
+    assert "The numbers reported are attempt 3's" in note
+    assert "not tried" not in note

@@ -58,9 +58,7 @@ def fit_design(design: Design, model: str, settings: SamplerSettings
            "ess_bulk_min_at": d.get("ess_bulk_min_at", ""),
            "patient_effects": form, "seconds": seconds,
            # every step of the retry ladder: what was tried, its verdict, its sampling time
-           "ladder": "; ".join(f"{a['change']}: " + (f"{a['verdict']} ({a['sample_seconds']:.0f} s)"
-                                                     if a.get("verdict") else "skipped")
-                               for a in result.attempts)}
+           "ladder": "; ".join(f"{a['change']}: " + _ladder_step(a) for a in result.attempts)}
     rows = {(r["quantity"], r["outcome"], r["group"]): r for r in result.summary_rows}
     coverage = []
     for key, truth in simulated.truth[model].items():
@@ -74,6 +72,15 @@ def fit_design(design: Design, model: str, settings: SamplerSettings
                          "ci_prob": r["ci_prob"], "ci_kind": r["ci_kind"],
                          "inside": bool(r["ci_low"] <= truth <= r["ci_high"])})
     return row, coverage
+
+
+def _ladder_step(attempt: dict) -> str:
+    """One step of the retry ladder in words: its verdict and sampling time, or why not."""
+    if attempt.get("verdict"):
+        return f"{attempt['verdict']} ({attempt['sample_seconds']:.0f} s)"
+    if "stopped" in attempt:
+        return f"stopped at the budget ({attempt['sample_seconds']:.0f} s)"
+    return "skipped"
 
 
 def _form_used(series, spec, attempt: dict) -> str:

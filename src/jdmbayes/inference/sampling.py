@@ -60,6 +60,14 @@ class SamplingResult:
                 "reused_compiled": self.reused_compiled, "reused_model": self.reused_model}
 
 
+class SamplingStopped(Exception):
+    """Sampling reached its time limit and was stopped; its draws were discarded."""
+
+    def __init__(self, seconds: float, limit: float):
+        super().__init__(f"stopped after {seconds:.0f} s of sampling (limit {limit:.0f} s)")
+        self.seconds, self.limit = seconds, limit
+
+
 def clear_caches() -> None:
     """Forget every built and compiled model of this process."""
     _MODELS.clear()
@@ -95,8 +103,12 @@ def compiled_model(model: pm.Model, key: str):
 
 def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                      data: dict[str, np.ndarray] | None = None, report=None,
-                     name: str = "") -> SamplingResult:
+                     name: str = "", time_limit: float | None = None) -> SamplingResult:
     """Posterior draws of ``model``; ``data`` replaces ``pm.Data`` values (same shapes).
+
+    ``time_limit`` (nutpie only): seconds of sampling after which the chains are stopped and
+    :class:`SamplingStopped` is raised (compilation does not count). The draws of a run that
+    finishes within it are those of a run without it: the limit only watches the clock.
 
     Names in ``data`` that the model does not use (the prior of a parameter this model does
     not have) are ignored. ``report`` (a :mod:`jdmbayes.console` reporter) hears of the
@@ -115,12 +127,13 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
         if data:
             compiled = compiled.with_data(**data)
         compiled_at = time.perf_counter()
-        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                              chains=settings.chains, seed=settings.seed, cores=2,
-                              target_accept=settings.target_accept, progress_bar=False,
-                              adaptation=settings.mass_matrix,
-                              progress_callback=None if report is None
-                              else nutpie_callback(report, name))
+        running = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
+                                chains=settings.chains, seed=settings.seed, cores=2,
+                                target_accept=settings.target_accept, progress_bar=False,
+                                adaptation=settings.mass_matrix, blocking=time_limit is None,
+                                progress_callback=None if report is None
+                                else nutpie_callback(report, name))
+        idata = running if time_limit is None else _within(running, compiled_at, time_limit)
         sampled_at = time.perf_counter()
         if model.deterministics:
             with model:
@@ -144,6 +157,16 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                               compute_convergence_checks=False)
         return SamplingResult(idata, 0.0, time.perf_counter() - start, False)
     raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def _within(running, started: float, limit: float) -> xr.DataTree:
+    """The draws of nutpie's background sampler ``running`` if it finishes within ``limit``
+    seconds of ``started``; else it is cancelled and :class:`SamplingStopped` raised."""
+    try:
+        return running.wait(timeout=max(limit - (time.perf_counter() - started), 1e-3))
+    except TimeoutError:   # nutpie's wait: the chains were still running at the timeout
+        running.cancel()
+        raise SamplingStopped(time.perf_counter() - started, limit) from None
 
 
 # deterministics that describe the patient effects given the observed data (where an

@@ -113,14 +113,16 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
 
 def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
                  data_arrays: dict, design, loglik_name: str, report=None,
-                 patient_weight: np.ndarray | None = None, prior_draws: bool = True):
+                 patient_weight: np.ndarray | None = None, prior_draws: bool = True,
+                 time_limit: float | None = None):
     """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
     per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
 
     A prior set that differs from an earlier one only in hyperparameter values reuses the
     built and compiled model: the values are data, and so is ``patient_weight`` (each
     patient's weight in the likelihood; ``None``: 1 for every patient; an exact
-    leave-one-out refit gives the patient left out 0). Returns the sampling result (with
+    leave-one-out refit gives the patient left out 0). ``time_limit``: seconds of sampling
+    after which the chains stop (``SamplingStopped``). Returns the sampling result (with
     ``reused_model``) and the prior draws (``None`` unless ``prior_draws``).
     """
     key = structure_key(spec, prior_set, {**data_arrays, **design.key_arrays()})
@@ -131,7 +133,7 @@ def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerS
                                 else np.asarray(patient_weight, float))
     with model:
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
-    sampled = sample_posterior(model, settings, key, values, report, spec.name)
+    sampled = sample_posterior(model, settings, key, values, report, spec.name, time_limit)
     if report is not None:
         report(model=spec.name, stage="summarising")
     split_loglik(sampled.idata, loglik_name)

@@ -13,10 +13,16 @@ parameterisation, where an explicit budget is a hard limit): tuning and draws do
 patient effects in their other parameterisation (centred <-> non-centred), with the last
 attempt's tuning and draws; nutpie's low-rank mass matrix, tuning and draws doubled. Each
 attempt is judged on its draws alone; the outputs (predictions, summaries, LOO) are computed
-once, for the attempt reported. The first attempt that passes every gate is reported; if
-none does, the last one is (marked failing). Every attempt is recorded
+once, for the attempt reported. The budget is also a limit on a retry that runs: one whose
+sampling reaches the budget (its forecast scales the last attempt's time by the draws and
+cannot know that, say, the low-rank mass matrix costs more per draw) is stopped there, its
+draws discarded and recorded as stopped (nutpie; PyMC's sampler runs to the end). The first
+attempt that passes every gate is reported; if none does, the last one that finished is
+(marked failing). Every attempt is recorded
 (``ModelResult.attempts``, the manifest) with its settings, gates and time; the seed is the
-same throughout, so a rerun gives the same attempts and the same numbers.
+same throughout, so a rerun gives the same attempts and the same numbers, except where
+a step's forecast or an attempt's sampling time lies so close to the budget that the
+machine's speed decides it (the manifest then shows which attempt was skipped or stopped).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError
 from jdmbayes.inference.fitted import ModelResult
-from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
 from jdmbayes.kinds.common import gate_sampled, sample_model
 from jdmbayes.kinds.registry import kind_of
 from jdmbayes.models.spec import ModelSpec, PriorSet
@@ -73,11 +79,11 @@ def check_models(series: Series, specs: list[ModelSpec]) -> None:
 
 
 def _sample_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
-                 report):
+                 report, time_limit: float | None = None):
     """Sample one attempt and judge its gates; the outputs wait until an attempt is chosen."""
     sampled, prior = sample_model(lambda: kind.build(data, spec, prior_set), spec, prior_set,
                                   settings, kind.observed_arrays(data), data.design,
-                                  kind.loglik_name(spec), report)
+                                  kind.loglik_name(spec), report, time_limit=time_limit)
     return sampled, prior, gate_sampled(kind, data, spec, sampled.idata)
 
 
@@ -100,10 +106,14 @@ def retry_note(attempts: list[dict]) -> str:
     first = attempts[0]
     tried = "; ".join(f"attempt {a['attempt']}: {a['change']} -> {a['verdict']}"
                       for a in attempts[1:] if a.get("verdict"))
-    skipped = [a for a in attempts if not a.get("verdict")]
+    skipped = [a for a in attempts if "skipped" in a]
+    stopped = [a for a in attempts if "stopped" in a]
     final = [a for a in attempts if a.get("verdict")][-1]
     s = final["settings"]
     return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}; {tried}"
+            + "".join(f"; attempt {a['attempt']}: {a['change']} -> stopped at the "
+                      f"{a['budget_s']:.0f} s budget after {a['sample_seconds']:.0f} s of "
+                      "sampling" for a in stopped)
             + (f"; not tried (over the {skipped[0]['budget_s']:.0f} s budget): "
                + ", ".join(a["change"] for a in skipped) if skipped else "")
             + f". The numbers reported are attempt {final['attempt']}'s ({s['chains']} chains "
@@ -156,8 +166,20 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
                                         f"{spent:.0f} s", "budget_s": budget})
             continue
         began = time.perf_counter()
-        sampled, prior, gates = _sample_once(kind, data, next_spec, prior_set, next_settings,
-                                             report)
+        try:
+            attempt = _sample_once(kind, data, next_spec, prior_set, next_settings, report,
+                                   time_limit=budget - spent)
+        except SamplingStopped as stop:
+            # the budget is spent: the last attempt that finished is the one reported
+            attempts.append({"attempt": len(attempts) + 1, "change": change,
+                             "stopped": str(stop), "budget_s": budget,
+                             "settings": next_settings.as_dict(),
+                             "patient_effects": next_spec.patient_effects,
+                             "frailty": next_spec.frailty,
+                             "seconds": time.perf_counter() - began,
+                             "sample_seconds": stop.seconds})
+            break
+        sampled, prior, gates = attempt
         used_spec, used_settings = next_spec, next_settings
         spent += sampled.sample_seconds
         attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, gates,
