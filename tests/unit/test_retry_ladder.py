@@ -22,9 +22,9 @@ def gates(verdict: str) -> dict:
 
 def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float = 300.0,
                reparameterise: bool = True, multiple: float = 0.0,
-               low_rank_cost: float = 1.0, limits: list | None = None) -> list[dict]:
+               cost=lambda settings: 1.0, limits: list | None = None) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
-    draws (``low_rank_cost`` times that with the low-rank mass matrix; on a fake clock) and
+    draws (times ``cost(settings)``, which the forecast cannot know; on a fake clock) and
     passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
     limit."""
     clock = [0.0]
@@ -32,9 +32,7 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
 
     def sample_once(kind, data, spec, prior_set, settings, report, time_limit=None):
         # compiling takes as long again (a cold cache): the budget must not count it
-        seconds = seconds_per_1000 * (settings.tune + settings.draws) / 1000
-        if settings.mass_matrix == "low_rank":
-            seconds *= low_rank_cost
+        seconds = seconds_per_1000 * (settings.tune + settings.draws) / 1000 * cost(settings)
         if limits is not None:
             limits.append(time_limit)
         if time_limit is not None and seconds > time_limit:
@@ -149,8 +147,8 @@ def test_a_retry_that_runs_past_the_budget_is_stopped_and_the_last_finished_repo
     # forecast at 80 s but costs ten times as much per draw: it is stopped at the 200 s the
     # 300 s budget has left, and attempt 3 (the last that finished) is the one reported
     limits = []
-    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, low_rank_cost=10.0,
-                          limits=limits)
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, limits=limits,
+                          cost=lambda s: 10.0 if s.mass_matrix == "low_rank" else 1.0)
     assert limits == [None, 280.0, 240.0, 200.0]   # the first attempt is never stopped
     assert [a.get("verdict", "stopped" if "stopped" in a else "?") for a in attempts] == [
         "fail", "fail", "fail", "stopped"]
@@ -163,3 +161,14 @@ def test_a_retry_that_runs_past_the_budget_is_stopped_and_the_last_finished_repo
             "300 s budget after 200 s of sampling") in note
     assert "The numbers reported are attempt 3's" in note
     assert "not tried" not in note
+    # a retry stopped right after the first attempt: the steps after it are skipped, and
+    # the note reads as cleanly (the doubled run costs three times its forecast of 40 s)
+    alone = run_ladder(monkeypatch, 10.0, lambda spec, s: False, budget=100.0,
+                       reparameterise=False, cost=lambda s: 3.0 if s.draws > 1000 else 1.0)
+    assert [("stopped" in a, "skipped" in a) for a in alone[1:]] == [(True, False),
+                                                                     (False, True)]
+    assert alone[1]["sample_seconds"] == 80.0
+    assert fitting.retry_note(alone).startswith(
+        "Retried: the first fit failed r_hat; attempt 2: tuning and draws doubled -> stopped "
+        "at the 100 s budget after 80 s of sampling; not tried (over the 100 s budget): "
+        "low-rank mass matrix")

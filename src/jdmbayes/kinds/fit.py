@@ -104,16 +104,14 @@ def retry_note(attempts: list[dict]) -> str:
     if len(attempts) < 2:
         return ""
     first = attempts[0]
-    tried = "; ".join(f"attempt {a['attempt']}: {a['change']} -> {a['verdict']}"
-                      for a in attempts[1:] if a.get("verdict"))
+    tried = "".join(f"; attempt {a['attempt']}: {a['change']} -> " + (
+        a["verdict"] if a.get("verdict") else f"stopped at the {a['budget_s']:.0f} s budget "
+        f"after {a['sample_seconds']:.0f} s of sampling")
+        for a in attempts[1:] if "skipped" not in a)
     skipped = [a for a in attempts if "skipped" in a]
-    stopped = [a for a in attempts if "stopped" in a]
     final = [a for a in attempts if a.get("verdict")][-1]
     s = final["settings"]
-    return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}; {tried}"
-            + "".join(f"; attempt {a['attempt']}: {a['change']} -> stopped at the "
-                      f"{a['budget_s']:.0f} s budget after {a['sample_seconds']:.0f} s of "
-                      "sampling" for a in stopped)
+    return (f"Retried: the first fit failed {', '.join(first['failed_gates'])}{tried}"
             + (f"; not tried (over the {skipped[0]['budget_s']:.0f} s budget): "
                + ", ".join(a["change"] for a in skipped) if skipped else "")
             + f". The numbers reported are attempt {final['attempt']}'s ({s['chains']} chains "
@@ -170,7 +168,9 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
             attempt = _sample_once(kind, data, next_spec, prior_set, next_settings, report,
                                    time_limit=budget - spent)
         except SamplingStopped as stop:
-            # the budget is spent: the last attempt that finished is the one reported
+            # the budget is spent (the steps left are recorded as skipped); the last
+            # attempt that finished is the one reported
+            spent += stop.seconds
             attempts.append({"attempt": len(attempts) + 1, "change": change,
                              "stopped": str(stop), "budget_s": budget,
                              "settings": next_settings.as_dict(),
@@ -178,7 +178,7 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
                              "frailty": next_spec.frailty,
                              "seconds": time.perf_counter() - began,
                              "sample_seconds": stop.seconds})
-            break
+            continue
         sampled, prior, gates = attempt
         used_spec, used_settings = next_spec, next_settings
         spent += sampled.sample_seconds
