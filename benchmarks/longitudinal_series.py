@@ -12,8 +12,8 @@ time, retry attempts, peak memory (the largest resident set of any process of th
         [--patient-effects auto|centred|non_centred|integrated] [--score-seeds S|none] \
         [--stan] --out /tmp/longitudinal-bench
 
-With ``--stan``, Stan (``stan_programs/marker.stan``, PyStan) fits each marker series after
-jdmbayes in the same run, on the same data and resolved priors.
+With ``--stan``, Stan (``stan_programs/marker.stan`` and ``score.stan``, PyStan) fits each
+series after jdmbayes in the same run, on the same data and resolved priors.
 """
 
 from __future__ import annotations
@@ -126,10 +126,11 @@ STAN_PARAMETERS = ("intercept", "sigma_intercept", "change", "beta_group", "sigm
 
 
 def stan_peer(spec_path: Path, data: Path, seed: int, run_folder: Path) -> dict:
-    """Stan (``stan_programs/marker.stan``: the patient effects sampled, non-centred) on the
-    same series, spec and resolved priors, 4 x 1000 draws after 1000 warm-up, target
-    acceptance 0.99 as jdmbayes: wall time (build + sample), gates over the population
-    parameters, and each posterior mean's distance from jdmbayes' in posterior SDs."""
+    """Stan (``stan_programs/marker.stan`` or ``score.stan``, by the spec's name: the patient
+    effects sampled, non-centred) on the same series, spec and resolved priors, 4 x 1000
+    draws after 1000 warm-up, target acceptance 0.99 as jdmbayes: wall time (build +
+    sample), gates over the population parameters, and each posterior mean's distance from
+    jdmbayes' in posterior SDs."""
     import arviz as az
 
     from jdmbayes.data.validate import load_series
@@ -137,23 +138,26 @@ def stan_peer(spec_path: Path, data: Path, seed: int, run_folder: Path) -> dict:
     from jdmbayes.models.spec import load_model_spec, load_prior_set
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from stan_peer import marker_data, sample_stan
+    from stan_peer import marker_data, sample_stan, score_data
 
     spec = load_model_spec(str(spec_path))
     kind = kind_of(spec)
     indexed = kind.index(load_series(data), spec)
     prior_set = kind.resolve_priors(indexed, spec, load_prior_set(spec.prior_set, spec))
     started = time.perf_counter()
-    tree, build_s, sample_s = sample_stan("marker", marker_data(indexed, spec, prior_set), 4,
-                                          1000, seed)
+    program = spec_path.stem    # "marker" or "score"
+    stan_data = (marker_data if program == "marker" else score_data)(indexed, spec, prior_set)
+    tree, build_s, sample_s = sample_stan(program, stan_data, 4, 1000, seed)
     seconds = time.perf_counter() - started
-    posterior = tree.posterior.to_dataset()[list(STAN_PARAMETERS)]
+    # a plateau's time constant is a population parameter too
+    names = [*STAN_PARAMETERS, *(["tau_weeks"] if "tau_weeks" in tree.posterior else [])]
+    posterior = tree.posterior.to_dataset()[names]
     summary = az.summary(posterior, kind="diagnostics")
     ours = pd.read_csv(run_folder / "summary.csv").groupby("quantity").first()
-    stan_means = {name: float(posterior[name].mean()) for name in STAN_PARAMETERS}
+    stan_means = {name: float(posterior[name].mean()) for name in names}
     z = {name: abs(stan_means[name] - ours.at[name, "mean"]) / ours.at[name, "sd"]
-         for name in STAN_PARAMETERS}
-    return {"model": "marker (Stan)", "seed": seed, "seconds": round(seconds, 1),
+         for name in names}
+    return {"model": f"{program} (Stan)", "seed": seed, "seconds": round(seconds, 1),
             "build_s": round(build_s, 1), "sample_s": round(sample_s, 1),
             "r_hat_max": float(summary["r_hat"].max()),
             "ess_bulk_min": float(summary["ess_bulk"].min()),
@@ -175,8 +179,8 @@ def main() -> None:
                         help="visits after baseline per patient, drawn as integers(low, high): "
                         "4,7 gives about 6 values each, 6,9 about 8")
     parser.add_argument("--stan", action="store_true",
-                        help="after each marker run, Stan on the same series (pystan)")
-    parser.add_argument("--stan-seeds", help="with --stan, only these marker seeds")
+                        help="after each run, Stan on the same series (pystan)")
+    parser.add_argument("--stan-seeds", help="with --stan, only these seeds")
     args = parser.parse_args()
     out = Path(args.out)
     data = out / "series"
@@ -193,7 +197,7 @@ def main() -> None:
             rows.append(run(spec, data, seed, folder))
             print(json.dumps(rows[-1]), flush=True)
             stan_seeds = args.stan_seeds.split(",") if args.stan_seeds else [str(seed)]
-            if args.stan and spec.stem == "marker" and str(seed) in stan_seeds:
+            if args.stan and str(seed) in stan_seeds:
                 rows.append(stan_peer(spec, data, seed, folder))
                 rows[-1]["ess_per_s_ratio_jdmbayes_over_stan"] = round(
                     (rows[-2]["ess_bulk_min"] / rows[-2]["seconds"])

@@ -107,6 +107,29 @@ def marker_data(data, spec, prior_set) -> dict:
             "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
 
 
+# the families of the generic logit-scale tables a bounded score gets (the score of
+# ``longitudinal_series.py``; ``noise`` is the beta-binomial's precision)
+SCORE_EXPECTED = {**MARKER_EXPECTED, "noise": "LogNormal"}
+
+
+def score_data(data, spec, prior_set) -> dict:
+    """``stan_programs/score.stan``'s data: a bounded score (beta-binomial) with correlated
+    random baseline and change, linear or plateau shape, under the (resolved) prior set."""
+    if (spec.likelihood != "beta_binomial" or not spec.random_change or not spec.correlation
+            or spec.shape not in ("linear", "plateau")):
+        raise ValueError("the Stan program is the beta-binomial model with correlated random "
+                         "baseline and change, linear or plateau")
+    h = {name: _hyper(prior_set, name, SCORE_EXPECTED) for name in SCORE_EXPECTED}
+    return {**_design(data.design, data.n_patients),
+            "cells": int(data.design.has_cell_deviations), "M": len(data.value),
+            "patient": (data.patient + 1).tolist(), "week": data.week,
+            "top": int(spec.upper), "value": data.value.astype(int).tolist(),
+            "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
+            **_longitudinal_hyper(h), "noise_mu": h["noise"]["mu"],
+            "noise_sigma": h["noise"]["sigma"],
+            "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
+
+
 def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
                 delta: float = 0.99):
     """(InferenceData, build seconds, sampling seconds). The build compiles the program the
