@@ -22,11 +22,12 @@ def gates(verdict: str) -> dict:
 
 def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float = 300.0,
                reparameterise: bool = True, multiple: float = 0.0,
-               cost=lambda settings: 1.0, limits: list | None = None) -> list[dict]:
+               cost=lambda settings: 1.0, limits: list | None = None,
+               reported: list | None = None) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
     draws (times ``cost(settings)``, which the forecast cannot know; on a fake clock) and
     passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
-    limit."""
+    limit, ``reported`` the settings of the attempt whose draws the outputs were given."""
     clock = [0.0]
     monkeypatch.setattr(fitting.time, "perf_counter", lambda: clock[0])
 
@@ -59,7 +60,8 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
     settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget,
                                retry_budget_first_multiple=multiple)
     result = fitting.fit_model(None, spec, None, settings, 0.95, "eti")
-    result.attempts[0]["reported_settings"] = result.reported[0]
+    if reported is not None:
+        reported.append(result.reported[0])
     return result.attempts
 
 
@@ -146,16 +148,16 @@ def test_a_retry_that_runs_past_the_budget_is_stopped_and_the_last_finished_repo
     # 20 s at first; doubled 40 s; other form 40 s (100 s spent). The low-rank run is
     # forecast at 80 s but costs ten times as much per draw: it is stopped at the 200 s the
     # 300 s budget has left, and attempt 3 (the last that finished) is the one reported
-    limits = []
+    limits, reported = [], []
     attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, limits=limits,
+                          reported=reported,
                           cost=lambda s: 10.0 if s.mass_matrix == "low_rank" else 1.0)
     assert limits == [None, 280.0, 240.0, 200.0]   # the first attempt is never stopped
     assert [a.get("verdict", "stopped" if "stopped" in a else "?") for a in attempts] == [
         "fail", "fail", "fail", "stopped"]
     assert attempts[3]["sample_seconds"] == 200.0 and attempts[3]["budget_s"] == 300.0
     assert attempts[3]["settings"]["mass_matrix"] == "low_rank"
-    reported = attempts[0]["reported_settings"]
-    assert (reported.mass_matrix, reported.draws) == ("diag", 2000)
+    assert [(s.mass_matrix, s.draws) for s in reported] == [("diag", 2000)]
     note = fitting.retry_note(attempts)
     assert ("attempt 4: low-rank mass matrix, tuning and draws doubled -> stopped at the "
             "300 s budget after 200 s of sampling") in note
