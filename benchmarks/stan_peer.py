@@ -7,7 +7,9 @@ Only the benchmark uses this; PyStan is not a dependency of the package (``pip i
 
 from __future__ import annotations
 
+import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +132,39 @@ def score_data(data, spec, prior_set) -> dict:
             "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
 
 
+# httpstan releases whose compiled models cannot be loaded on Python 3.13 and later
+# (undefined symbol _PyThreadState_UncheckedGet, a CPython API 3.13 removed); 4.17.0 is the
+# newest release on the registries these machines reach
+BROKEN_FROM_PYTHON = (3, 13)
+LAST_BROKEN_HTTPSTAN = (4, 17, 0)
+
+
+def stan_unusable(python: tuple[int, ...], httpstan: str) -> str:
+    """Why PyStan cannot run here ('' when it can): on Python 3.13 and later httpstan up to
+    4.17.0 builds models that fail to load, after a minute of compiling."""
+    release = tuple(int(part) for part in httpstan.split(".")[:3] if part.isdigit())
+    if tuple(python[:2]) >= BROKEN_FROM_PYTHON and release <= LAST_BROKEN_HTTPSTAN:
+        return (f"PyStan cannot run on Python {python[0]}.{python[1]}: httpstan {httpstan} "
+                "builds models that fail to load (undefined symbol "
+                "_PyThreadState_UncheckedGet); run the Stan peer on Python 3.12")
+    return ""
+
+
+def import_stan():
+    """The ``stan`` module, or ImportError (the benchmarks report it as skipped, with its
+    reason) where PyStan is not installed or cannot run."""
+    import stan
+
+    if reason := stan_unusable(sys.version_info, metadata.version("httpstan")):
+        raise ImportError(reason)
+    return stan
+
+
 def sample_stan(kind: str, stan_data: dict, chains: int, draws: int, seed: int,
                 delta: float = 0.99):
     """(InferenceData, build seconds, sampling seconds). The build compiles the program the
     first time (httpstan caches it on disk by program text) and links the data."""
-    import stan
+    stan = import_stan()
 
     program = (HERE / "stan_programs" / f"{kind}.stan").read_text()
     start = time.perf_counter()

@@ -54,3 +54,19 @@ def test_rerunning_one_section_keeps_every_other_section_whole():
     assert "## Measured elsewhere\n\nfirst\n\n| table |\n" in text
     assert text.index("## Scale") < text.index("## Measured elsewhere") < text.index(
         run.MEASURED_HEADING)
+
+
+def test_stan_peer_is_refused_where_httpstan_cannot_load_its_models():
+    # httpstan 4.17 on Python 3.13 compiles a model for a minute, then cannot load it: the
+    # peer says why instead, and run.py reports the row as skipped with that reason
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from stan_peer import stan_unusable
+
+    reason = stan_unusable((3, 13, 0), "4.17.0")
+    assert "Python 3.13" in reason and "httpstan 4.17.0" in reason
+    assert "_PyThreadState_UncheckedGet" in reason
+    assert stan_unusable((3, 14, 1), "4.13.0")
+    assert stan_unusable((3, 12, 1), "4.17.0") == ""
+    assert stan_unusable((3, 13, 0), "4.18.0") == ""
