@@ -93,20 +93,30 @@ MARKER_EXPECTED = {"intercept": "Normal", "sigma_intercept": "HalfNormal", "chan
                    "noise": "HalfNormal", "lkj_corr": "Beta"}
 
 
+def _correlated_data(data, spec, prior_set, likelihood: str, expected: dict) -> tuple:
+    """The data both correlated-effects programs read (design, visits, shape, priors), after
+    checking ``spec`` is the model they write; returns it and the resolved hyperparameters."""
+    if (spec.likelihood != likelihood or not spec.random_change or not spec.correlation
+            or spec.shape not in ("linear", "plateau")):
+        raise ValueError(f"the Stan program is the {PROGRAM_LIKELIHOODS[likelihood]} model "
+                         "with correlated random baseline and change, linear or plateau")
+    h = {name: _hyper(prior_set, name, expected) for name in expected}
+    return {**_design(data.design, data.n_patients),
+            "cells": int(data.design.has_cell_deviations), "M": len(data.value),
+            "patient": (data.patient + 1).tolist(), "week": data.week,
+            "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
+            **_longitudinal_hyper(h), "noise_sigma": h["noise"]["sigma"],
+            "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}, h
+
+
+PROGRAM_LIKELIHOODS = {"lognormal": "log-normal", "beta_binomial": "beta-binomial"}
+
+
 def marker_data(data, spec, prior_set) -> dict:
     """``stan_programs/marker.stan``'s data: a log-normal measure with correlated random
     baseline and change, linear or plateau shape, under the (resolved) prior set."""
-    if (spec.likelihood != "lognormal" or not spec.random_change or not spec.correlation
-            or spec.shape not in ("linear", "plateau")):
-        raise ValueError("the Stan program is the log-normal model with correlated random "
-                         "baseline and change, linear or plateau")
-    h = {name: _hyper(prior_set, name, MARKER_EXPECTED) for name in MARKER_EXPECTED}
-    return {**_design(data.design, data.n_patients),
-            "cells": int(data.design.has_cell_deviations), "M": len(data.value),
-            "patient": (data.patient + 1).tolist(), "week": data.week, "value": data.value,
-            "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
-            **_longitudinal_hyper(h), "noise_sigma": h["noise"]["sigma"],
-            "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
+    common, _ = _correlated_data(data, spec, prior_set, "lognormal", MARKER_EXPECTED)
+    return {**common, "value": data.value}
 
 
 # the families of the generic logit-scale tables a bounded score gets (the score of
@@ -117,19 +127,9 @@ SCORE_EXPECTED = {**MARKER_EXPECTED, "noise": "LogNormal"}
 def score_data(data, spec, prior_set) -> dict:
     """``stan_programs/score.stan``'s data: a bounded score (beta-binomial) with correlated
     random baseline and change, linear or plateau shape, under the (resolved) prior set."""
-    if (spec.likelihood != "beta_binomial" or not spec.random_change or not spec.correlation
-            or spec.shape not in ("linear", "plateau")):
-        raise ValueError("the Stan program is the beta-binomial model with correlated random "
-                         "baseline and change, linear or plateau")
-    h = {name: _hyper(prior_set, name, SCORE_EXPECTED) for name in SCORE_EXPECTED}
-    return {**_design(data.design, data.n_patients),
-            "cells": int(data.design.has_cell_deviations), "M": len(data.value),
-            "patient": (data.patient + 1).tolist(), "week": data.week,
-            "top": int(spec.upper), "value": data.value.astype(int).tolist(),
-            "plateau": int(spec.shape == "plateau"), "reference": float(spec.final_week),
-            **_longitudinal_hyper(h), "noise_mu": h["noise"]["mu"],
-            "noise_sigma": h["noise"]["sigma"],
-            "lkj_alpha": h["lkj_corr"]["alpha"], "lkj_beta": h["lkj_corr"]["beta"]}
+    common, h = _correlated_data(data, spec, prior_set, "beta_binomial", SCORE_EXPECTED)
+    return {**common, "top": int(spec.upper), "value": data.value.astype(int).tolist(),
+            "noise_mu": h["noise"]["mu"]}
 
 
 # httpstan releases whose compiled models cannot be loaded on Python 3.13 and later
