@@ -132,3 +132,54 @@ def test_auto_frailty_is_for_milestones_only(tmp_path):
         load_model_spec(str(path))
     assert [p.rule for p in error.value.problems] == ["frailty"]
     assert "non_centred, centred, integrated" in str(error.value.problems[0])
+
+
+@pytest.mark.parametrize("cells", ["non_centred", "interaction"])
+def test_hierarchically_centred_frailty_is_the_centred_model_under_a_unit_jacobian_shear(cells):
+    """The joint log density of the hierarchically centred form at (population values,
+    locations) equals the centred form's at (the same values, frailties = locations minus
+    the group effects and mean intercept), on the bundled series (latent middle
+    milestones, interval censoring); and its ``frailty`` is that difference."""
+    series = load_series(BUNDLED)
+    base = dataclasses.replace(load_model_spec("rash_milestones"), cell_deviations=cells)
+    data = index_milestones(series, base)
+    prior_set = load_prior_set("default", base)
+    centred = build_milestone_model(data, dataclasses.replace(base, frailty="centred"),
+                                    prior_set)
+    sheared = build_milestone_model(
+        data, dataclasses.replace(base, frailty="hierarchically_centred"), prior_set)
+    assert "patient_location" in {v.name for v in sheared.free_RVs}
+    rng = np.random.default_rng(11)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in
+             centred.initial_point().items()}
+    frailty = point["frailty"]
+    # the location at which the sheared model's frailty is 0 is the fixed part
+    frailty_of = sheared.compile_fn(sheared.replace_rvs_by_values([sheared["frailty"]])[0],
+                                    inputs=sheared.value_vars, point_fn=True,
+                                    on_unused_input="ignore")
+    at_zero = {k: v for k, v in point.items() if k != "frailty"}
+    at_zero["patient_location"] = np.zeros(data.n_patients)
+    fixed = -frailty_of(at_zero)
+    assert np.ptp(fixed) > 0.05          # the group effects differ between patients
+    moved = {**at_zero, "patient_location": fixed + frailty}
+    assert np.allclose(frailty_of(moved), frailty, atol=1e-12)
+    logp_centred = centred.compile_logp()(point)
+    logp_sheared = sheared.compile_logp()(moved)
+    assert np.isfinite(logp_centred)
+    assert logp_sheared == pytest.approx(logp_centred, rel=1e-12, abs=1e-9)
+    # and not by accident: another location gives another density
+    shifted = {**moved, "patient_location": moved["patient_location"] + 0.1}
+    assert sheared.compile_logp()(shifted) != pytest.approx(logp_centred, abs=1e-3)
+
+
+def test_hierarchically_centred_prior_draws_give_frailties_of_spread_sigma_patient():
+    from jdmbayes.inference.sampling import sample_prior
+
+    spec = dataclasses.replace(load_model_spec("rash_milestones"),
+                               frailty="hierarchically_centred")
+    data = index_milestones(load_series(BUNDLED), spec)
+    prior = sample_prior(build_milestone_model(data, spec, load_prior_set("default", spec)),
+                         2000, 7).prior
+    z = (prior["frailty"] / prior["sigma_patient"]).values.ravel()
+    # 2,000 draws x 24 patients of what should be standard normal values
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.02

@@ -187,7 +187,7 @@ def set_patient_loglik(idata, values: np.ndarray) -> None:
 
 
 # the frailty forms whose draws carry one frailty per patient
-SAMPLED_FRAILTY = ("centred", "non_centred")
+SAMPLED_FRAILTY = ("centred", "non_centred", "hierarchically_centred")
 
 
 def split_loglik(idata: xr.DataTree, name: str) -> None:

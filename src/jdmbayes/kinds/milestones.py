@@ -43,6 +43,9 @@ from jdmbayes.models.milestones import (
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
 FRAILTY_WORDS = {"centred": "sampled, centred", "non_centred": "sampled, non-centred",
+                 "hierarchically_centred": "sampled, hierarchically centred (each "
+                                           "patient's location carries the group effects "
+                                           "and mean intercept)",
                  "integrated": "integrated out of each patient's likelihood (adaptive "
                                "Gauss-Hermite)"}
 

@@ -49,7 +49,7 @@ from jdmbayes.models.milestones import (
     censored_gap_terms,
     group_coords,
     group_effects,
-    sampled_frailty,
+    patient_locations,
 )
 from jdmbayes.models.priors import create_prior_variable
 from jdmbayes.models.spec import ModelSpec, PriorSet
@@ -108,9 +108,9 @@ def build_episode_model(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet)
         sigma = create_prior_variable(prior_set, "dispersion", "dispersion", dims="outcome")
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         frailty_kind = frailty_form(data, spec)
-        frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
-        base = base + frailty
-        eta = base[obs_patient] + alpha[0]
+        location, carried, sigma_patient = patient_locations(frailty_kind, prior_set, base,
+                                                             alpha)
+        eta = location[obs_patient] + (alpha[0] if carried is None else alpha[0] - carried)
         if effect:
             levels = np.arange(2, episode_levels(data, spec) + 1)
             x_episode = pm.Data("x_episode", (episode_level(data, spec)[:, None]

@@ -20,7 +20,14 @@ column, plus drug-by-dose cell deviations pooled with an estimated spread
 :math:`e^{\beta}` is a time ratio for every milestone time.
 
 The frailty :math:`u_i` is sampled, centred or non-centred (spec ``frailty``; the default
-``"auto"`` chooses from the data, :func:`frailty_form`), or integrated out of each
+``"auto"`` chooses from the data, :func:`frailty_form`), hierarchically centred
+(``"hierarchically_centred"``, :func:`patient_locations`: each patient's location
+:math:`m_i = \bar\alpha + x_i^\top\beta + \dots + \sigma_{patient} u_i`, with
+:math:`\bar\alpha` the mean of the :math:`\alpha_k`, is sampled as
+:math:`m_i \sim \mathcal N(\bar\alpha + x_i^\top\beta + \dots, \sigma_{patient})` and
+:math:`\eta_{ik} = m_i + \alpha_k - \bar\alpha`: the same model, a shear of the
+centred coordinates with unit Jacobian, in which the population effects enter only the
+locations' mean (Gelfand, Sahu & Carlin 1995), or integrated out of each
 patient's likelihood (``"integrated"``: adaptive Gauss-Hermite quadrature,
 :func:`integrated_frailty`), so that the sampler sees :math:`\sigma_{patient}` without a
 funnel and ``loglik_patient`` is the marginal likelihood of the patient's data
@@ -52,7 +59,8 @@ References
 Liu & Pierce (1994), *Biometrika* 81:624 (adaptive Gauss-Hermite quadrature);
 Kalbfleisch & Prentice (2002), *The Statistical Analysis of Failure Time Data*, ch. 2-3;
 Hougaard (2000), *Analysis of Multivariate Survival Data* (shared frailty);
-Sun (2006), *The Statistical Analysis of Interval-censored Failure Time Data*.
+Sun (2006), *The Statistical Analysis of Interval-censored Failure Time Data*;
+Gelfand, Sahu & Carlin (1995), *Biometrika* 82:479 (hierarchical centring).
 """
 
 from __future__ import annotations
@@ -311,9 +319,10 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         # a frailty is identified only by several milestones per patient
         frailty_kind = frailty_form(data, spec) if k_count > 1 else "none"
-        frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
-        base = base + frailty
-        eta = base[obs_patient] + alpha[obs_outcome]
+        location, carried, sigma_patient = patient_locations(frailty_kind, prior_set, base,
+                                                             alpha)
+        eta = location[obs_patient] + (alpha if carried is None
+                                       else alpha - carried)[obs_outcome]
         scale = sigma[obs_outcome]
         origin = obs_origin
         if latent:
@@ -356,9 +365,34 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
     return model
 
 
+def patient_locations(frailty_kind: str, prior_set: PriorSet, fixed, alpha):
+    """(each patient's location: ``fixed`` (group and covariate effects) plus the sampled
+    frailty; the part of the intercepts ``alpha`` it carries, or None; ``sigma_patient``,
+    or None), inside a model context. A patient's linear predictor for outcome ``k`` is
+    ``location + alpha[k] - carried`` (``location + alpha[k]`` when nothing is carried).
+
+    Hierarchically centred (Gelfand, Sahu & Carlin 1995): the location is sampled around
+    ``fixed`` plus the mean intercept, and ``frailty`` is what it adds to them. The joint
+    density is the centred form's under a shear of unit Jacobian, so the posterior is the
+    same; the population effects enter the likelihood only through the locations, which
+    the data pin when each patient has several milestones observed, and the sampler then
+    meets the correlation of the intercepts, group effects and mean frailty that the
+    centred form gives many patients in only a linear regression of the locations
+    (``benchmarks/RESULTS.md``, Scale)."""
+    if frailty_kind != "hierarchically_centred":
+        frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
+        return fixed + frailty, None, sigma_patient
+    sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
+    carried = alpha.mean()
+    location = pm.Normal("patient_location", fixed + carried, sigma_patient, dims="patient")
+    pm.Deterministic("frailty", location - fixed - carried, dims="patient")
+    return location, carried, sigma_patient
+
+
 def sampled_frailty(frailty_kind: str, prior_set: PriorSet):
     """(the sampled frailty of each patient, or 0; ``sigma_patient``, or None), inside a
-    model context; an integrated frailty is added by :func:`add_patient_likelihood`."""
+    model context; an integrated frailty is added by :func:`add_patient_likelihood`, a
+    hierarchically centred one by :func:`patient_locations`."""
     if frailty_kind == "none":
         return 0.0, None
     sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")

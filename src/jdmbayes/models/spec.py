@@ -34,11 +34,14 @@ PRIORS_DIR = MODELS_DIR / "priors"
 FAMILIES = ("weibull", "lognormal", "loglogistic")
 # the shared patient frailty: sampled (the conditional form), centred or non-centred, chosen
 # from the data ("auto", the default of milestones: models.milestones.frailty_form) or by
-# spec; or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes
-# simulation-based calibration on the bundled design, validation/sbc-integrated/, but has
-# not been run on the varied designs and costs more per gradient).
+# spec; hierarchically centred by spec (each patient's location carries the group effects
+# and the mean intercept: models.milestones.patient_locations; the same model, chosen for
+# many patients with several milestones each, benchmarks/RESULTS.md, Scale); or integrated
+# out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes simulation-based
+# calibration on the bundled design, validation/sbc-integrated/, but has not been run on
+# the varied designs and costs more per gradient).
 # Recurrent episodes default to non-centred.
-FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated")
+FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated", "hierarchically_centred")
 PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "non_centred", "integrated")
 # time shapes of a longitudinal change (models.longitudinal)
 SHAPES = ("plateau", "linear", "spline")
@@ -141,7 +144,8 @@ class ModelSpec:
     def other_frailty(self) -> ModelSpec | None:
         """This spec with a sampled frailty in its other parameterisation (None if the
         frailty is integrated out or there is none: a single outcome)."""
-        other = {"centred": "non_centred", "non_centred": "centred"}.get(self.frailty)
+        other = {"centred": "non_centred", "non_centred": "centred",
+                 "hierarchically_centred": "non_centred"}.get(self.frailty)
         if other is None or (self.kind == "milestones" and len(self.outcomes) < 2):
             return None
         return replace(self, frailty=other)
