@@ -50,8 +50,20 @@ def _design(design, n: int) -> dict:
             "x_group": x_group, "cell": (design.patient_cell + 1).tolist()}
 
 
+def _cell_basis(design, cells: str, interaction_basis) -> dict:
+    if cells == "interaction" and design.has_cell_deviations:
+        basis = interaction_basis(design)
+        return {"interaction": 1, "Q": basis.shape[1], "basis": basis}
+    if cells == "centred":
+        raise ValueError("the Stan program has non-centred or interaction cell deviations")
+    return {"interaction": 0, "Q": 0, "basis": np.zeros((max(len(design.cells), 1), 0))}
+
+
 def milestone_data(data, spec, prior_set) -> dict:
-    from jdmbayes.models.milestones import gap_observations
+    """The Stan program's data: a centred frailty for either centred form (the hierarchically
+    centred one is the same model, written as a Stan user writes it); cell deviations
+    non-centred, or in the interaction basis when the spec says so."""
+    from jdmbayes.models.milestones import gap_observations, interaction_basis
 
     if data.latent:
         raise ValueError("the Stan program has no latent interval-censored milestones")
@@ -64,7 +76,8 @@ def milestone_data(data, spec, prior_set) -> dict:
             "patient": (obs["patient"][keep] + 1).tolist(),
             "outcome": (obs["outcome"][keep] + 1).tolist(), "kind": obs["kind"][keep].tolist(),
             "lo": obs["lo"][keep], "hi": obs["hi"][keep], "origin": obs["origin"][keep],
-            "centred": int(spec.frailty == "centred"),
+            "centred": int(spec.frailty in ("centred", "hierarchically_centred")),
+            **_cell_basis(data.design, spec.cell_deviations, interaction_basis),
             "intercept_mu": h["intercept"]["mu"], "intercept_sigma": h["intercept"]["sigma"],
             "dispersion_mu": h["dispersion"]["mu"],
             "dispersion_sigma": h["dispersion"]["sigma"],

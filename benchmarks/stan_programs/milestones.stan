@@ -1,6 +1,7 @@
 // The jdmbayes milestone model (src/jdmbayes/milestone_model.py), written independently in
 // Stan for the benchmark peer and the agreement check: ordered gap times, AFT family,
-// reference-coded group effects, drug-by-dose cell deviations (non-centred), shared patient
+// reference-coded group effects, drug-by-dose cell deviations (non-centred, or confined to
+// the interaction directions: deviation = basis * w, w ~ normal(0, sigma_cell)), shared patient
 // frailty (centred or non-centred), exact / right / interval-censored gaps. No latent
 // interval-censored middle milestones (the bundled series has none).
 functions {
@@ -28,6 +29,9 @@ data {
   int<lower=1> C;                   // drug-by-dose cells
   matrix[N, E] x_group;
   array[N] int<lower=1, upper=C> cell;
+  int<lower=0, upper=1> interaction;   // cell deviations = basis * w
+  int<lower=0> Q;
+  matrix[C, Q] basis;                  // orthonormal, orthogonal to intercept and main effects
   int<lower=0> M;                   // gap observations
   array[M] int<lower=1, upper=N> patient;
   array[M] int<lower=1, upper=K> outcome;
@@ -54,13 +58,15 @@ parameters {
   vector<lower=0>[K] dispersion;
   vector[E] beta_group;
   array[has_cells] real<lower=0> sigma_cell;
-  vector[has_cells ? C : 0] z_cell;
+  vector[has_cells && !interaction ? C : 0] z_cell;
+  vector[has_cells && interaction ? Q : 0] w;
   array[has_frailty] real<lower=0> sigma_patient;
   vector[has_frailty ? N : 0] frailty_raw;   // frailty (centred) or z_patient (non-centred)
 }
 transformed parameters {
   vector[N] base = x_group * beta_group;
-  if (has_cells) base += sigma_cell[1] * z_cell[cell];
+  if (has_cells && interaction) base += (basis * w)[cell];
+  else if (has_cells) base += sigma_cell[1] * z_cell[cell];
   if (has_frailty) base += centred ? frailty_raw : sigma_patient[1] * frailty_raw;
 }
 model {
@@ -69,7 +75,8 @@ model {
   beta_group ~ normal(beta_mu, beta_sigma);
   if (has_cells) {
     sigma_cell ~ normal(0, sigma_cell_sigma);
-    z_cell ~ std_normal();
+    if (interaction) w ~ normal(0, sigma_cell[1]);
+    else z_cell ~ std_normal();
   }
   if (has_frailty) {
     sigma_patient ~ normal(0, sigma_patient_sigma);

@@ -7,6 +7,7 @@ import importlib.util
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -70,3 +71,27 @@ def test_stan_peer_is_refused_where_httpstan_cannot_load_its_models():
     assert stan_unusable((3, 14, 1), "4.13.0")
     assert stan_unusable((3, 12, 1), "4.17.0") == ""
     assert stan_unusable((3, 13, 0), "4.18.0") == ""
+
+
+def test_stan_milestone_data_carries_the_interaction_basis_and_a_centred_frailty():
+    # the scale benchmark's chosen model: Stan writes the hierarchically centred frailty
+    # as the centred one (the same model) and the cell deviations in the same basis
+    import dataclasses
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import scale
+    from stan_peer import milestone_data
+
+    from jdmbayes.models.milestones import interaction_basis
+    from jdmbayes.models.spec import load_prior_set
+
+    milestones, _ = scale.synthetic(40, seed=1)
+    spec = scale._spec("milestones", "hierarchically_centred", "interaction")
+    data = milestone_data(milestones, spec, load_prior_set("default", spec))
+    assert data["centred"] == 1 and data["interaction"] == 1 and data["Q"] == 1
+    assert np.array_equal(data["basis"], interaction_basis(milestones.design))
+    plain = milestone_data(milestones, dataclasses.replace(spec, frailty="non_centred",
+                                                           cell_deviations="non_centred"),
+                           load_prior_set("default", spec))
+    assert plain["centred"] == 0 and plain["interaction"] == 0
+    assert plain["basis"].shape == (4, 0)
