@@ -374,11 +374,11 @@ def patient_locations(frailty_kind: str, prior_set: PriorSet, fixed, alpha):
     Hierarchically centred (Gelfand, Sahu & Carlin 1995): the location is sampled around
     ``fixed`` plus the mean intercept, and ``frailty`` is what it adds to them. The joint
     density is the centred form's under a shear of unit Jacobian, so the posterior is the
-    same; the population effects enter the likelihood only through the locations, which
-    the data pin when each patient has several milestones observed, and the sampler then
-    meets the correlation of the intercepts, group effects and mean frailty that the
-    centred form gives many patients in only a linear regression of the locations
-    (``benchmarks/RESULTS.md``, Scale)."""
+    same. The group effects and the mean intercept enter the likelihood only through the
+    locations, which the data pin when each patient has several milestones observed; the
+    correlation of the intercepts, group effects and mean frailty that the centred form
+    shows with many patients becomes a linear regression of the locations
+    (``benchmarks/RESULTS.md``, "2,500 patients: the frailty hierarchically centred")."""
     if frailty_kind != "hierarchically_centred":
         frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
         return fixed + frailty, None, sigma_patient

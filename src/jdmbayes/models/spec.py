@@ -36,10 +36,10 @@ FAMILIES = ("weibull", "lognormal", "loglogistic")
 # from the data ("auto", the default of milestones: models.milestones.frailty_form) or by
 # spec; hierarchically centred by spec (each patient's location carries the group effects
 # and the mean intercept: models.milestones.patient_locations; the same model, chosen for
-# many patients with several milestones each, benchmarks/RESULTS.md, Scale); or integrated
-# out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes simulation-based
-# calibration on the bundled design, validation/sbc-integrated/, but has not been run on
-# the varied designs and costs more per gradient).
+# many patients with several milestones each: benchmarks/RESULTS.md, "2,500 patients");
+# or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes
+# simulation-based calibration on the bundled design, validation/sbc-integrated/, but has
+# not been run on the varied designs and costs more per gradient).
 # Recurrent episodes default to non-centred.
 FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated", "hierarchically_centred")
 PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "non_centred", "integrated")
