@@ -180,8 +180,11 @@ class Fit:
 
 
 def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
-                   jobs: int) -> None:
+                   jobs: int, target_accept: float = 0.99) -> None:
     """The sampling and interval options of fit and sensitivity (InputError if invalid)."""
+    if not 0 < target_accept < 1:
+        raise InputError("target_accept (--target-accept) must be between 0 and 1, got "
+                         f"{target_accept}")
     if not 0 < ci_prob < 1:
         raise InputError(f"ci_prob (--ci-prob) must be between 0 and 1, got {ci_prob}")
     if ci_kind not in CI_KINDS:
@@ -230,7 +233,8 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
         chains: int = 4, sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
         jobs: int = 1, scheduler: str | None = None, progress: bool = False,
         verbose: bool = False, command: list[str] | None = None,
-        models_dir: str | Path | None = None, retry_budget: float | None = None) -> Fit:
+        models_dir: str | Path | None = None, retry_budget: float | None = None,
+        target_accept: float = 0.99) -> Fit:
     """Fit one model (a spec path, or a name looked up in ``models_dir``, else the current
     folder, then the bundled ``models/``), several, or (``None``) every model of
     ``models_dir`` (else every bundled model) to the series in ``data``; return the
@@ -244,13 +248,17 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     A model that fails a diagnostic gate is refitted as the failure advice says, within
     ``retry_budget`` seconds of sampling (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
     :func:`retry_budget_settings`: 300 s or six times the first attempt, whichever is
-    more; 0: never), and every attempt is recorded.
+    more; 0: never), and every attempt is recorded. ``target_accept`` is NUTS' target
+    acceptance rate (0.99 by default, for small series; a large series with well-informed
+    patient effects may sample at 0.8 in a fraction of the time: ``benchmarks/RESULTS.md``,
+    "2,500 patients").
     """
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed, **retry_budget_settings(retry_budget))
+                               target_accept=target_accept, seed=seed,
+                               **retry_budget_settings(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)
@@ -303,17 +311,19 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
             sampler: str = "nutpie", ci_prob: float = 0.95, ci_kind: str = "eti",
             jobs: int = 1, scheduler: str | None = None, progress: bool = False,
             verbose: bool = False, command: list[str] | None = None,
-            models_dir: str | Path | None = None, retry_budget: float | None = None) -> Fit:
+            models_dir: str | Path | None = None, retry_budget: float | None = None,
+            target_accept: float = 0.99) -> Fit:
     """Fit two or more specs of the same outcome to the same patients and return the
     :class:`Fit` (``.compare()`` ranks them; ``.write(folder, compare=True)`` writes the
     comparison too). Specs that do not predict the same data are refused before sampling."""
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
     if len(models) < 2 or len(set(models)) != len(models):
         raise InputError(f"compare needs two or more different models, got {models!r}")
     started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir)
     check_comparable(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed, **retry_budget_settings(retry_budget))
+                               target_accept=target_accept, seed=seed,
+                               **retry_budget_settings(retry_budget))
     return fit_checked(series, str(data), specs, prior_sets, settings, ci_prob, ci_kind,
                        jobs=jobs, scheduler=scheduler, progress=progress, verbose=verbose,
                        started=started, command=command)
@@ -339,7 +349,8 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
                 ci_prob: float = 0.95, ci_kind: str = "eti", jobs: int = 2,
                 scheduler: str | None = None, overwrite: bool = False,
                 command: list[str] | None = None, echo=print,
-                models_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+                models_dir: str | Path | None = None,
+                target_accept: float = 0.99) -> dict[str, pd.DataFrame]:
     """Fit every model (``None``: every one of ``models_dir``, else every bundled one) under
     every prior set in ``priors`` on Dask, saving each fit as it finishes (rerun to resume),
     and write the grid's tables,
@@ -362,7 +373,7 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
     from jdmbayes.data.io import series_provenance
     from jdmbayes.results.sensitivity_report import write_sensitivity
 
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
     if len(priors) < 2 or len(set(priors)) != len(priors):
         raise InputError(f"priors needs two or more different prior sets, got {priors!r}")
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
@@ -380,7 +391,7 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
         raise InputError(problems)
     check_models(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
-                               seed=seed)
+                               target_accept=target_accept, seed=seed)
     out = Path(out)
     config = grid_config(series, specs, prior_sets, settings, ci_prob, ci_kind)
     resuming = prepare_folder(out, config, overwrite)

@@ -38,7 +38,8 @@ def _interrupt(signum, frame):
 
 
 def _check_common(args) -> None:
-    check_options(args.ci_prob, args.ci_kind, args.chains, args.draws, args.tune, args.jobs)
+    check_options(args.ci_prob, args.ci_kind, args.chains, args.draws, args.tune, args.jobs,
+                  args.target_accept)
 
 
 def _run_out(args, prefix: str = "") -> Path:
@@ -76,7 +77,7 @@ def fit_command(args) -> int:
     from jdmbayes.api import retry_budget_settings
 
     settings = SamplerSettings(sampler=args.sampler, chains=args.chains, draws=args.draws,
-                               tune=args.tune, seed=args.seed,
+                               tune=args.tune, target_accept=args.target_accept, seed=args.seed,
                                **retry_budget_settings(args.retry_budget))
     out = _run_out(args)
     RunFolder(out, overwrite=args.overwrite).check()
@@ -180,7 +181,8 @@ def sensitivity_command(args) -> int:
         tables = sensitivity(names, priors=prior_names, out=out, data=args.data,
                              models_dir=args.models_dir,
                              seed=args.seed, draws=args.draws, tune=args.tune,
-                             chains=args.chains, sampler=args.sampler, ci_prob=args.ci_prob,
+                             target_accept=args.target_accept, chains=args.chains,
+                             sampler=args.sampler, ci_prob=args.ci_prob,
                              ci_kind=args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
                              overwrite=args.overwrite, command=["jdmbayes", *sys.argv[1:]],
                              echo=lambda line: print(line, flush=True))
@@ -413,6 +415,8 @@ def _sampling_options(parser) -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--target-accept", type=float, default=0.99,
+                        help="NUTS target acceptance rate (default 0.99, for small series)")
     parser.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
     parser.add_argument("--jobs", type=int, default=2,
                         help="Dask worker processes for the fits (fit: 1 = in this process)")

@@ -225,3 +225,36 @@ def test_values_outside_the_likelihood_support(series_copy, tmp_path, capsys, li
     err = refused(capsys, tmp_path, series_copy, str(spec))
     assert f"measurements.csv, row {row + 1}, column 'value': [outside_support]" in err
     assert rule in err
+
+
+@pytest.mark.parametrize("command", ["fit", "sensitivity"])
+@pytest.mark.parametrize("value", ["1.0", "0", "-0.2"])
+def test_a_target_acceptance_outside_0_1_is_refused_before_anything_runs(tmp_path, capsys,
+                                                                        command, value):
+    out = tmp_path / "run"
+    extra = ["--priors", "default,sceptical"] if command == "sensitivity" else []
+    assert main([command, "--model", "gc_discontinuation", *extra, "--target-accept", value,
+                 "--out", str(out)]) == 2
+    assert not out.exists()
+    assert f"--target-accept) must be between 0 and 1, got {float(value)}" in \
+        capsys.readouterr().err
+
+
+def test_the_target_acceptance_reaches_the_sampler_settings(monkeypatch, tmp_path):
+    # fit's settings, stopped just before anything is sampled or written
+    import jdmbayes.api
+
+    class Stopped(Exception):
+        pass
+
+    seen = {}
+
+    def stop(series, data, specs, prior_sets, settings, *args, **kwargs):
+        seen["settings"] = settings
+        raise Stopped
+
+    monkeypatch.setattr(jdmbayes.api, "fit_checked", stop)
+    with pytest.raises(Stopped):
+        main(["fit", "--model", "gc_discontinuation", "--target-accept", "0.8",
+              "--out", str(tmp_path / "run")])
+    assert seen["settings"].target_accept == 0.8
