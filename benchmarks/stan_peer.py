@@ -54,15 +54,15 @@ def _cell_basis(design, cells: str, interaction_basis) -> dict:
     if cells == "interaction" and design.has_cell_deviations:
         basis = interaction_basis(design)
         return {"interaction": 1, "Q": basis.shape[1], "basis": basis}
-    if cells == "centred":
-        raise ValueError("the Stan program has non-centred or interaction cell deviations")
+    # centred cell deviations are the non-centred ones' model in other coordinates
     return {"interaction": 0, "Q": 0, "basis": np.zeros((max(len(design.cells), 1), 0))}
 
 
 def milestone_data(data, spec, prior_set) -> dict:
     """The Stan program's data: a centred frailty for either centred form (the hierarchically
     centred one is the same model, written as a Stan user writes it); cell deviations
-    non-centred, or in the interaction basis when the spec says so."""
+    non-centred (the same model as centred ones), or in the interaction basis when the spec
+    says so (another model: the deviations confined to the interaction directions)."""
     from jdmbayes.models.milestones import gap_observations, interaction_basis
 
     if data.latent:

@@ -1,4 +1,4 @@
-// The jdmbayes milestone model (src/jdmbayes/milestone_model.py), written independently in
+// The jdmbayes milestone model (src/jdmbayes/models/milestones.py), written independently in
 // Stan for the benchmark peer and the agreement check: ordered gap times, AFT family,
 // reference-coded group effects, drug-by-dose cell deviations (non-centred, or confined to
 // the interaction directions: deviation = basis * w, w ~ normal(0, sigma_cell)), shared patient
