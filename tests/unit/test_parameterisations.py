@@ -138,8 +138,9 @@ def test_auto_frailty_is_for_milestones_only(tmp_path):
 def test_hierarchically_centred_frailty_is_the_centred_model_under_a_unit_jacobian_shear(cells):
     """The joint log density of the hierarchically centred form at (population values,
     locations) equals the centred form's at (the same values, frailties = locations minus
-    the group effects and mean intercept), on the bundled series (latent middle
-    milestones, interval censoring); and its ``frailty`` is that difference."""
+    the group effects and mean intercept), on the bundled series (exact, right- and
+    interval-censored gaps; it has no latent middle milestones); and its ``frailty`` is
+    that difference."""
     series = load_series(BUNDLED)
     base = dataclasses.replace(load_model_spec("rash_milestones"), cell_deviations=cells)
     data = index_milestones(series, base)
