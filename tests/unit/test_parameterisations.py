@@ -111,6 +111,29 @@ def test_frailty_chosen_from_the_data_when_the_spec_is_silent(tmp_path):
     assert "frailty" in {v.name for v in model.free_RVs}
     # the retry ladder's other parameterisation is the other of the one chosen
     assert kind_of(big_spec).reparameterised(big, big_spec).frailty == "non_centred"
+    # ... unless a centred frailty on 100 patients or more failed on population effects
+    # only (the gates of varied design 14's second attempt): then hierarchically centred
+    def failed(*gates, **worst):
+        return {"failures": [{"gate": g} for g in gates], "r_hat_max_at": "sigma_cell",
+                "ess_bulk_min_at": "intercept[rash_resolution]",
+                "ess_tail_min_at": "sigma_patient", **worst}
+
+    def other(data, spec, gates):
+        return kind_of(spec).reparameterised(data, spec, gates).frailty
+
+    population = failed("r_hat", r_hat_max_at="intercept[rash_marked_improvement]")
+    assert other(big, big_spec, population) == "hierarchically_centred"
+    assert other(big, big_spec, failed("r_hat", "ess_bulk")) == "hierarchically_centred"
+    # the frailty's own scale among the failed gates' worst, or signs of a funnel: non-centred
+    assert other(big, big_spec, failed("r_hat", "ess_bulk", "ess_tail")) == "non_centred"
+    assert other(big, big_spec, failed("r_hat", r_hat_max_at="frailty[12]")) == "non_centred"
+    assert other(big, big_spec, failed("r_hat", "ebfmi")) == "non_centred"
+    assert other(big, big_spec, failed("r_hat", "divergences")) == "non_centred"
+    assert other(big, big_spec, failed("divergences")) == "non_centred"
+    # fewer than 100 patients, or another form asked: as before
+    assert other(data, dataclasses.replace(spec, frailty="centred"), population) == "non_centred"
+    for asked, expected in [("non_centred", "centred"), ("hierarchically_centred", "non_centred")]:
+        assert other(big, dataclasses.replace(big_spec, frailty=asked), population) == expected
     # right-censor every milestone after the first: one observed each -> non-centred
     few = dataclasses.replace(big, kind=np.where(np.arange(3) > 0, 1, big.kind))
     assert np.median(_observed_milestones(few)) < 2

@@ -43,7 +43,7 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
         return (SimpleNamespace(sample_seconds=seconds), None,
                 gates("pass" if passes_when(spec, settings) else "fail"))
 
-    def other(data, spec):
+    def other(data, spec, gates=None):
         return dataclasses.replace(spec, frailty={"centred": "non_centred"}.get(
             spec.frailty, "centred")) if reparameterise else None
 

@@ -49,9 +49,10 @@ class ModelKind:
     # (data, spec, prior_set) -> the prior set with any generic tables put on the data's
     # scale (:mod:`jdmbayes.models.measure_scale`); called once, before the model is built
     resolve_priors: Callable = lambda data, spec, prior_set: prior_set
-    # (data, spec) -> the spec with the patient effects in their other parameterisation
-    # (centred <-> non-centred), or None: one step of the retry ladder (:mod:`.fit`)
-    reparameterised: Callable = lambda data, spec: None
+    # (data, spec, gates of the attempt that failed) -> the spec with the patient effects in
+    # their other parameterisation (centred <-> non-centred, or as the kind decides from
+    # the gates), or None: one step of the retry ladder (:mod:`.fit`)
+    reparameterised: Callable = lambda data, spec, gates=None: None
     # (data, spec) -> posterior variables that are functions of the parameters (or exact
     # draws given them), left out of the diagnostic gates (:func:`gated_variables`)
     derived: Callable = lambda data, spec: ()

@@ -10,10 +10,12 @@ left out, so a cold or a warm compile cache gives the same attempts; the default
 also at least ``retry_budget_first_multiple`` times the first attempt, so a large series
 whose one fit takes most of the fixed seconds still gets the doubled run and the other
 parameterisation, where an explicit budget is a hard limit): tuning and draws doubled; the
-patient effects in their other parameterisation (centred <-> non-centred), with the last
-attempt's tuning and draws; nutpie's low-rank mass matrix, tuning and draws doubled. Each
-attempt is judged on its draws alone; the outputs (predictions, summaries, LOO) are computed
-once, for the attempt reported. The budget is also a limit on a retry that runs: one whose
+patient effects in their other parameterisation (centred <-> non-centred; a centred
+milestone frailty on 100 patients or more whose failing parameters are population effects,
+not its spread, becomes hierarchically centred), with the last attempt's tuning and draws;
+nutpie's low-rank mass matrix, tuning and draws doubled. Each attempt is judged on its
+draws alone; the outputs (predictions, summaries, LOO) are computed once, for the attempt
+reported. The budget is also a limit on a retry that runs: one whose
 sampling reaches the budget (its forecast scales the last attempt's time by the draws and
 cannot know that, say, the low-rank mass matrix costs more per draw) is stopped there, its
 draws discarded and recorded as stopped (nutpie; PyMC's sampler runs to the end). The first
@@ -151,7 +153,8 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
     for change, new_settings, reparameterise in RETRY_LADDER:
         if gates["verdict"] == "pass" or budget <= 0:
             break
-        next_spec = kind.reparameterised(data, used_spec) if reparameterise else used_spec
+        next_spec = (kind.reparameterised(data, used_spec, gates) if reparameterise
+                     else used_spec)
         if next_spec is None:
             continue
         next_settings = new_settings(used_settings)

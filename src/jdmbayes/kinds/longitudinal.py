@@ -332,6 +332,8 @@ LONGITUDINAL = ModelKind(
                     "sigma_change", "rho_baseline_change"),
     figures=("rank", "forest", "prior_posterior", "trajectories", "prior_check"),
     resolve_priors=lambda data, spec, prior_set: scale_priors(prior_set, spec, data.value),
-    reparameterised=lambda data, spec: None if patient_effects_form(data, spec) == "integrated"
-    else dataclasses.replace(spec, patient_effects=OTHER_FORM[patient_effects_form(data, spec)]),
+    reparameterised=lambda data, spec, gates=None: (
+        None if patient_effects_form(data, spec) == "integrated"
+        else dataclasses.replace(spec,
+                                 patient_effects=OTHER_FORM[patient_effects_form(data, spec)])),
 )

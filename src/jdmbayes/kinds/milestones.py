@@ -6,8 +6,6 @@ Model: :func:`jdmbayes.models.milestones.build_milestone_model`; predictive quan
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -39,6 +37,7 @@ from jdmbayes.models.milestones import (
     frailty_form,
     latent_pattern,
     observation_data,
+    retry_frailty_spec,
 )
 from jdmbayes.models.spec import SPEC_KEYS, ModelSpec, PriorSet
 
@@ -174,8 +173,7 @@ def milestone_observation_data(spec: ModelSpec, real: MilestoneData,
 
 MILESTONES = ModelKind(
     derived=lambda data, spec: FRAILTY_DERIVED,
-    reparameterised=lambda data, spec: dataclasses.replace(
-        spec, frailty=frailty_form(data, spec)).other_frailty(),
+    reparameterised=retry_frailty_spec,
     name="milestones",
     spec_keys=frozenset(SPEC_KEYS["milestones"]),
     prior_sections=("milestones",),

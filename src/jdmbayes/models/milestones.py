@@ -65,6 +65,8 @@ Gelfand, Sahu & Carlin (1995), *Biometrika* 82:479 (hierarchical centring).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -295,6 +297,42 @@ def frailty_form(data: MilestoneData, spec: ModelSpec) -> str:
     observed = np.isin(data.kind, (EXACT, INTERVAL, LATENT)).sum(axis=1)
     return ("centred" if np.median(observed) >= CENTRED_FROM_OBSERVED
             and data.n_patients >= CENTRED_FROM_PATIENTS else "non_centred")
+
+
+# where a failed fit's worst parameters (R-hat, bulk and tail ESS) point at the frailty's
+# own scale, or the sampler reports divergences or a low E-BFMI: signs of a funnel, which
+# the non-centred form removes
+FRAILTY_SCALE_PARAMETERS = ("sigma_patient", "frailty")
+FUNNEL_GATES = ("divergences", "ebfmi")
+# the gates that name their worst parameter (diagnostics: "<gate>_<max|min>_at")
+WORST_AT = (("r_hat", "max"), ("ess_bulk", "min"), ("ess_tail", "min"))
+
+
+def retry_frailty_spec(data: MilestoneData, spec: ModelSpec,
+                       gates: dict | None = None) -> ModelSpec | None:
+    """The spec the retry ladder tries after a fit with a sampled frailty failed its
+    ``gates`` (None when there is no other form): the other of the form used (centred <->
+    non-centred), except for a centred frailty on ``CENTRED_FROM_PATIENTS`` patients or more
+    whose failed gates' worst parameters are all population effects (intercepts, group and
+    covariate effects, cells), not ``sigma_patient`` or a frailty, with no divergence or
+    E-BFMI gate failed: that one is hierarchically centred.
+
+    With many patients the centred form's intercepts, group effects and mean frailty are
+    strongly correlated, and the population effects mix slowly; the hierarchically centred
+    form takes the mean frailty out of that block. Where the frailty's spread mixes slowly,
+    the centred form has a funnel, which the hierarchically centred form keeps and the
+    non-centred form removes. On the varied designs that reach this step, design 14 failed
+    on the intercepts and passes hierarchically centred; designs 23, 26 and 29 failed on
+    ``sigma_patient`` and fail hierarchically centred (``benchmarks/RESULTS.md``, "2,500
+    patients")."""
+    used = dataclasses.replace(spec, frailty=frailty_form(data, spec))
+    failed = {f["gate"] for f in (gates or {}).get("failures", [])}
+    worst = [str(gates.get(f"{gate}_{end}_at", "")) for gate, end in WORST_AT if gate in failed]
+    if (used.frailty == "centred" and data.n_patients >= CENTRED_FROM_PATIENTS
+            and len(spec.outcomes) >= 2 and any(worst) and not failed & set(FUNNEL_GATES)
+            and not any(name.split("[")[0] in FRAILTY_SCALE_PARAMETERS for name in worst)):
+        return dataclasses.replace(used, frailty="hierarchically_centred")
+    return used.other_frailty()
 
 
 def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
