@@ -188,8 +188,8 @@ def episode_simulator(series, data: EpisodeData, spec: ModelSpec):
 
 EPISODES = ModelKind(
     derived=lambda data, spec: FRAILTY_DERIVED,
-    reparameterised=lambda data, spec, gates=None: (spec.other_frailty()
-                                        if frailty_form(data, spec) != "none" else None),
+    reparameterised=lambda data, spec, gates=None: (
+        spec.other_frailty() if frailty_form(data, spec) != "none" else None),
     name="episodes",
     spec_keys=frozenset(SPEC_KEYS["episodes"]),
     prior_sections=("milestones", "episodes"),

@@ -12,11 +12,12 @@ whose one fit takes most of the fixed seconds still gets the doubled run and the
 parameterisation, where an explicit budget is a hard limit): tuning and draws doubled; the
 patient effects in their other parameterisation (centred <-> non-centred; a centred
 milestone frailty on 100 patients or more whose failing parameters are population effects,
-not its spread, becomes hierarchically centred), with the last attempt's tuning and draws;
-nutpie's low-rank mass matrix, tuning and draws doubled. Each attempt is judged on its
-draws alone; the outputs (predictions, summaries, LOO) are computed once, for the attempt
-reported. The budget is also a limit on a retry that runs: one whose
-sampling reaches the budget (its forecast scales the last attempt's time by the draws and
+not its spread, with no divergence or E-BFMI failure, becomes hierarchically centred:
+:func:`jdmbayes.models.milestones.retry_frailty_spec`), with the last attempt's tuning and
+draws; nutpie's low-rank mass matrix, tuning and draws doubled. Each attempt is judged on
+its draws alone; the outputs (predictions, summaries, LOO) are computed once, for the
+attempt reported. The budget is also a limit on a retry that runs: one whose sampling
+reaches the budget (its forecast scales the last attempt's time by the draws and
 cannot know that, say, the low-rank mass matrix costs more per draw) is stopped there, its
 draws discarded and recorded as stopped (nutpie; PyMC's sampler runs to the end). The first
 attempt that passes every gate is reported; if none does, the last one that finished is
