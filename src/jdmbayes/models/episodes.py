@@ -108,9 +108,9 @@ def build_episode_model(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet)
         sigma = create_prior_variable(prior_set, "dispersion", "dispersion", dims="outcome")
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         frailty_kind = frailty_form(data, spec)
-        location, carried, sigma_patient = patient_locations(frailty_kind, prior_set, base,
-                                                             alpha)
-        eta = location[obs_patient] + (alpha[0] if carried is None else alpha[0] - carried)
+        location, intercepts, sigma_patient = patient_locations(frailty_kind, prior_set,
+                                                                base, alpha)
+        eta = location[obs_patient] + intercepts[0]
         if effect:
             levels = np.arange(2, episode_levels(data, spec) + 1)
             x_episode = pm.Data("x_episode", (episode_level(data, spec)[:, None]

@@ -357,10 +357,9 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
         base = group_effects(data.design, prior_set, n, spec.cell_deviations)
         # a frailty is identified only by several milestones per patient
         frailty_kind = frailty_form(data, spec) if k_count > 1 else "none"
-        location, carried, sigma_patient = patient_locations(frailty_kind, prior_set, base,
-                                                             alpha)
-        eta = location[obs_patient] + (alpha if carried is None
-                                       else alpha - carried)[obs_outcome]
+        location, intercepts, sigma_patient = patient_locations(frailty_kind, prior_set,
+                                                                base, alpha)
+        eta = location[obs_patient] + intercepts[obs_outcome]
         scale = sigma[obs_outcome]
         origin = obs_origin
         if latent:
@@ -405,9 +404,9 @@ def build_milestone_model(data: MilestoneData, spec: ModelSpec, prior_set: Prior
 
 def patient_locations(frailty_kind: str, prior_set: PriorSet, fixed, alpha):
     """(each patient's location: ``fixed`` (group and covariate effects) plus the sampled
-    frailty; the part of the intercepts ``alpha`` it carries, or None; ``sigma_patient``,
-    or None), inside a model context. A patient's linear predictor for outcome ``k`` is
-    ``location + alpha[k] - carried`` (``location + alpha[k]`` when nothing is carried).
+    frailty; the intercepts ``alpha`` less the part of them the location carries;
+    ``sigma_patient``, or None), inside a model context. A patient's linear predictor for
+    outcome ``k`` is ``location + intercepts[k]``.
 
     Hierarchically centred (Gelfand, Sahu & Carlin 1995): the location is sampled around
     ``fixed`` plus the mean intercept, and ``frailty`` is what it adds to them. The joint
@@ -419,12 +418,12 @@ def patient_locations(frailty_kind: str, prior_set: PriorSet, fixed, alpha):
     (``benchmarks/RESULTS.md``, "2,500 patients: the frailty hierarchically centred")."""
     if frailty_kind != "hierarchically_centred":
         frailty, sigma_patient = sampled_frailty(frailty_kind, prior_set)
-        return fixed + frailty, None, sigma_patient
+        return fixed + frailty, alpha, sigma_patient
     sigma_patient = create_prior_variable(prior_set, "sigma_patient", "sigma_patient")
     carried = alpha.mean()
     location = pm.Normal("patient_location", fixed + carried, sigma_patient, dims="patient")
     pm.Deterministic("frailty", location - fixed - carried, dims="patient")
-    return location, carried, sigma_patient
+    return location, alpha - carried, sigma_patient
 
 
 def sampled_frailty(frailty_kind: str, prior_set: PriorSet):

@@ -34,9 +34,11 @@ PRIORS_DIR = MODELS_DIR / "priors"
 FAMILIES = ("weibull", "lognormal", "loglogistic")
 # the shared patient frailty: sampled (the conditional form), centred or non-centred, chosen
 # from the data ("auto", the default of milestones: models.milestones.frailty_form) or by
-# spec; hierarchically centred by spec (each patient's location carries the group effects
-# and the mean intercept: models.milestones.patient_locations; the same model, chosen for
-# many patients with several milestones each: benchmarks/RESULTS.md, "2,500 patients");
+# spec; hierarchically centred by spec, or by the retry ladder where a centred fit failed on
+# population effects alone (each patient's location carries the group effects and the mean
+# intercept: models.milestones.patient_locations and retry_frailty_spec; the same model,
+# chosen for many patients with several milestones each: benchmarks/RESULTS.md, "2,500
+# patients");
 # or integrated out of the likelihood (adaptive Gauss-Hermite; opt-in: it passes
 # simulation-based calibration on the bundled design, validation/sbc-integrated/, but has
 # not been run on the varied designs and costs more per gradient).
