@@ -72,21 +72,22 @@ def test_auto_integrates_a_lognormal_measure_only(tmp_path):
                                               upper=52)) == "non_centred"
 
 
-def test_auto_centres_the_baselines_of_a_bounded_score_with_five_values_each(tmp_path):
+def test_auto_centres_the_levels_of_a_bounded_score_with_five_values_each(tmp_path):
     from jdmbayes.kinds.registry import kind_of
 
     # medians of 5 and 4 values per patient
-    for visits, form, other in (([[0, 4, 8, 12, 16]] * 3 + [[0, 4]], "centred_baseline",
+    for visits, form, other in (([[0, 4, 8, 12, 16]] * 3 + [[0, 4]], "centred_level",
                                  "non_centred"),
                                 ([[0, 4, 8, 12]] * 3 + [[0, 4, 8, 12, 16]], "non_centred",
-                                 "centred_baseline")):
+                                 "centred_level")):
         data, spec = series_and_spec(tmp_path, visits)
         spec = replace(spec, likelihood="beta_binomial", upper=52)
         assert patient_effects_form(data, spec) == form
         # the retry ladder's other parameterisation
         assert kind_of(spec).reparameterised(data, spec).patient_effects == other
-    assert kind_of(spec).reparameterised(
-        data, replace(spec, patient_effects="centred")).patient_effects == "non_centred"
+    for centred in ("centred", "centred_baseline"):
+        assert kind_of(spec).reparameterised(
+            data, replace(spec, patient_effects=centred)).patient_effects == "non_centred"
 
 
 @pytest.mark.parametrize("changes", [{}, {"correlation": False}, {"random_change": False},

@@ -186,6 +186,60 @@ def test_centred_baselines_with_non_centred_changes(tmp_path):
     np.testing.assert_allclose(computed(point), change, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", ["plateau", "linear"])
+def test_centred_level_is_the_same_model_in_other_coordinates(tmp_path, shape):
+    """``centred_level`` samples each patient's level at the mean of their own h(t) and the
+    change given it. Mapped to (baseline, change), its joint density (likelihood included)
+    equals the ``centred_baseline`` form's, each corrected by its own Jacobian; and its
+    deterministic baselines and changes are the point's."""
+    from dataclasses import replace
+
+    from jdmbayes.models.longitudinal import build_longitudinal_model
+    from jdmbayes.models.spec import load_prior_set
+
+    data, spec = series_and_spec(tmp_path, [[0, 4, 8, 30], [0, 12], [0, 2, 50], [0, 6, 9]])
+    spec = replace(spec, shape=shape, likelihood="beta_binomial", upper=52)
+    data.value[:] = np.array([10, 14, 20, 30, 12, 18, 5, 9, 40, 22, 25, 26], float)
+    priors = load_prior_set("default", spec)
+    old = build_longitudinal_model(data, replace(spec, patient_effects="centred_baseline"),
+                                   priors)
+    new = build_longitudinal_model(data, replace(spec, patient_effects="centred_level"),
+                                   priors)
+    assert {"level", "z_change"} <= {v.name for v in new.free_RVs}
+    alpha, s_b, delta, s_d, rho, beta, tau = -0.3, 0.7, 0.4, 0.5, 0.45, -0.2, 11.0
+    b = np.array([-0.9, 0.2, -0.4, 0.6])
+    d = np.array([0.8, -0.1, 1.3, 0.35])
+    arm_b = np.array([data.design.label("arm", lv[0]) == "B"
+                      for lv in data.design.patient_levels])
+    m = delta + beta * arm_b
+    h = (1 - np.exp(-data.week / tau)) if shape == "plateau" else data.week / spec.final_week
+    h_mean = np.bincount(data.patient, h) / np.bincount(data.patient)
+    common = {"intercept": alpha, "sigma_intercept_log__": np.log(s_b), "change": delta,
+              "sigma_change_log__": np.log(s_d), "beta_group": np.array([beta]),
+              "lkj_corr_logodds__": np.log((rho + 1) / (1 - rho)),
+              "noise_log__": np.log(30.0)}
+    if shape == "plateau":
+        common["tau_weeks_log__"] = np.log(tau)
+    u = (b - alpha) / s_b
+    old_point = {**old.initial_point(), **common, "baseline": b,
+                 "z_change": ((d - m) / s_d - rho * u) / np.sqrt(1 - rho**2)}
+    level = b + h_mean * d
+    mean_level = alpha + h_mean * m
+    var_level = s_b**2 + 2 * h_mean * rho * s_b * s_d + h_mean**2 * s_d**2
+    sd_change = s_b * s_d * np.sqrt(1 - rho**2) / np.sqrt(var_level)
+    z = (d - m - (rho * s_b * s_d + h_mean * s_d**2) / var_level * (level - mean_level)
+         ) / sd_change
+    new_point = {**new.initial_point(), **common, "level": level, "z_change": z}
+    old_bd = float(old.compile_logp()(old_point)) - 4 * np.log(s_d * np.sqrt(1 - rho**2))
+    new_bd = float(new.compile_logp()(new_point)) - np.log(sd_change).sum()
+    assert new_bd == pytest.approx(old_bd, rel=1e-10, abs=1e-10)
+    effects = new.compile_fn(new.replace_rvs_by_values([new["baseline"],
+                                                        new["patient_change"]]),
+                             inputs=new.value_vars, on_unused_input="ignore")(new_point)
+    np.testing.assert_allclose(effects[0], b, rtol=1e-12)
+    np.testing.assert_allclose(effects[1], d, rtol=1e-12)
+
+
 @pytest.mark.parametrize(("randomised", "control", "says"), [
     (True, "placebo", "with 'placebo' as the control group: contrasts against it estimate"),
     (True, None, "it declares no untreated control group"),

@@ -61,7 +61,8 @@ QUADRATURE_NODES = ("effect_mode", "effect_chol")
 def derived_effects(data, spec: ModelSpec) -> tuple[str, ...]:
     """Baselines and changes are parameters when sampled centred, else functions of them or
     (integrated) exact draws given them: gated through the parameters."""
-    return {"centred": (), "centred_baseline": ("patient_change",)}.get(
+    return {"centred": (), "centred_baseline": ("patient_change",),
+            "centred_level": ("baseline", "patient_change")}.get(
         patient_effects_form(data, spec), ("baseline", "patient_change", *QUADRATURE_NODES))
 
 
@@ -139,13 +140,17 @@ def prior_check(data, spec: ModelSpec, prior, rng: np.random.Generator) -> pd.Da
 
 
 # the retry ladder's other parameterisation of sampled patient effects: effects the data
-# leave loose are non-centred; non-centred ones get their baselines centred
+# leave loose are non-centred; non-centred ones get their levels centred
 OTHER_FORM = {"centred": "non_centred", "centred_baseline": "non_centred",
-              "non_centred": "centred_baseline"}
+              "centred_level": "non_centred",
+              "non_centred": "centred_level"}
 
 FORM_WORDS = {"centred": "sampled centred", "non_centred": "sampled non-centred",
               "centred_baseline": "sampled with the baselines centred and the changes "
                                   "non-centred",
+              "centred_level": "sampled through each patient's level at the mean time of "
+                               "their values (centred) and the change given it "
+                               "(non-centred)",
               "integrated": "integrated out of the likelihood (exactly) and drawn "
                             "afterwards from their conditional law",
               "integrated_quadrature": "integrated out of the likelihood by adaptive "

@@ -44,7 +44,8 @@ FAMILIES = ("weibull", "lognormal", "loglogistic")
 # not been run on the varied designs and costs more per gradient).
 # Recurrent episodes default to non-centred.
 FRAILTY_FORMS = ("auto", "non_centred", "centred", "integrated", "hierarchically_centred")
-PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "non_centred", "integrated")
+PATIENT_EFFECT_FORMS = ("auto", "centred", "centred_baseline", "centred_level",
+                        "non_centred", "integrated")
 # time shapes of a longitudinal change (models.longitudinal)
 SHAPES = ("plateau", "linear", "spline")
 LIKELIHOODS = {"beta_binomial": "logit", "censored_normal": "identity", "lognormal": "log"}
@@ -379,7 +380,8 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         effects = table.get("patient_effects", "auto")
         if effects not in PATIENT_EFFECT_FORMS:
             problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
-                                    "'auto', 'centred', 'centred_baseline', 'non_centred' or "
+                                    "'auto', 'centred', 'centred_baseline', "
+                                    "'centred_level', 'non_centred' or "
                                     f"'integrated', got {effects!r}",
                                     column="patient_effects"))
             effects = "auto"
