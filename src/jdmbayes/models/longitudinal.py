@@ -408,9 +408,9 @@ def level_and_change(alpha, sigma_intercept, fixed_change, sigma_change, rho, h_
     :math:`c_i = \\rho\\sigma_{int}\\sigma_{change} + \\bar h_i\\sigma_{change}^2`, and SD
     :math:`\\sigma_{int}\\sigma_{change}\\sqrt{1-\\rho^2}/s_i`, sampled non-centred
     (``z_change``). The model is unchanged; only the coordinates differ. The data pin a
-    patient's level where their values are (as centring time does in a linear mixed
-    model) and leave the baseline and change negatively correlated given it; in these
-    coordinates the two sampled effects are nearly independent.
+    patient's level where their values are and leave that patient's baseline and change
+    negatively correlated with each other; taken at the level, as centring time does in a
+    linear mixed model, the two sampled effects are nearly independent.
     """
     s_b, s_d = sigma_intercept, sigma_change
     mean_level = alpha + h_mean * fixed_change
