@@ -273,8 +273,7 @@ def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:
         return spec.patient_effects
     if spec.likelihood == "lognormal":
         return "integrated"
-    per_patient = np.bincount(data.patient, minlength=data.n_patients)
-    return ("centred_level" if np.median(per_patient) >= CENTRED_FROM_VALUES
+    return ("centred_level" if np.median(values_per_patient(data)) >= CENTRED_FROM_VALUES
             else "non_centred")
 
 
@@ -391,7 +390,7 @@ def build_longitudinal_model(data: LongitudinalData, spec: ModelSpec,
 
 def mean_per_patient(x, patient, data: LongitudinalData):
     """(n,) each patient's mean of ``x`` (one entry per value) over their values."""
-    count = np.maximum(np.bincount(data.patient, minlength=data.n_patients), 1)
+    count = np.maximum(values_per_patient(data), 1.0)
     return pt.inc_subtensor(pt.zeros(data.n_patients)[patient], x) / count
 
 
