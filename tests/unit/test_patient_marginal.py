@@ -143,3 +143,34 @@ def test_newton_does_not_halve_steps_lost_in_rounding(tmp_path, monkeypatch):
         one = {k: v[s:s + 1] for k, v in post.items()}
         np.testing.assert_allclose(got[s], brute_force(one, data, spec, post["noise"][s])[0],
                                    atol=0.01)
+
+
+def test_a_draws_value_depends_on_that_draw_alone(tmp_path, monkeypatch):
+    """Blocks of draws run on threads, and Newton stops draw by draw: each draw's marginal
+    log-likelihood is the same, bit for bit, computed alone, in any block, on one thread or
+    several (the blocks are stacked in draw order)."""
+    import jdmbayes.estimands.blocks as blocks
+    import jdmbayes.estimands.patient_marginal as pm
+
+    data, spec = series_and_spec(tmp_path, [[0, 2, 4, 8, 12, 16]] * 4)
+    rng = np.random.default_rng(11)
+    # values at the bounds and strong overdispersion: curvature clipped, so some draws
+    # converge slowly while others are done
+    data = replace(data, value=rng.choice([0.0, 3.0, 26.0, 49.0, 52.0], data.value.size))
+    spec = replace(spec, likelihood="beta_binomial", upper=52, patient_effects="centred")
+    draws = 7
+    post = {k: np.repeat(v[:1], draws, axis=0) for k, v in posterior().items()}
+    post["intercept"] = post["intercept"] + 1.5 * rng.standard_normal(draws)
+    post["noise"] = np.array([1.2, 400.0, 2.0, 30.0, 1.5, 900.0, 5.0])
+    monkeypatch.setattr(pm, "DRAW_BLOCK", 2)
+    monkeypatch.setattr(blocks, "usable_cores", lambda: 1)
+    one_thread = pm.marginal_loglik(post, data, spec)
+    monkeypatch.setattr(blocks, "usable_cores", lambda: 3)
+    np.testing.assert_array_equal(pm.marginal_loglik(post, data, spec), one_thread)
+    for s in (0, 3, 6):
+        alone = pm.marginal_loglik({k: v[s:s + 1] for k, v in post.items()}, data, spec)
+        np.testing.assert_array_equal(alone[0], one_thread[s])
+    # the rows are the draws' own: reversing the draws reverses the rows
+    reversed_post = {k: v[::-1] for k, v in post.items()}
+    np.testing.assert_array_equal(pm.marginal_loglik(reversed_post, data, spec),
+                                  one_thread[::-1])

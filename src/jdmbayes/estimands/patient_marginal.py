@@ -17,11 +17,14 @@ and
 
 Newton's method with a backtracking line search finds the mode of the integrand (the
 curvature of each value's log-likelihood in :math:`\mu` is clipped at 0 so every step is
-an ascent direction), then
+an ascent direction; a draw stops once none of its patients' effects moves more than
+:data:`TOLERANCE`, so each draw's value is its own whatever block it is computed in), then
 :data:`NODES` x :data:`NODES` Gauss-Hermite points are placed on the Laplace approximation
 (mode and Cholesky factor of the inverse negative Hessian), as lme4's ``nAGQ`` and
 glmmTMB do (Pinheiro & Bates 1995, *J Comput Graph Stat* 4:12). Merkle, Furr &
 Rabe-Hesketh (2019, *Psychometrika* 84:802) on marginal likelihoods for LOO.
+
+Blocks of :data:`DRAW_BLOCK` draws run on threads (:mod:`jdmbayes.estimands.blocks`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from jdmbayes.estimands.blocks import in_blocks
 from jdmbayes.estimands.longitudinal import covariate_part, fixed_changes, patient_summer
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.longitudinal import time_shape
@@ -223,10 +227,55 @@ def laplace_corrected_effects(post: dict, data: LongitudinalData, spec, mode: np
     return baseline, change
 
 
+def rows_of(at: dict, rows: np.ndarray) -> dict:
+    """:func:`integrand_terms` of the draws ``rows`` of a block only."""
+    return {**at, "c": at["c"][rows], "a": at["a"][rows], "b": at["b"][rows],
+            "noise": at["noise"][rows]}
+
+
+def integrand_mode(at: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) at the mode of each patient's integrand (log-likelihood plus the standard
+    normal log density of the effects), by Newton's method from (u, v), each (S, n): a
+    draw stops once none of its patients' effects moves more than :data:`TOLERANCE` in a
+    step, so the steps left are taken by the draws still moving only."""
+    u, v = u.copy(), v.copy()
+    rows = np.arange(u.shape[0])
+    for _ in range(NEWTON_STEPS):
+        sub, ru, rv = rows_of(at, rows), u[rows], v[rows]
+        f, g_u, g_v, h_uu, h_uv, h_vv = log_integrand(sub, ru, rv)
+        f, g_u, g_v = f - 0.5 * (ru**2 + rv**2), g_u - ru, g_v - rv
+        p_uu, p_uv, p_vv = 1 - h_uu, -h_uv, 1 - h_vv          # negative Hessian
+        det = p_uu * p_vv - p_uv**2
+        step_u = (p_vv * g_u - p_uv * g_v) / det
+        step_v = (p_uu * g_v - p_uv * g_u) / det
+        # backtracking: halve each patient's step until the integrand does not fall. Near
+        # the mode the rise a step promises (the Newton decrement g'step) is below the
+        # integrand's rounding, so comparing values there says nothing: such a step is
+        # taken whole (halving it would cost every patient of the block one evaluation
+        # per halving, up to HALVINGS of them per Newton step)
+        settled = g_u * step_u + g_v * step_v < SETTLED
+        length = np.ones_like(ru)
+        for _ in range(HALVINGS):
+            new_u, new_v = ru + length * step_u, rv + length * step_v
+            new_f = (log_integrand(sub, new_u, new_v, derivatives=False)[0]
+                     - 0.5 * (new_u**2 + new_v**2))
+            worse = ~(new_f >= f - 1e-12) & ~settled
+            if not worse.any():
+                break
+            length = np.where(worse, length / 2, length)
+        length = np.where(worse, 0.0, length)
+        u[rows], v[rows] = ru + length * step_u, rv + length * step_v
+        rows = rows[np.max(length * np.hypot(step_u, step_v), axis=1) >= TOLERANCE]
+        if not rows.size:
+            break
+    return u, v
+
+
 def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     """(S, n) marginal log-likelihood of each patient's values under each draw (module
-    docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`."""
-    size, n = post["intercept"].shape[0], data.n_patients
+    docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`.
+    Blocks of :data:`DRAW_BLOCK` draws run on threads (:func:`in_blocks`)."""
+    size = post["intercept"].shape[0]
     shape = time_shape(data, spec)
     upper = float(spec.upper or 1.0)
     fixed = fixed_changes(post, data.design, data.design.patient_cell,
@@ -240,38 +289,11 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     grid_u, grid_v = (g.ravel() for g in np.meshgrid(nodes, nodes, indexing="ij"))
     log_weights = (np.log(np.outer(weights, weights)).ravel()
                    + 0.5 * (grid_u**2 + grid_v**2))
-    out = np.empty((size, n))
-    for start in range(0, size, DRAW_BLOCK):
-        block = slice(start, min(start + DRAW_BLOCK, size))
+
+    def compute(block: slice) -> np.ndarray:
         d = {k: v[block] for k, v in post.items()}
         at = integrand_terms(d, fixed[block], data, spec, shape, per_patient)
-        u, v = starting_effects(d, fixed[block])
-        for _ in range(NEWTON_STEPS):
-            f, g_u, g_v, h_uu, h_uv, h_vv = log_integrand(at, u, v)
-            f, g_u, g_v = f - 0.5 * (u**2 + v**2), g_u - u, g_v - v
-            p_uu, p_uv, p_vv = 1 - h_uu, -h_uv, 1 - h_vv          # negative Hessian
-            det = p_uu * p_vv - p_uv**2
-            step_u = (p_vv * g_u - p_uv * g_v) / det
-            step_v = (p_uu * g_v - p_uv * g_u) / det
-            # backtracking: halve each patient's step until the integrand does not fall. Near
-            # the mode the rise a step promises (the Newton decrement g'step) is below the
-            # integrand's rounding, so comparing values there says nothing: such a step is
-            # taken whole (halving it would cost every patient of the block one evaluation
-            # per halving, up to HALVINGS of them per Newton step)
-            settled = g_u * step_u + g_v * step_v < SETTLED
-            length = np.ones_like(u)
-            for _ in range(HALVINGS):
-                new_u, new_v = u + length * step_u, v + length * step_v
-                new_f = (log_integrand(at, new_u, new_v, derivatives=False)[0]
-                         - 0.5 * (new_u**2 + new_v**2))
-                worse = ~(new_f >= f - 1e-12) & ~settled
-                if not worse.any():
-                    break
-                length = np.where(worse, length / 2, length)
-            length = np.where(worse, 0.0, length)
-            u, v = u + length * step_u, v + length * step_v
-            if np.max(length * np.hypot(step_u, step_v)) < TOLERANCE:
-                break
+        u, v = integrand_mode(at, *starting_effects(d, fixed[block]))
         _, _, _, h_uu, h_uv, h_vv = log_integrand(at, u, v)
         p_uu, p_uv, p_vv = 1 - h_uu, -h_uv, 1 - h_vv
         # the points sit on L z: L the Cholesky factor of the inverse negative Hessian
@@ -285,6 +307,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
             pu, pv = u + l11 * z1, v + l21 * z1 + l22 * z2
             loglik = log_integrand(at, pu, pv, derivatives=False)[0]
             terms.append(lw + loglik - 0.5 * (pu**2 + pv**2))
-        out[block] = (special.logsumexp(np.stack(terms), axis=0) + np.log(l11 * l22)
-                      - np.log(2 * np.pi) + constant)
-    return out
+        return (special.logsumexp(np.stack(terms), axis=0) + np.log(l11 * l22)
+                - np.log(2 * np.pi) + constant)
+
+    return in_blocks(size, DRAW_BLOCK, compute)
