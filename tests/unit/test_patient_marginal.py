@@ -174,3 +174,11 @@ def test_a_draws_value_depends_on_that_draw_alone(tmp_path, monkeypatch):
     reversed_post = {k: v[::-1] for k, v in post.items()}
     np.testing.assert_array_equal(pm.marginal_loglik(reversed_post, data, spec),
                                   one_thread[::-1])
+
+
+def test_blocks_hold_a_bounded_number_of_values():
+    """200 draws of the 300-patient score's 1,794 values per block, 22 of 16,000 (2,000
+    patients x 8), 1 of a million."""
+    from jdmbayes.estimands.patient_marginal import draws_per_block
+
+    assert [draws_per_block(n) for n in (205, 1794, 16000, 10**6)] == [200, 200, 22, 1]

@@ -24,7 +24,7 @@ an ascent direction; a draw stops once none of its patients' effects moves more 
 glmmTMB do (Pinheiro & Bates 1995, *J Comput Graph Stat* 4:12). Merkle, Furr &
 Rabe-Hesketh (2019, *Psychometrika* 84:802) on marginal likelihoods for LOO.
 
-Blocks of :data:`DRAW_BLOCK` draws run on threads (:mod:`jdmbayes.estimands.blocks`).
+Blocks of draws (:func:`draws_per_block`) run on threads (:mod:`jdmbayes.estimands.blocks`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ HALVINGS = 30        # step halvings per Newton step (backtracking line search)
 TOLERANCE = 1e-7     # Newton stops when no patient's effects move more than this
 SETTLED = 1e-9       # a Newton step promising a rise below this is taken without line search
 DRAW_BLOCK = 200     # draws per block (memory: a block's (draws, values) arrays)
+# the marginal log-likelihood's blocks hold at most this many (draw, value) pairs, so that
+# each of a block's arrays stays near 3 MB however many values the series has (blocks run
+# on threads, each with its own arrays)
+BLOCK_VALUES = 360_000
 
 
 def binomial_constant(value, upper):
@@ -271,10 +275,17 @@ def integrand_mode(at: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, 
     return u, v
 
 
+def draws_per_block(n_values: int) -> int:
+    """Draws per block of :func:`marginal_loglik`: :data:`DRAW_BLOCK`, fewer where that
+    would hold more than :data:`BLOCK_VALUES` (draw, value) pairs (a draw's value does not
+    depend on its block)."""
+    return max(1, min(DRAW_BLOCK, BLOCK_VALUES // max(n_values, 1)))
+
+
 def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     """(S, n) marginal log-likelihood of each patient's values under each draw (module
     docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`.
-    Blocks of :data:`DRAW_BLOCK` draws run on threads (:func:`in_blocks`)."""
+    Blocks of :func:`draws_per_block` draws run on threads (:func:`in_blocks`)."""
     size = post["intercept"].shape[0]
     shape = time_shape(data, spec)
     upper = float(spec.upper or 1.0)
@@ -310,4 +321,4 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
         return (special.logsumexp(np.stack(terms), axis=0) + np.log(l11 * l22)
                 - np.log(2 * np.pi) + constant)
 
-    return in_blocks(size, DRAW_BLOCK, compute)
+    return in_blocks(size, draws_per_block(len(data.value)), compute)
