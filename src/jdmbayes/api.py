@@ -180,9 +180,9 @@ class Fit:
 
 
 def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
-                   jobs: int, target_accept: float = 0.99) -> None:
+                   jobs: int, target_accept: float | None = None) -> None:
     """The sampling and interval options of fit and sensitivity (InputError if invalid)."""
-    if not 0 < target_accept < 1:
+    if target_accept is not None and not 0 < target_accept < 1:
         raise InputError("target_accept (--target-accept) must be between 0 and 1, got "
                          f"{target_accept}")
     if not 0 < ci_prob < 1:
@@ -234,7 +234,7 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
         jobs: int = 1, scheduler: str | None = None, progress: bool = False,
         verbose: bool = False, command: list[str] | None = None,
         models_dir: str | Path | None = None, retry_budget: float | None = None,
-        target_accept: float = 0.99) -> Fit:
+        target_accept: float | None = None) -> Fit:
     """Fit one model (a spec path, or a name looked up in ``models_dir``, else the current
     folder, then the bundled ``models/``), several, or (``None``) every model of
     ``models_dir`` (else every bundled model) to the series in ``data``; return the
@@ -249,9 +249,10 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     ``retry_budget`` seconds of sampling (:data:`jdmbayes.kinds.fit.RETRY_LADDER`; default
     :func:`retry_budget_settings`: 300 s or six times the first attempt, whichever is
     more; 0: never), and every attempt is recorded. ``target_accept`` is NUTS' target
-    acceptance rate (0.99 by default, for small series; a large series with well-informed
-    patient effects may sample at 0.8 in a fraction of the time: ``benchmarks/RESULTS.md``,
-    "2,500 patients").
+    acceptance rate (None: 0.99, for small series, except that with a retry budget a score
+    whose patient effects are sampled through each patient's level is fitted first at 0.9
+    and at 0.99 if that fails a gate; a large series with well-informed patient effects may
+    sample at 0.8 in a fraction of the time: ``benchmarks/RESULTS.md``, "2,500 patients").
     """
     check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
@@ -312,7 +313,7 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
             jobs: int = 1, scheduler: str | None = None, progress: bool = False,
             verbose: bool = False, command: list[str] | None = None,
             models_dir: str | Path | None = None, retry_budget: float | None = None,
-            target_accept: float = 0.99) -> Fit:
+            target_accept: float | None = None) -> Fit:
     """Fit two or more specs of the same outcome to the same patients and return the
     :class:`Fit` (``.compare()`` ranks them; ``.write(folder, compare=True)`` writes the
     comparison too). Specs that do not predict the same data are refused before sampling."""
@@ -350,7 +351,7 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
                 scheduler: str | None = None, overwrite: bool = False,
                 command: list[str] | None = None, echo=print,
                 models_dir: str | Path | None = None,
-                target_accept: float = 0.99) -> dict[str, pd.DataFrame]:
+                target_accept: float | None = None) -> dict[str, pd.DataFrame]:
     """Fit every model (``None``: every one of ``models_dir``, else every bundled one) under
     every prior set in ``priors`` on Dask, saving each fit as it finishes (rerun to resume),
     and write the grid's tables,

@@ -415,8 +415,10 @@ def _sampling_options(parser) -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--target-accept", type=float, default=0.99,
-                        help="NUTS target acceptance rate (default 0.99, for small series)")
+    parser.add_argument("--target-accept", type=float, default=None,
+                        help="NUTS target acceptance rate (default: 0.99, for small series; "
+                             "0.9 first for a score whose patient effects are sampled through "
+                             "each patient's level, then 0.99 if a gate fails)")
     parser.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
     parser.add_argument("--jobs", type=int, default=2,
                         help="Dask worker processes for the fits (fit: 1 = in this process)")

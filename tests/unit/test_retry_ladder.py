@@ -23,7 +23,8 @@ def gates(verdict: str) -> dict:
 def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float = 300.0,
                reparameterise: bool = True, multiple: float = 0.0,
                cost=lambda settings: 1.0, limits: list | None = None,
-               reported: list | None = None) -> list[dict]:
+               reported: list | None = None, first_target: float = 0.99,
+               target: float | None = None) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
     draws (times ``cost(settings)``, which the forecast cannot know; on a fake clock) and
     passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
@@ -53,12 +54,13 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
         # the result reports the settings of the attempt whose draws it was given
         outputs=lambda data, spec, prior_set, sampled, prior, settings, *rest: SimpleNamespace(
             notes=[], rows_note=lambda: "", reported=(settings, sampled)),
-        key_parameters=(), figures=())
+        key_parameters=(), figures=(),
+        first_target_accept=lambda data, spec: first_target)
     monkeypatch.setattr(fitting, "kind_of", lambda spec: kind)
     monkeypatch.setattr(fitting, "_sample_once", sample_once)
     spec = ModelSpec(name="m", kind="milestones", path=None, raw={}, frailty="centred")
     settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget,
-                               retry_budget_first_multiple=multiple)
+                               retry_budget_first_multiple=multiple, target_accept=target)
     result = fitting.fit_model(None, spec, None, settings, 0.95, "eti")
     if reported is not None:
         reported.append(result.reported[0])
@@ -174,3 +176,82 @@ def test_a_retry_that_runs_past_the_budget_is_stopped_and_the_last_finished_repo
         "Retried: the first fit failed r_hat; attempt 2: tuning and draws doubled -> stopped "
         "at the 100 s budget after 80 s of sampling; not tried (over the 100 s budget): "
         "low-rank mass matrix")
+
+
+def slower_at_high_target(settings) -> float:
+    """Sampling at target acceptance 0.99 takes 3.5 times as long as at 0.9."""
+    return 3.5 if settings.target_accept == 0.99 else 1.0
+
+
+def test_a_model_whose_own_lower_target_passes_is_fitted_once_at_it(monkeypatch):
+    reported = []
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: True, first_target=0.9,
+                          cost=slower_at_high_target, reported=reported)
+    assert [a["settings"]["target_accept"] for a in attempts] == [0.9]
+    assert reported[0].target_accept == 0.9
+
+
+def test_a_failed_lower_target_is_followed_by_the_default_target_then_the_same_ladder(
+        monkeypatch):
+    """After the model's own 0.9 fails, the fit at 0.99 runs as if it were the first
+    attempt: the ladder after it, and what the budget allows, are those of a fit that
+    started at 0.99 (here 130 s at 0.99: the doubled run is skipped and the other
+    parameterisation passes), with the 0.9 attempt's seconds added to the budget."""
+    def passes(spec, s):
+        return spec.frailty == "non_centred" and s.target_accept == 0.99
+
+    reported = []
+    lowered = run_ladder(monkeypatch, 65.0 / 3.5, passes, first_target=0.9,
+                         cost=slower_at_high_target, reported=reported)
+    plain = run_ladder(monkeypatch, 65.0 / 3.5, passes, first_target=0.99,
+                       cost=slower_at_high_target)
+    assert [a["change"] for a in lowered[:2]] == [
+        "as asked", "target acceptance 0.99, same tuning and draws"]
+    assert [a["settings"]["target_accept"] for a in lowered if "settings" in a] == [
+        0.9, 0.99, 0.99]
+    assert lowered[0]["sample_seconds"] == pytest.approx(130 / 3.5)
+
+    def steps(attempts):
+        return [(a["change"], a.get("verdict"), "skipped" in a, a.get("frailty"),
+                 a.get("settings", {}).get("draws")) for a in attempts]
+
+    assert steps(lowered[2:]) == steps(plain[1:])
+    assert lowered[2]["skipped"] == "expected 260 s of sampling after 167 s"
+    assert reported[0].target_accept == 0.99 and lowered[-1]["verdict"] == "pass"
+    note = fitting.retry_note(lowered)
+    assert "attempt 2: target acceptance 0.99, same tuning and draws -> fail" in note
+    assert ", target acceptance 0.99, patient effects" not in note   # frailty spec here
+    assert "mass matrix, target acceptance 0.99" in note
+
+
+@pytest.mark.parametrize(("budget", "target", "first"), [(0.0, None, 0.99), (300.0, 0.9, 0.9),
+                                                          (300.0, 0.95, 0.95)])
+def test_no_default_target_follows_without_a_budget_or_after_a_target_asked_for(
+        monkeypatch, budget, target, first):
+    """Without a retry budget the model's own lower target is not used (nothing could
+    follow a failure); a target asked for is kept throughout the ladder."""
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, budget=budget,
+                          first_target=0.9, target=target)
+    assert attempts[0]["settings"]["target_accept"] == first
+    assert all(a["settings"]["target_accept"] == first for a in attempts if "settings" in a)
+    assert not any(a["change"].startswith("target acceptance") for a in attempts)
+
+
+def test_only_patient_effects_sampled_through_their_level_start_at_a_lower_target(tmp_path):
+    from jdmbayes.kinds.longitudinal import first_target_accept
+    from jdmbayes.kinds.registry import KINDS
+    from tests.unit.test_longitudinal_specs import series_and_spec
+
+    data, spec = series_and_spec(tmp_path, [[0, 2, 4, 8, 12]] * 4)
+    score = dataclasses.replace(spec, likelihood="beta_binomial", upper=52)
+    assert first_target_accept(data, dataclasses.replace(score, patient_effects="auto")) == 0.9
+    for form, target in (("centred_level", 0.9), ("non_centred", 0.99),
+                         ("centred_baseline", 0.99), ("centred", 0.99)):
+        assert first_target_accept(data, dataclasses.replace(score, patient_effects=form)) \
+            == target
+    (tmp_path / "fewer").mkdir()
+    fewer, _ = series_and_spec(tmp_path / "fewer", [[0, 2, 4, 8]] * 4)
+    assert first_target_accept(fewer, dataclasses.replace(score, patient_effects="auto")) \
+        == 0.99
+    assert KINDS["milestones"].first_target_accept(None, None) == 0.99
+    assert KINDS["episodes"].first_target_accept(None, None) == 0.99

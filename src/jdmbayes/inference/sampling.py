@@ -18,6 +18,9 @@ import xarray as xr
 from jdmbayes.inference.draws import group_dataset, set_group
 
 SAMPLERS = ("nutpie", "pymc")
+# NUTS' target acceptance unless the settings or the model say otherwise: high, because
+# small series put hierarchical spreads in funnels
+DEFAULT_TARGET_ACCEPT = 0.99
 _COMPILED: dict[str, object] = {}
 _MODELS: dict[str, pm.Model] = {}
 
@@ -28,7 +31,9 @@ class SamplerSettings:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
-    target_accept: float = 0.99
+    # NUTS' target acceptance; None: the model's own (``ModelKind.first_target_accept`` for
+    # a fit with a retry budget, :mod:`jdmbayes.kinds.fit`), else DEFAULT_TARGET_ACCEPT
+    target_accept: float | None = None
     seed: int = 20211028
     # nutpie's mass matrix: "diag" (default) or "low_rank" (diagonal plus low-rank
     # corrections, for posteriors with strong correlations such as many patients whose
@@ -42,6 +47,10 @@ class SamplerSettings:
     # time (the default budget: a series whose one fit takes a large part of the fixed
     # seconds still gets the steps the advice names; an explicit budget leaves it 0)
     retry_budget_first_multiple: float = 0.0
+
+    @property
+    def target_or_default(self) -> float:
+        return DEFAULT_TARGET_ACCEPT if self.target_accept is None else self.target_accept
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,7 +138,7 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
         compiled_at = time.perf_counter()
         running = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                                 chains=settings.chains, seed=settings.seed, cores=2,
-                                target_accept=settings.target_accept, progress_bar=False,
+                                target_accept=settings.target_or_default, progress_bar=False,
                                 adaptation=settings.mass_matrix, blocking=time_limit is None,
                                 progress_callback=None if report is None
                                 else nutpie_callback(report, name))
@@ -153,7 +162,7 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                 pm.set_data(data)
             idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                               cores=min(settings.chains, 2), random_seed=settings.seed,
-                              target_accept=settings.target_accept, progressbar=False,
+                              target_accept=settings.target_or_default, progressbar=False,
                               compute_convergence_checks=False)
         return SamplingResult(idata, 0.0, time.perf_counter() - start, False)
     raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(SAMPLERS)}")

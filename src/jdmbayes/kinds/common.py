@@ -15,7 +15,13 @@ import xarray as xr
 
 from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
-from jdmbayes.inference.sampling import SamplerSettings, built_model, sample_posterior, sample_prior
+from jdmbayes.inference.sampling import (
+    DEFAULT_TARGET_ACCEPT,
+    SamplerSettings,
+    built_model,
+    sample_posterior,
+    sample_prior,
+)
 from jdmbayes.models.priors import hyperparameter_values, log_prior_dataset
 from jdmbayes.models.spec import ModelSpec, PriorSet
 
@@ -62,6 +68,10 @@ class ModelKind:
     # can integrate them out; ``outputs`` and the exact refits of :mod:`.exact_loo` both use
     # it, so a refit's held-out patient is judged on the same scale)
     loo_loglik: Callable = lambda data, spec, prior_set, idata: patient_loglik(idata)
+    # (data, spec) -> NUTS' target acceptance of a fit's first attempt when the settings
+    # leave it to the model and a retry budget lets the default target follow a failed gate
+    # (:func:`jdmbayes.kinds.fit.first_settings`)
+    first_target_accept: Callable = lambda data, spec: DEFAULT_TARGET_ACCEPT
 
 
 @dataclass

@@ -21,7 +21,12 @@ reaches the budget (its forecast scales the last attempt's time by the draws and
 cannot know that, say, the low-rank mass matrix costs more per draw) is stopped there, its
 draws discarded and recorded as stopped (nutpie; PyMC's sampler runs to the end). The first
 attempt that passes every gate is reported; if none does, the last one that finished is
-(marked failing). Every attempt is recorded
+(marked failing). Where the settings leave NUTS' target acceptance to the model
+(``SamplerSettings.target_accept`` None) and a retry budget is set, the first attempt
+samples at the model's own target (``ModelKind.first_target_accept``: 0.99, or 0.9 for a
+longitudinal model whose patient effects are sampled through each patient's level); if
+that lower target fails a gate, the fit at the default target follows, as if it had been
+the first attempt, before the ladder (:func:`first_settings`). Every attempt is recorded
 (``ModelResult.attempts``, the manifest) with its settings, gates and time; the seed is the
 same throughout, so a rerun gives the same attempts and the same numbers, except where
 a step's forecast or an attempt's sampling time lies so close to the budget that the
@@ -119,10 +124,23 @@ def retry_note(attempts: list[dict]) -> str:
                + ", ".join(a["change"] for a in skipped) if skipped else "")
             + f". The numbers reported are attempt {final['attempt']}'s ({s['chains']} chains "
             f"x {s['draws']} draws after {s['tune']} tuning, {s['mass_matrix']} mass matrix"
+            + (f", target acceptance {s['target_accept']}"
+               if s["target_accept"] != first["settings"]["target_accept"] else "")
             + "".join(f", {label} {final[key]}" for key, label in
                       (("patient_effects", "patient effects"), ("frailty", "frailty"))
                       if final[key] != first[key])
             + "; the manifest lists every attempt).")
+
+
+def first_settings(kind, data, spec: ModelSpec, settings: SamplerSettings) -> SamplerSettings:
+    """The first attempt's settings: the target acceptance asked for; else (None) the
+    model's own (``ModelKind.first_target_accept``) where a retry budget lets the default
+    target follow a failed gate (:func:`fit_model`); else the default."""
+    if settings.target_accept is not None:
+        return settings
+    own = (kind.first_target_accept(data, spec) if settings.retry_budget_s > 0
+           else settings.target_or_default)
+    return dataclasses.replace(settings, target_accept=own)
 
 
 def retry_budget_of(settings: SamplerSettings, first_sample_seconds: float) -> float:
@@ -143,14 +161,28 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
     data = kind.index(series, spec)
     prior_set = kind.resolve_priors(data, spec, prior_set)
     began = time.perf_counter()
-    sampled, prior, gates = _sample_once(kind, data, spec, prior_set, settings, report)
+    first = first_settings(kind, data, spec, settings)
+    sampled, prior, gates = _sample_once(kind, data, spec, prior_set, first, report)
     # the budget counts sampling only: compilation takes longer with a cold cache than a
     # warm one, and the attempts made must not depend on the state of the caches
     spent = sampled.sample_seconds
-    attempts = [_attempt(1, "as asked", spec, settings, gates, time.perf_counter() - began,
+    attempts = [_attempt(1, "as asked", spec, first, gates, time.perf_counter() - began,
                          sampled.sample_seconds)]
-    used_spec, used_settings = spec, settings
-    budget = retry_budget_of(settings, sampled.sample_seconds)
+    used_spec, used_settings = spec, first
+    budget = retry_budget_of(first, sampled.sample_seconds)
+    if gates["verdict"] != "pass" and first.target_accept != settings.target_or_default:
+        # the model's own lower target failed a gate: the fit at the default target follows,
+        # as if it had been the first attempt (the ladder after it, and its budget, are the
+        # default target's; the first attempt's sampling is added to the budget)
+        began = time.perf_counter()
+        used_settings = dataclasses.replace(first, target_accept=settings.target_or_default)
+        sampled, prior, gates = _sample_once(kind, data, spec, prior_set, used_settings,
+                                             report)
+        attempts.append(_attempt(2, f"target acceptance {used_settings.target_accept}, same "
+                                 "tuning and draws", spec, used_settings, gates,
+                                 time.perf_counter() - began, sampled.sample_seconds))
+        budget = retry_budget_of(used_settings, sampled.sample_seconds) + spent
+        spent += sampled.sample_seconds
     for change, new_settings, reparameterise in RETRY_LADDER:
         if gates["verdict"] == "pass" or budget <= 0:
             break

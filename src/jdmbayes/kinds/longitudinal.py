@@ -21,7 +21,7 @@ from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.power_scaling import power_scaling_table
-from jdmbayes.inference.sampling import SamplerSettings, sample_prior
+from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT, SamplerSettings, sample_prior
 from jdmbayes.inference.summarise import summarise_parameters, summarise_quantities
 from jdmbayes.kinds.common import (
     ModelKind,
@@ -34,6 +34,7 @@ from jdmbayes.kinds.common import (
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
 from jdmbayes.models.longitudinal import (
+    LEVEL_TARGET_ACCEPT,
     build_longitudinal_model,
     patient_effects_form,
     time_shape,
@@ -317,6 +318,14 @@ def longitudinal_simulator(series, data: LongitudinalData, spec: ModelSpec):
     return simulate
 
 
+def first_target_accept(data: LongitudinalData, spec: ModelSpec) -> float:
+    """The first attempt's target acceptance when the settings leave it to the model:
+    :data:`LEVEL_TARGET_ACCEPT` for patient effects sampled through each patient's level,
+    else the default."""
+    return (LEVEL_TARGET_ACCEPT if patient_effects_form(data, spec) == "centred_level"
+            else DEFAULT_TARGET_ACCEPT)
+
+
 LONGITUDINAL = ModelKind(
     derived=lambda data, spec: derived_effects(data, spec),
     name="longitudinal",
@@ -341,4 +350,5 @@ LONGITUDINAL = ModelKind(
         None if patient_effects_form(data, spec) == "integrated"
         else dataclasses.replace(spec,
                                  patient_effects=OTHER_FORM[patient_effects_form(data, spec)])),
+    first_target_accept=first_target_accept,
 )

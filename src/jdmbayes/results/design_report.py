@@ -13,8 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
+from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT
 from jdmbayes.results.formatting import diagnostic, markdown_table, significant
 from jdmbayes.results.runfolder import write_json
+
+
+def target_words(target_accept) -> str:
+    """The settings' target acceptance in words (None: each model's own)."""
+    if target_accept is not None:
+        return f"{target_accept}"
+    return (f"{DEFAULT_TARGET_ACCEPT} (first {LEVEL_TARGET_ACCEPT} where a score's patient "
+            f"effects are sampled through each patient's level, then {DEFAULT_TARGET_ACCEPT} "
+            "if a gate fails)")
 
 
 def _percent(value: float) -> str:
@@ -81,7 +92,7 @@ def report_markdown(verdict: pd.DataFrame, fits: pd.DataFrame, coverage: pd.Data
         f"(`jdmbayes.batch.designs`, seed {manifest['design_seed']}; not patient records), "
         "each fitted with two models as `jdmbayes fit` fits a user's spec: the defaults of "
         f"the spec and of the command ({s['chains']} chains x {s['draws']} draws after "
-        f"{s['tune']} tuning, nutpie, target acceptance {s['target_accept']}, seed "
+        f"{s['tune']} tuning, nutpie, target acceptance {target_words(s['target_accept'])}, seed "
         f"{s['seed']}), and the retry ladder within {s['retry_budget_s']:g} s"
         + (f" or {s['retry_budget_first_multiple']:g} times the first attempt's sampling time, "
            "whichever is more," if s.get("retry_budget_first_multiple") else "")
