@@ -255,10 +255,10 @@ CENTRED_FROM_VALUES = 5
 # patient's level (centred_level: auto's form for a bounded score whose median patient has
 # five or more values, where the data pin each patient's level, so no patient effect sits
 # in a funnel): a quarter of the leapfrog steps of the default target (0.99) on the
-# 300-patient score. The population spreads can still put the sampler in a funnel (varied design 14:
-# divergences in the cell deviations at this target), so a failed gate is followed by the
-# same fit at the default target (jdmbayes.kinds.fit.first_settings); benchmarks/RESULTS.md,
-# "A patient's level where their values are"
+# 300-patient score. The population spreads can still put the sampler in a funnel (varied
+# design 14: divergences in the cell deviations at this target), so a failed gate is
+# followed by the same fit at the default target (jdmbayes.kinds.fit.first_settings);
+# benchmarks/RESULTS.md, "0.9 first where a patient's level is sampled"
 LEVEL_TARGET_ACCEPT = 0.9
 
 
