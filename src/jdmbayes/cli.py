@@ -21,6 +21,8 @@ from pathlib import Path
 from jdmbayes.api import BUNDLED, check_options
 from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
+from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
+from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT
 from jdmbayes.versions import __version__
 
 ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled (default: "
@@ -416,9 +418,10 @@ def _sampling_options(parser) -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--target-accept", type=float, default=None,
-                        help="NUTS target acceptance rate (default: 0.99, for small series; "
-                             "0.9 first for a score whose patient effects are sampled through "
-                             "each patient's level, then 0.99 if a gate fails)")
+                        help=f"NUTS target acceptance rate (default: {DEFAULT_TARGET_ACCEPT}, "
+                             f"for small series; {LEVEL_TARGET_ACCEPT} first for a score whose "
+                             "patient effects are sampled through each patient's level, then "
+                             f"{DEFAULT_TARGET_ACCEPT} if a gate fails)")
     parser.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
     parser.add_argument("--jobs", type=int, default=2,
                         help="Dask worker processes for the fits (fit: 1 = in this process)")
