@@ -23,6 +23,7 @@ from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
 from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT
+from jdmbayes.processes import configure_own_process
 from jdmbayes.versions import __version__
 
 ALL_DRAWS_HELP = ("keep every draw of every variable in posterior.nc, as sampled (default: "
@@ -563,6 +564,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv[1:]
     signal.signal(signal.SIGTERM, _interrupt)
+    configure_own_process()
     try:
         return args.handler(args)
     except InputError as error:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jdmbayes.inference.sampling import SamplerSettings
+from jdmbayes.processes import worker_environment
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,18 @@ class FitJob:
 def open_client(scheduler: str | None, workers: int):
     """A Dask client: on ``scheduler`` if given, else on a new local cluster of ``workers``
     single-threaded worker processes (nutpie runs its chains on its own threads)."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler, timeout="30s")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    # the workers' environment (jdmbayes.processes) and no statistical profiler: Dask's
+    # samples each worker's threads 100 times a second for its dashboard, which is off
+    environ = worker_environment(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                          "distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster)
 
 

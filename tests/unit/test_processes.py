@@ -1,0 +1,59 @@
+"""The memory settings of jdmbayes' own processes (:mod:`jdmbayes.processes`): NumPy's huge
+pages off unless the user chose, and Dask's malloc trim threshold left out of the local
+cluster's workers unless the user set another."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from jdmbayes.processes import HUGE_PAGES_SWITCH, worker_environment
+from tests.conftest import ROOT
+
+DASK_DEFAULT = {"MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": 1,
+                "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+
+
+def test_workers_keep_glibcs_dynamic_thresholds_and_ask_for_no_huge_pages(monkeypatch):
+    monkeypatch.delenv(HUGE_PAGES_SWITCH, raising=False)
+    environ = worker_environment(DASK_DEFAULT)
+    assert environ == {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                       "OPENBLAS_NUM_THREADS": 1, HUGE_PAGES_SWITCH: "0"}
+
+
+def test_a_users_own_settings_are_kept(monkeypatch):
+    monkeypatch.setenv(HUGE_PAGES_SWITCH, "1")
+    environ = worker_environment({**DASK_DEFAULT, "MALLOC_TRIM_THRESHOLD_": "1000000"})
+    assert environ["MALLOC_TRIM_THRESHOLD_"] == "1000000"
+    assert environ[HUGE_PAGES_SWITCH] == "1"
+
+
+PROBE = textwrap.dedent("""
+    import json, os
+    import numpy as np
+    from jdmbayes.processes import configure_own_process
+    configure_own_process()
+    # NumPy's switch returns the setting it replaces: the one configure_own_process left
+    print(json.dumps({"variable": os.environ.get("NUMPY_MADVISE_HUGEPAGE"),
+                      "huge_pages": np._core.multiarray._set_madvise_hugepage(True)}))
+""")
+
+
+def probe(variable: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_SWITCH}
+    if variable is not None:
+        env[HUGE_PAGES_SWITCH] = variable
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         env=env, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_command_lines_process_and_its_children_ask_for_no_huge_pages():
+    assert probe(None) == {"variable": "0", "huge_pages": False}
+
+
+def test_the_command_line_keeps_a_users_choice_of_huge_pages():
+    assert probe("1") == {"variable": "1", "huge_pages": True}
