@@ -17,10 +17,13 @@ PROBE = textwrap.dedent("""
     import json
     import jdmbayes
     import numba, pytensor
+    from jdmbayes.estimands import marginal_kernel
     from jdmbayes.planning import laplace_kernel
     print(json.dumps({"numba": numba.config.CACHE_DIR,
                       "pytensor": str(pytensor.config.base_compiledir),
-                      "kernel_cache": laplace_kernel.digamma._cache._cache_path}))
+                      "kernel_cache": laplace_kernel.digamma._cache._cache_path,
+                      "loo_kernel_cache":
+                          marginal_kernel.beta_binomial_marginal._cache._cache_path}))
 """)
 
 
@@ -37,8 +40,10 @@ def test_numba_and_pytensor_caches_live_in_the_users_cache_folder(tmp_path):
     found = probe({"JDMBAYES_CACHE_DIR": str(tmp_path)})
     assert found["numba"] == str(tmp_path / "numba")
     assert found["pytensor"] == str(tmp_path / "pytensor")
-    # numba's planning kernels are cached there, not beside the source in __pycache__
+    # numba's planning kernels and the marginal LOO's are cached there, not beside the
+    # source in __pycache__
     assert found["kernel_cache"].startswith(str(tmp_path / "numba"))
+    assert found["loo_kernel_cache"].startswith(str(tmp_path / "numba"))
 
 
 def test_a_numba_cache_folder_the_user_chose_is_kept(tmp_path):

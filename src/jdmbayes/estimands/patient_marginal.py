@@ -34,6 +34,7 @@ from scipy import special
 
 from jdmbayes.estimands.blocks import in_blocks
 from jdmbayes.estimands.longitudinal import covariate_part, fixed_changes, patient_summer
+from jdmbayes.estimands.marginal_kernel import beta_binomial_marginal
 from jdmbayes.models.indexing import LongitudinalData
 from jdmbayes.models.longitudinal import time_shape
 
@@ -282,10 +283,15 @@ def draws_per_block(n_values: int) -> int:
     return max(1, min(DRAW_BLOCK, BLOCK_VALUES // max(n_values, 1)))
 
 
-def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
+def marginal_loglik(post: dict, data: LongitudinalData, spec, compiled: bool = True
+                    ) -> np.ndarray:
     """(S, n) marginal log-likelihood of each patient's values under each draw (module
     docstring); ``post`` as :func:`jdmbayes.estimands.longitudinal.posterior_arrays`.
-    Blocks of :func:`draws_per_block` draws run on threads (:func:`in_blocks`)."""
+    Blocks of :func:`draws_per_block` draws run on threads (:func:`in_blocks`). A
+    beta-binomial score is computed by the compiled loop of
+    :mod:`jdmbayes.estimands.marginal_kernel`, patient by patient (a patient's Newton steps
+    stop once their effects move less than :data:`TOLERANCE`); ``compiled=False`` computes
+    it in NumPy as the other likelihoods are, the reference the tests hold that loop to."""
     size = post["intercept"].shape[0]
     shape = time_shape(data, spec)
     upper = float(spec.upper or 1.0)
@@ -301,10 +307,28 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec) -> np.ndarray:
     log_weights = (np.log(np.outer(weights, weights)).ravel()
                    + 0.5 * (grid_u**2 + grid_v**2))
 
+    compiled = compiled and spec.likelihood == "beta_binomial"
+    if compiled:
+        # the compiled loop (marginal_kernel): patient i's values are order[offsets[i]:...]
+        order = np.argsort(data.patient, kind="stable")
+        offsets = np.searchsorted(data.patient[order], np.arange(data.n_patients + 1))
+
     def compute(block: slice) -> np.ndarray:
         d = {k: v[block] for k, v in post.items()}
         at = integrand_terms(d, fixed[block], data, spec, shape, per_patient)
-        u, v = integrand_mode(at, *starting_effects(d, fixed[block]))
+        start_u, start_v = starting_effects(d, fixed[block])
+        if compiled:
+            out = np.empty(start_u.shape)
+            beta_binomial_marginal(
+                *(np.ascontiguousarray(np.broadcast_to(at[k], at["c"].shape), dtype=float)
+                  for k in ("c", "a", "b")),
+                np.ascontiguousarray(at["noise"][:, 0], dtype=float),
+                np.ascontiguousarray(data.value, dtype=float), upper,
+                order, offsets, np.ascontiguousarray(start_u, dtype=float),
+                np.ascontiguousarray(start_v, dtype=float), grid_u, grid_v, log_weights,
+                NEWTON_STEPS, HALVINGS, TOLERANCE, SETTLED, out)
+            return out + constant
+        u, v = integrand_mode(at, start_u, start_v)
         _, _, _, h_uu, h_uv, h_vv = log_integrand(at, u, v)
         p_uu, p_uv, p_vv = 1 - h_uu, -h_uv, 1 - h_vv
         # the points sit on L z: L the Cholesky factor of the inverse negative Hessian

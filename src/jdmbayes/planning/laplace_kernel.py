@@ -3,7 +3,8 @@ integrated out by Laplace's method (:mod:`jdmbayes.planning.score_analysis` stat
 maths), for many values of the population parameters at once.
 
 numba (PyTensor's own backend, so no new dependency) compiles it once per machine (cached
-on disk); every function is scalar code over the observations of one patient.
+on disk); every function is scalar code over the observations of one patient. Its digamma
+and trigamma are those of the marginal LOO's loop (:mod:`jdmbayes.estimands.marginal_kernel`).
 """
 
 from __future__ import annotations
@@ -13,32 +14,12 @@ import math
 import numba
 import numpy as np
 
+from jdmbayes.estimands.marginal_kernel import digamma, trigamma
+
 NEWTON_MAX = 50
 HALVINGS = 30
 TOLERANCE = 1e-7
 EDGE = 1e-15          # p kept this far from 0 and 1, where a Beta(p phi, (1-p) phi) is undefined
-
-
-@numba.njit(cache=True)
-def digamma(x: float) -> float:
-    result = 0.0
-    while x < 10.0:
-        result -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    return result + math.log(x) - 0.5 / x - f * (
-        1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
-
-
-@numba.njit(cache=True)
-def trigamma(x: float) -> float:
-    result = 0.0
-    while x < 10.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    f = 1.0 / (x * x)
-    return result + 1.0 / x + 0.5 * f + f / x * (
-        1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f / 30)))
 
 
 @numba.njit(cache=True)

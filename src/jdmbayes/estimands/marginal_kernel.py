@@ -1,0 +1,153 @@
+r"""Compiled inner loop of each patient's marginal log-likelihood under a beta-binomial score
+(:mod:`jdmbayes.estimands.patient_marginal` states the maths and computes the other
+likelihoods in NumPy).
+
+For one draw and one patient with standard normal effects :math:`(u, v)`, value :math:`j`
+has link-scale mean :math:`\mu_j = c_j + a_j u + b_j v`, :math:`p_j = \mathrm{expit}(\mu_j)`
+and log-likelihood, without the binomial coefficient,
+:math:`\log\Gamma(y_j + p_j\phi) + \log\Gamma(N - y_j + (1 - p_j)\phi) - \log\Gamma(p_j\phi)
+- \log\Gamma((1 - p_j)\phi) + \log\Gamma(\phi) - \log\Gamma(N + \phi)`. Newton's method with
+a backtracking line search finds the mode of the log integrand (the value's curvature in
+:math:`\mu` clipped at 0), patient by patient, and the :math:`5 \times 5` Gauss-Hermite points
+of the NumPy code are placed on the Laplace approximation there.
+
+The NumPy code evaluates a whole block of draws at once, so every step allocates arrays of
+draws x values for each of a dozen special functions; here each (draw, patient) is scalar
+code over that patient's values, and each of its special functions is called once per value
+and step. numba (PyTensor's own backend, so no new dependency) compiles it once per machine
+into the user's cache folder (:mod:`jdmbayes.cachedir`) and releases the GIL, so blocks of
+draws run on threads (:mod:`jdmbayes.estimands.blocks`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def digamma(x: float) -> float:
+    """psi(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
+    (Abramowitz & Stegun 6.3.18); error below 1e-14."""
+    result = 0.0
+    while x < 10.0:
+        result -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    return result + math.log(x) - 0.5 / x - f * (
+        1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
+
+
+@numba.njit(cache=True, nogil=True)
+def trigamma(x: float) -> float:
+    """psi'(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
+    (Abramowitz & Stegun 6.4.12); relative error below 1e-13."""
+    result = 0.0
+    while x < 10.0:
+        result += 1.0 / (x * x)
+        x += 1.0
+    f = 1.0 / (x * x)
+    return result + 1.0 / x + 0.5 * f + f / x * (
+        1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))))
+
+
+@numba.njit(cache=True, nogil=True)
+def _log_integrand(u, v, c, a, b, phi, upper, lg_phi, value, rows):
+    """The patient's log-likelihood (values ``rows``) at (u, v), without the binomial
+    coefficients, plus the standard normal log density of (u, v) without its constant."""
+    total = -0.5 * (u * u + v * v)
+    for j in rows:
+        p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
+        y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
+        total += (math.lgamma(y + alpha) + math.lgamma(upper - y + beta)
+                  - math.lgamma(alpha) - math.lgamma(beta) + lg_phi)
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _curvature(u, v, c, a, b, phi, upper, value, rows):
+    """Gradient of the log integrand in (u, v) and its negative Hessian, each value's
+    curvature in mu clipped at 0 (so that a Newton step ascends)."""
+    g_u, g_v, p_uu, p_uv, p_vv = -u, -v, 1.0, 0.0, 1.0
+    for j in rows:
+        p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
+        y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
+        d_a = digamma(y + alpha) - digamma(alpha)
+        d_b = digamma(upper - y + beta) - digamma(beta)
+        t_a = trigamma(y + alpha) - trigamma(alpha)
+        t_b = trigamma(upper - y + beta) - trigamma(beta)
+        dp = p * (1.0 - p)
+        first = phi * dp * (d_a - d_b)
+        second = phi * dp * (1.0 - 2.0 * p) * (d_a - d_b) + (phi * dp) ** 2 * (t_a + t_b)
+        second = min(second, 0.0)
+        g_u += first * a[j]
+        g_v += first * b[j]
+        p_uu -= second * a[j] * a[j]
+        p_uv -= second * a[j] * b[j]
+        p_vv -= second * b[j] * b[j]
+    return g_u, g_v, p_uu, p_uv, p_vv
+
+
+@numba.njit(cache=True, nogil=True)
+def beta_binomial_marginal(c, a, b, noise, value, upper, order, offsets, start_u, start_v,
+                           grid_u, grid_v, log_weights, newton_steps, halvings, tolerance,
+                           settled, out):
+    """``out[s, i]``: patient i's marginal log-likelihood under draw s, without the binomial
+    coefficients; ``c``, ``a``, ``b`` (S, values), ``noise`` (S,) is phi; patient i's values
+    are ``order[offsets[i]:offsets[i + 1]]``; Newton starts at (``start_u``,
+    ``start_v``) (S, n); ``grid_u``, ``grid_v``, ``log_weights``: the quadrature's points
+    in standard units and their log weights."""
+    n = offsets.size - 1
+    for s in range(c.shape[0]):
+        phi = noise[s]
+        lg_phi = math.lgamma(phi) - math.lgamma(upper + phi)
+        cs, as_, bs = c[s], a[s], b[s]
+        for i in range(n):
+            rows = order[offsets[i]:offsets[i + 1]]
+            u, v = start_u[s, i], start_v[s, i]
+            f = _log_integrand(u, v, cs, as_, bs, phi, upper, lg_phi, value, rows)
+            for _ in range(newton_steps):
+                g_u, g_v, p_uu, p_uv, p_vv = _curvature(u, v, cs, as_, bs, phi, upper,
+                                                        value, rows)
+                det = p_uu * p_vv - p_uv * p_uv
+                step_u = (p_vv * g_u - p_uv * g_v) / det
+                step_v = (p_uu * g_v - p_uv * g_u) / det
+                # a step promising a rise below the integrand's rounding is taken whole
+                whole = g_u * step_u + g_v * step_v < settled
+                length = 1.0
+                new_f = _log_integrand(u + step_u, v + step_v, cs, as_, bs, phi, upper,
+                                       lg_phi, value, rows)
+                tries = 1       # at most ``halvings`` trial lengths: 1, 1/2, 1/4, ...
+                while not whole and not new_f >= f - 1e-12:
+                    if tries == halvings:
+                        length, new_f = 0.0, f
+                        break
+                    tries += 1
+                    length *= 0.5
+                    new_f = _log_integrand(u + length * step_u, v + length * step_v, cs,
+                                           as_, bs, phi, upper, lg_phi, value, rows)
+                u, v, f = u + length * step_u, v + length * step_v, new_f
+                if length * math.hypot(step_u, step_v) < tolerance:
+                    break
+            _, _, p_uu, p_uv, p_vv = _curvature(u, v, cs, as_, bs, phi, upper, value, rows)
+            # the points sit on L z: L the Cholesky factor of the inverse negative Hessian
+            det = p_uu * p_vv - p_uv * p_uv
+            l11 = math.sqrt(p_vv / det)
+            l21 = -p_uv / det / l11
+            l22 = math.sqrt(max(p_uu / det - l21 * l21, 1e-300))
+            peak = -np.inf
+            terms = np.empty(grid_u.size)
+            for k in range(grid_u.size):
+                pu = u + l11 * grid_u[k]
+                pv = v + l21 * grid_u[k] + l22 * grid_v[k]
+                # the integrand's normal density is in _log_integrand
+                terms[k] = log_weights[k] + _log_integrand(pu, pv, cs, as_, bs, phi, upper,
+                                                           lg_phi, value, rows)
+                peak = max(peak, terms[k])
+            if peak == -np.inf or math.isnan(peak):
+                out[s, i] = peak
+                continue
+            out[s, i] = (peak + math.log(np.exp(terms - peak).sum()) + math.log(l11 * l22)
+                         - math.log(2.0 * math.pi))
