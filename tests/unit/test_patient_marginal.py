@@ -224,3 +224,23 @@ def test_compiled_digamma_and_trigamma_match_scipy():
     np.testing.assert_allclose([psi(t) for t in x], special.digamma(x), rtol=1e-13,
                                atol=1e-13)
     np.testing.assert_allclose([psi1(t) for t in x], special.polygamma(1, x), rtol=1e-12)
+
+
+def test_degenerate_draws_give_no_error_and_agree_where_finite(tmp_path):
+    """Draws whose link-scale means overflow (p exactly 0 or 1, so a Beta parameter is 0 and
+    digamma divides by zero) give non-finite values, not an exception from the compiled
+    loop (division by zero follows NumPy); the other draws agree with NumPy."""
+    data, spec = series_and_spec(tmp_path, [[0, 2, 4], [0, 6], [0], [0, 1, 3]])
+    data = replace(data, value=np.array([52.0, 52, 52, 0, 0, 52, 26, 52, 0]))
+    spec = replace(spec, likelihood="beta_binomial", upper=52, patient_effects="centred")
+    post = {k: np.repeat(v[:1], 4, axis=0) for k, v in posterior().items()}
+    post["intercept"] = np.array([40.0, -60.0, 800.0, 0.0])
+    post["sigma_intercept"] = np.array([5.0, 5.0, 5.0, 400.0])
+    post["noise"] = np.array([1e4, 0.5, 3.0, 2.0])
+    with np.errstate(all="ignore"):
+        reference = marginal_loglik(post, data, spec, compiled=False)
+    got = marginal_loglik(post, data, spec)
+    finite = np.isfinite(reference)
+    assert 0 < finite.sum() < finite.size
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    np.testing.assert_allclose(got[finite], reference[finite], rtol=1e-10, atol=1e-9)

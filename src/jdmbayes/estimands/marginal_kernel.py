@@ -16,7 +16,9 @@ draws x values for each of a dozen special functions; here each (draw, patient) 
 code over that patient's values, and each of its special functions is called once per value
 and step. numba (PyTensor's own backend, so no new dependency) compiles it once per machine
 into the user's cache folder (:mod:`jdmbayes.cachedir`) and releases the GIL, so blocks of
-draws run on threads (:mod:`jdmbayes.estimands.blocks`).
+draws run on threads (:mod:`jdmbayes.estimands.blocks`). A division by zero gives inf or nan,
+as in NumPy, not an exception (a draw whose link-scale mean overflows makes a Beta
+parameter 0).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def digamma(x: float) -> float:
     """psi(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
     (Abramowitz & Stegun 6.3.18); error below 1e-14."""
@@ -40,7 +42,7 @@ def digamma(x: float) -> float:
         1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def trigamma(x: float) -> float:
     """psi'(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
     (Abramowitz & Stegun 6.4.12); relative error below 1e-13."""
@@ -53,7 +55,7 @@ def trigamma(x: float) -> float:
         1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_integrand(u, v, c, a, b, phi, upper, lg_phi, value, rows):
     """The patient's log-likelihood (values ``rows``) at (u, v), without the binomial
     coefficients, plus the standard normal log density of (u, v) without its constant."""
@@ -66,7 +68,7 @@ def _log_integrand(u, v, c, a, b, phi, upper, lg_phi, value, rows):
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _curvature(u, v, c, a, b, phi, upper, value, rows):
     """Gradient of the log integrand in (u, v) and its negative Hessian, each value's
     curvature in mu clipped at 0 (so that a Newton step ascends)."""
@@ -90,7 +92,7 @@ def _curvature(u, v, c, a, b, phi, upper, value, rows):
     return g_u, g_v, p_uu, p_uv, p_vv
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def beta_binomial_marginal(c, a, b, noise, value, upper, order, offsets, start_u, start_v,
                            grid_u, grid_v, log_weights, newton_steps, halvings, tolerance,
                            settled, out):
