@@ -150,9 +150,10 @@ def test_newton_does_not_halve_steps_lost_in_rounding(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_a_draws_value_depends_on_that_draw_alone(tmp_path, monkeypatch, compiled):
-    """Blocks of draws run on threads, and Newton stops draw by draw: each draw's marginal
-    log-likelihood is the same, bit for bit, computed alone, in any block, on one thread or
-    several (the blocks are stacked in draw order)."""
+    """Blocks of draws run on threads, and Newton stops draw by draw (patient by patient in
+    the compiled loop): each draw's marginal log-likelihood is the same, bit for bit,
+    computed alone, in any block, on one thread or several (the blocks are stacked in draw
+    order)."""
     import jdmbayes.estimands.blocks as blocks
     import jdmbayes.estimands.patient_marginal as pm
 
