@@ -102,6 +102,7 @@ def beta_binomial_marginal(c, a, b, noise, value, upper, order, offsets, start_u
     ``start_v``) (S, n); ``grid_u``, ``grid_v``, ``log_weights``: the quadrature's points
     in standard units and their log weights."""
     n = offsets.size - 1
+    terms = np.empty(grid_u.size)     # the quadrature's terms, one patient at a time
     for s in range(c.shape[0]):
         phi = noise[s]
         lg_phi = math.lgamma(phi) - math.lgamma(upper + phi)
@@ -140,7 +141,6 @@ def beta_binomial_marginal(c, a, b, noise, value, upper, order, offsets, start_u
             l21 = -p_uv / det / l11
             l22 = math.sqrt(max(p_uu / det - l21 * l21, 1e-300))
             peak = -np.inf
-            terms = np.empty(grid_u.size)
             for k in range(grid_u.size):
                 pu = u + l11 * grid_u[k]
                 pv = v + l21 * grid_u[k] + l22 * grid_v[k]

@@ -312,6 +312,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec, compiled: bool = T
         # the compiled loop (marginal_kernel): patient i's values are order[offsets[i]:...]
         order = np.argsort(data.patient, kind="stable")
         offsets = np.searchsorted(data.patient[order], np.arange(data.n_patients + 1))
+        values = np.ascontiguousarray(data.value, dtype=float)
 
     def compute(block: slice) -> np.ndarray:
         d = {k: v[block] for k, v in post.items()}
@@ -322,8 +323,7 @@ def marginal_loglik(post: dict, data: LongitudinalData, spec, compiled: bool = T
             beta_binomial_marginal(
                 *(np.ascontiguousarray(np.broadcast_to(at[k], at["c"].shape), dtype=float)
                   for k in ("c", "a", "b")),
-                np.ascontiguousarray(at["noise"][:, 0], dtype=float),
-                np.ascontiguousarray(data.value, dtype=float), upper,
+                np.ascontiguousarray(at["noise"][:, 0], dtype=float), values, upper,
                 order, offsets, np.ascontiguousarray(start_u, dtype=float),
                 np.ascontiguousarray(start_v, dtype=float), grid_u, grid_v, log_weights,
                 NEWTON_STEPS, HALVINGS, TOLERANCE, SETTLED, out)
