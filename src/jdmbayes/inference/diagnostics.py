@@ -30,12 +30,30 @@ LOO_CAUSES = {
 
 
 def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
-             loglik_kind: str = "conditional") -> dict:
+             loglik_kind: str = "conditional",
+             earlier: tuple[list[str], dict] | None = None) -> dict:
     """Max R-hat, min ESS, divergences, E-BFMI per chain, max Pareto k and the verdict;
     ``loglik_kind`` says whether the per-patient log-likelihood is conditional on the
-    patient's effects or marginal (the warning names the cause)."""
+    patient's effects or marginal (the warning names the cause). ``earlier``: (parameters
+    judged, result) of this function on the same draws (the gates judged right after
+    sampling); its R-hat, ESS, divergences and E-BFMI are taken as they are when it judged
+    the same parameters, else they are computed again."""
     posterior = group_dataset(idata, "posterior")
-    posterior = posterior[[p for p in parameters if p in posterior]]
+    judged = [p for p in parameters if p in posterior]
+    if earlier is not None and earlier[0] == judged:
+        result = {k: earlier[1][k] for k in CONVERGENCE_KEYS}
+    else:
+        result = _convergence(idata, posterior[judged])
+    return _with_loo_and_verdict(result, idata, loglik_var, loglik_kind)
+
+
+# the keys of diagnose's result that depend on the posterior draws and sample stats alone
+CONVERGENCE_KEYS = ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences",
+                    "ebfmi_per_chain", "n_draws", "r_hat_max_at", "ess_bulk_min_at",
+                    "ess_tail_min_at")
+
+
+def _convergence(idata, posterior) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rhat = az.rhat(posterior)
@@ -74,6 +92,12 @@ def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
     result.update(r_hat_max_at=where(rhat, result["r_hat_max"]),
                   ess_bulk_min_at=where(ess_bulk, result["ess_bulk_min"]),
                   ess_tail_min_at=where(ess_tail, result["ess_tail_min"]))
+    return result
+
+
+def _with_loo_and_verdict(result: dict, idata, loglik_var: str | None,
+                          loglik_kind: str) -> dict:
+    divergences, ebfmi = result["divergences"], result["ebfmi_per_chain"]
     if loglik_var is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -63,6 +63,9 @@ class SamplingResult:
     sample_seconds: float
     reused_compiled: bool
     reused_model: bool = False
+    # (parameters judged, diagnostics) of the gates judged on these draws right after
+    # sampling (jdmbayes.kinds.common.judge_sampled), which the outputs' diagnostics reuse
+    gated: tuple[list[str], dict] | None = None
 
     def timings(self) -> dict:
         return {"compile_s": self.compile_seconds, "sample_s": self.sample_seconds,

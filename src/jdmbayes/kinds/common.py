@@ -72,6 +72,9 @@ class ModelKind:
     # leave it to the model and a retry budget lets the default target follow a failed gate
     # (:func:`jdmbayes.kinds.fit.first_settings`)
     first_target_accept: Callable = lambda data, spec: DEFAULT_TARGET_ACCEPT
+    # (data, spec) -> tuning steps of that first attempt where fewer than the settings'
+    # (None: the settings' own)
+    first_tune: Callable = lambda data, spec: None
 
 
 @dataclass
@@ -171,6 +174,16 @@ def gate_sampled(kind: ModelKind, data, spec: ModelSpec, idata) -> dict:
     retry ladder decides on them); the same gates ``outputs`` reports."""
     posterior = group_dataset(idata, "posterior")
     return diagnose(idata, gated_variables(posterior, kind.derived(data, spec)))
+
+
+def judge_sampled(kind: ModelKind, data, spec: ModelSpec, sampled) -> dict:
+    """:func:`gate_sampled` on ``sampled.idata``, kept in ``sampled.gated`` with the
+    parameters judged, so that the outputs' diagnostics need not judge them again."""
+    judged = gated_variables(group_dataset(sampled.idata, "posterior"),
+                             kind.derived(data, spec))
+    gates = diagnose(sampled.idata, judged)
+    sampled.gated = (judged, gates)
+    return gates
 
 
 def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:

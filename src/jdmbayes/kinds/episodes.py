@@ -105,7 +105,7 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
               ).assign(time_axis="weeks from the start of a first episode"),
               "episodes": episode_summary(data)}
     diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
-                           "episodes", loglik_kind="marginal")
+                           "episodes", loglik_kind="marginal", earlier=sampled.gated)
     return ModelResult(spec.name, spec, prior_set, idata, rows, diagnostics, tables,
                        episode_notes(data, spec), sampled.timings())
 

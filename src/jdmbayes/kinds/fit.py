@@ -42,7 +42,7 @@ from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
-from jdmbayes.kinds.common import gate_sampled, sample_model
+from jdmbayes.kinds.common import judge_sampled, sample_model
 from jdmbayes.kinds.registry import kind_of
 from jdmbayes.models.spec import ModelSpec, PriorSet
 
@@ -92,7 +92,7 @@ def _sample_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: Sam
     sampled, prior = sample_model(lambda: kind.build(data, spec, prior_set), spec, prior_set,
                                   settings, kind.observed_arrays(data), data.design,
                                   kind.loglik_name(spec), report, time_limit=time_limit)
-    return sampled, prior, gate_sampled(kind, data, spec, sampled.idata)
+    return sampled, prior, judge_sampled(kind, data, spec, sampled)
 
 
 def _attempt(number: int, change: str, spec: ModelSpec, settings: SamplerSettings,

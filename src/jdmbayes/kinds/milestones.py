@@ -100,7 +100,7 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
               "survival_by_group": pd.DataFrame(pm_pred.group_survival_curves(
                   draws, data, spec.family, np.linspace(0, 52, 53), rng, ci_prob))}
     diagnostics = diagnose(idata, gated_variables(idata.posterior, FRAILTY_DERIVED),
-                           "milestones", loglik_kind="marginal")
+                           "milestones", loglik_kind="marginal", earlier=sampled.gated)
     notes = [f"{data.n_patients} patients; family {spec.family}; "
              f"observations: {int((data.kind == 0).sum())} exact, "
              f"{int((data.kind == 1).sum())} right-censored, "
