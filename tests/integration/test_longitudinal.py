@@ -65,6 +65,19 @@ def test_no_predictive_draw_leaves_the_scale(run):
             assert values.min() > 0
 
 
+def test_the_predictive_checks_replicate_one_draw_in_four(run):
+    """4 x 1000 draws: the predictive (and its bands) replicates draws 0, 4, 8, ... of each
+    chain, 1000 in all; the stored copy keeps some of those, labelled by their draw."""
+    _, out = run
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("cmas", "cat_bm", "ldh"):
+        assert any("inside their 95% predictive band (replicated from one draw in 4 of each "
+                   "chain: 1000 draws)" in n for n in manifest["models"][name]["notes"])
+        stored = az.from_netcdf(out / name / "posterior.nc").posterior_predictive
+        assert stored.sizes["draw"] > 1 and (stored["draw"].values % 4 == 0).all()
+    assert "at most 1000" in manifest["posterior_storage"]["note"]
+
+
 def test_missing_values_are_counted(run):
     _, out = run
     notes = json.loads((out / "manifest.json").read_text())["models"]["cmas"]["notes"]

@@ -8,7 +8,16 @@ relies on attribute assignment (which on a DataTree would not replace the child)
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import xarray as xr
+
+# draws a longitudinal model's posterior predictive replicates (the predictive checks'
+# bands, the stored posterior_predictive): every k-th draw of each chain, at most this many
+# in all. A 95% band from 1,000 draws has 25 in each tail; replicating every value of
+# every draw took 24 s of the outputs of a 2,000-patient score (16,000 values x 4,000 draws)
+PREDICTIVE_CHECK_DRAWS = 1000
 
 
 def group_dataset(tree: xr.DataTree, name: str) -> xr.Dataset:
@@ -28,3 +37,14 @@ def group_names(tree: xr.DataTree) -> list[str]:
 def from_groups(groups: dict[str, xr.Dataset]) -> xr.DataTree:
     """A tree of the given groups (in that order)."""
     return xr.DataTree.from_dict(dict(groups))
+
+
+def every_kth_draw(flat: np.ndarray, chains: int, most: int) -> tuple[np.ndarray, int]:
+    """(every k-th draw of each chain of ``flat``, k): ``flat`` holds chains x draws draws
+    along axis 0, chain by chain; k is the smallest step that leaves at most ``most``."""
+    draws = flat.shape[0] // chains
+    step = max(1, math.ceil(chains * draws / most))
+    if step == 1:
+        return flat, 1
+    kept = flat.reshape(chains, draws, *flat.shape[1:])[:, ::step]
+    return kept.reshape(-1, *flat.shape[1:]), step

@@ -18,7 +18,12 @@ import jdmbayes.estimands.patient_marginal as pl_marginal
 from jdmbayes.estimands.milestones import MAX_NEW_PATIENTS, new_patient_count
 from jdmbayes.estimands.simulate import simulate_longitudinal
 from jdmbayes.inference.diagnostics import diagnose
-from jdmbayes.inference.draws import group_dataset, set_group
+from jdmbayes.inference.draws import (
+    PREDICTIVE_CHECK_DRAWS,
+    every_kth_draw,
+    group_dataset,
+    set_group,
+)
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.power_scaling import power_scaling_table
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT, SamplerSettings, sample_prior
@@ -213,12 +218,17 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     if form == "integrated":
         post = add_conditional_patient_effects(idata, post, data, spec,
                                                np.random.default_rng([settings.seed, 5]))
-    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    chains = idata.posterior.sizes["chain"]
     set_patient_loglik(idata, longitudinal_loo_loglik(data, spec, prior_set, idata))
-    replicated = pl.predict_observations(post, data, spec, rng)
+    # the predictive replicates every k-th draw of each chain, at most PREDICTIVE_CHECK_DRAWS
+    step = every_kth_draw(post["intercept"], chains, PREDICTIVE_CHECK_DRAWS)[1]
+    replicated = pl.predict_observations(
+        {k: every_kth_draw(v, chains, PREDICTIVE_CHECK_DRAWS)[0] for k, v in post.items()},
+        data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
-        replicated.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),
-        coords={"obs": np.arange(len(data.value))})}))
+        replicated.reshape(chains, -1, len(data.value)), dims=("chain", "draw", "obs"),
+        coords={"obs": np.arange(len(data.value)),
+                "draw": idata.posterior["draw"].values[::step]})}))
     set_group(idata, "observed_data", xr.Dataset({"value": ("obs", data.value)},
                                                  coords={"obs": np.arange(len(data.value))}))
     set_group(idata, "prior", group_dataset(prior, "prior"))
@@ -238,7 +248,7 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
     diagnostics = diagnose(idata, gated_variables(idata.posterior,
                                                   derived_effects(data, spec)), spec.measure,
-                           loglik_kind="marginal")
+                           loglik_kind="marginal", earlier=sampled.gated)
     notes_missing = data.missing["note"].replace("", "no note").value_counts()
     weeks, how = pl.summary_weeks(data, spec)
     direction = "rise" if spec.improvement == "increase" else "fall"
@@ -274,7 +284,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
              f"modelled patient and draw (spec replicates = {spec.replicates}, at most "
              f"{MAX_NEW_PATIENTS} per draw).",
              f"{int(tables['ppc_trajectories']['inside_band'].sum())} of "
-             f"{len(data.value)} observed values inside their 95% predictive band.",
+             f"{len(data.value)} observed values inside their 95% predictive band"
+             + ("." if step == 1 else f" (replicated from one draw in {step} of each "
+                f"chain: {replicated.shape[0]} draws)."),
              scaling_note(prior_set, spec.measure),
              f"Prior predictive check: {int(tables['prior_check']['inside_band'].sum())} of "
              f"{len(PRIOR_CHECK_LEVELS)} quantiles of the observed values (5% to 95%) inside "

@@ -3,7 +3,9 @@ and per-value arrays thinned and in single precision, so that a run folder stays
 hundreds of patients.
 
 Every summary, diagnostic, check and LOO value is computed from all draws in memory before
-anything is written; only the stored copy is reduced. By default:
+anything is written (a longitudinal model's posterior predictive, and its checks, from every
+k-th draw of each chain, at most ``PREDICTIVE_CHECK_DRAWS``); only the stored copy is
+reduced. By default:
 
 * ``posterior`` and ``prior`` keep their population-level variables (no ``patient`` or
   ``obs`` dimension) as sampled: every draw, float64;
@@ -26,6 +28,8 @@ import math
 import numpy as np
 import xarray as xr
 
+from jdmbayes.inference.draws import PREDICTIVE_CHECK_DRAWS
+
 PATIENT_DIMS = ("patient", "obs")
 PATIENT_LEVEL_DRAWS = 1000
 PREDICTIVE_DRAWS = 400     # posterior_predictive: one value per visit, the largest group
@@ -37,7 +41,9 @@ def storage_description(all_draws: bool) -> dict:
     """The manifest's ``posterior_storage`` entry."""
     if all_draws:
         return {"all_draws": True, "note": "posterior.nc keeps every draw of every variable "
-                "as sampled (float64), in the groups ArviZ names"}
+                "as sampled (float64), in the groups ArviZ names (a longitudinal model's "
+                "posterior predictive replicates every k-th draw of each chain, at most "
+                f"{PREDICTIVE_CHECK_DRAWS})"}
     return {"all_draws": False, "patient_level_draws": PATIENT_LEVEL_DRAWS,
             "predictive_draws": PREDICTIVE_DRAWS,
             "patient_level_dtype": "float32",
@@ -48,7 +54,9 @@ def storage_description(all_draws: bool) -> dict:
                      f"{PATIENT_LEVEL_DRAWS} draws), posterior_predictive at most "
                      f"{PREDICTIVE_DRAWS}, as float32; every "
                      "summary, check and LOO value was computed from all draws before "
-                     "writing (--all-draws keeps everything)")}
+                     "writing, except that a longitudinal model's posterior predictive (and "
+                     "its checks) replicates every k-th draw of each chain, at most "
+                     f"{PREDICTIVE_CHECK_DRAWS} (--all-draws keeps everything)")}
 
 
 def _patient_level(array: xr.DataArray) -> bool:
