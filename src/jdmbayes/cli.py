@@ -22,7 +22,7 @@ from jdmbayes.api import BUNDLED, check_options
 from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
-from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT
+from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT, LEVEL_TUNE
 from jdmbayes.processes import configure_own_process
 from jdmbayes.versions import __version__
 
@@ -420,9 +420,10 @@ def _sampling_options(parser) -> None:
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--target-accept", type=float, default=None,
                         help=f"NUTS target acceptance rate (default: {DEFAULT_TARGET_ACCEPT}, "
-                             f"for small series; {LEVEL_TARGET_ACCEPT} first for a score whose "
-                             "patient effects are sampled through each patient's level, then "
-                             f"{DEFAULT_TARGET_ACCEPT} if a gate fails)")
+                             f"for small series; {LEVEL_TARGET_ACCEPT} first, after at most "
+                             f"{LEVEL_TUNE} tuning steps, for a score whose patient effects "
+                             "are sampled through each patient's level, then "
+                             f"{DEFAULT_TARGET_ACCEPT} after --tune steps if a gate fails)")
     parser.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
     parser.add_argument("--jobs", type=int, default=2,
                         help="Dask worker processes for the fits (fit: 1 = in this process)")

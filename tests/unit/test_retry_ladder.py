@@ -24,7 +24,8 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
                reparameterise: bool = True, multiple: float = 0.0,
                cost=lambda settings: 1.0, limits: list | None = None,
                reported: list | None = None, first_target: float = 0.99,
-               target: float | None = None) -> list[dict]:
+               target: float | None = None, first_tune: int | None = None,
+               tune: int = 1000) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
     draws (times ``cost(settings)``, which the forecast cannot know; on a fake clock) and
     passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
@@ -55,11 +56,12 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
         outputs=lambda data, spec, prior_set, sampled, prior, settings, *rest: SimpleNamespace(
             notes=[], rows_note=lambda: "", reported=(settings, sampled)),
         key_parameters=(), figures=(),
-        first_target_accept=lambda data, spec: first_target)
+        first_target_accept=lambda data, spec: first_target,
+        first_tune=lambda data, spec: first_tune)
     monkeypatch.setattr(fitting, "kind_of", lambda spec: kind)
     monkeypatch.setattr(fitting, "_sample_once", sample_once)
     spec = ModelSpec(name="m", kind="milestones", path=None, raw={}, frailty="centred")
-    settings = SamplerSettings(draws=1000, tune=1000, retry_budget_s=budget,
+    settings = SamplerSettings(draws=1000, tune=tune, retry_budget_s=budget,
                                retry_budget_first_multiple=multiple, target_accept=target)
     result = fitting.fit_model(None, spec, None, settings, 0.95, "eti")
     if reported is not None:
@@ -224,6 +226,52 @@ def test_a_failed_lower_target_is_followed_by_the_default_target_then_the_same_l
     assert "mass matrix, target acceptance 0.99" in note
 
 
+def test_a_failed_shorter_tuning_is_followed_by_the_settings_tuning_at_the_default_target(
+        monkeypatch):
+    """A model whose own first attempt also tunes for fewer steps: a pass is reported at
+    them; a failure is followed by the fit at 0.99 after the settings' 1,000 tuning steps,
+    the same draws, then the ladder of a fit that started there."""
+    reported = []
+    once = run_ladder(monkeypatch, 10.0, lambda spec, s: True, first_target=0.9,
+                      first_tune=300, reported=reported)
+    assert [(a["settings"]["target_accept"], a["settings"]["tune"]) for a in once] == [
+        (0.9, 300)]
+    assert (reported[0].tune, reported[0].draws) == (300, 1000)
+    assert once[0]["sample_seconds"] == pytest.approx(13.0)
+
+    def passes(spec, s):
+        return s.draws == 2000
+
+    reported = []
+    lowered = run_ladder(monkeypatch, 10.0, passes, first_target=0.9, first_tune=300,
+                         reported=reported)
+    plain = run_ladder(monkeypatch, 10.0, passes, first_target=0.99)
+    assert [a["change"] for a in lowered[:2]] == [
+        "as asked", "target acceptance 0.99, 1000 tuning steps, same draws"]
+    assert [(a["settings"]["target_accept"], a["settings"]["tune"], a["settings"]["draws"])
+            for a in lowered] == [(0.9, 300, 1000), (0.99, 1000, 1000), (0.99, 2000, 2000)]
+    assert [a["change"] for a in lowered[2:]] == [a["change"] for a in plain[1:]]
+    assert (reported[0].tune, reported[0].draws) == (2000, 2000)
+    assert "attempt 2: target acceptance 0.99, 1000 tuning steps, same draws -> fail" in \
+        fitting.retry_note(lowered)
+    # fewer tuning steps asked for than the model's own are kept
+    short = run_ladder(monkeypatch, 10.0, lambda spec, s: True, first_target=0.9,
+                       first_tune=300, tune=200)
+    assert short[0]["settings"]["tune"] == 200
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95])
+def test_a_target_asked_for_keeps_the_settings_tuning(monkeypatch, target):
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, first_target=0.9,
+                          first_tune=300, target=target)
+    assert attempts[0]["settings"]["tune"] == 1000
+    assert not any(a["change"].startswith("target acceptance") for a in attempts)
+    unbudgeted = run_ladder(monkeypatch, 10.0, lambda spec, s: True, budget=0.0,
+                            first_target=0.9, first_tune=300)
+    assert (unbudgeted[0]["settings"]["target_accept"],
+            unbudgeted[0]["settings"]["tune"]) == (0.99, 1000)
+
+
 @pytest.mark.parametrize(("budget", "target", "first"), [(0.0, None, 0.99), (300.0, 0.9, 0.9),
                                                           (300.0, 0.95, 0.95)])
 def test_no_default_target_follows_without_a_budget_or_after_a_target_asked_for(
@@ -255,3 +303,10 @@ def test_only_patient_effects_sampled_through_their_level_start_at_a_lower_targe
         == 0.99
     assert KINDS["milestones"].first_target_accept(None, None) == 0.99
     assert KINDS["episodes"].first_target_accept(None, None) == 0.99
+    # and only they tune for fewer steps at first
+    assert KINDS["longitudinal"].first_tune(
+        data, dataclasses.replace(score, patient_effects="auto")) == 300
+    assert KINDS["longitudinal"].first_tune(
+        fewer, dataclasses.replace(score, patient_effects="auto")) is None
+    assert KINDS["milestones"].first_tune(None, None) is None
+    assert KINDS["episodes"].first_tune(None, None) is None

@@ -24,9 +24,11 @@ attempt that passes every gate is reported; if none does, the last one that fini
 (marked failing). Where the settings leave NUTS' target acceptance to the model
 (``SamplerSettings.target_accept`` None) and a retry budget is set, the first attempt
 samples at the model's own target (``ModelKind.first_target_accept``: 0.99, or 0.9 for a
-longitudinal model whose patient effects are sampled through each patient's level); if
-that lower target fails a gate, the fit at the default target follows, as if it had been
-the first attempt, before the ladder (:func:`first_settings`). Every attempt is recorded
+longitudinal model whose patient effects are sampled through each patient's level) after
+the model's own tuning where that is shorter (``ModelKind.first_tune``: 300 steps, nutpie's
+own default, for the same models); if that attempt fails a gate, the fit at the default
+target after the settings' tuning follows, as if it had been the first attempt, before the
+ladder (:func:`first_settings`). Every attempt is recorded
 (``ModelResult.attempts``, the manifest) with its settings, gates and time; the seed is the
 same throughout, so a rerun gives the same attempts and the same numbers, except where
 a step's forecast or an attempt's sampling time lies so close to the budget that the
@@ -134,13 +136,18 @@ def retry_note(attempts: list[dict]) -> str:
 
 def first_settings(kind, data, spec: ModelSpec, settings: SamplerSettings) -> SamplerSettings:
     """The first attempt's settings: the target acceptance asked for; else (None) the
-    model's own (``ModelKind.first_target_accept``) where a retry budget lets the default
-    target follow a failed gate (:func:`fit_model`); else the default."""
+    model's own (``ModelKind.first_target_accept``), and the model's own number of tuning
+    steps where it asks for fewer than the settings (``ModelKind.first_tune``), where a
+    retry budget lets the fit at the default target and the settings' tuning follow a
+    failed gate (:func:`fit_model`); else the default target."""
     if settings.target_accept is not None:
         return settings
-    own = (kind.first_target_accept(data, spec) if settings.retry_budget_s > 0
-           else settings.target_or_default)
-    return dataclasses.replace(settings, target_accept=own)
+    if settings.retry_budget_s <= 0:
+        return dataclasses.replace(settings, target_accept=settings.target_or_default)
+    own_tune = kind.first_tune(data, spec)
+    return dataclasses.replace(settings, target_accept=kind.first_target_accept(data, spec),
+                               tune=settings.tune if own_tune is None
+                               else min(settings.tune, own_tune))
 
 
 def retry_budget_of(settings: SamplerSettings, first_sample_seconds: float) -> float:
@@ -170,16 +177,21 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
                          sampled.sample_seconds)]
     used_spec, used_settings = spec, first
     budget = retry_budget_of(first, sampled.sample_seconds)
-    if gates["verdict"] != "pass" and first.target_accept != settings.target_or_default:
-        # the model's own lower target failed a gate: the fit at the default target follows,
-        # as if it had been the first attempt (the ladder after it, and its budget, are the
-        # default target's; the first attempt's sampling is added to the budget)
+    if gates["verdict"] != "pass" and ((first.target_accept, first.tune)
+                                       != (settings.target_or_default, settings.tune)):
+        # the model's own lower target (and shorter tuning) failed a gate: the fit at the
+        # default target and the settings' tuning follows, as if it had been the first
+        # attempt (the ladder after it, and its budget, are that fit's; the first attempt's
+        # sampling is added to the budget)
         began = time.perf_counter()
-        used_settings = dataclasses.replace(first, target_accept=settings.target_or_default)
+        used_settings = dataclasses.replace(first, target_accept=settings.target_or_default,
+                                            tune=settings.tune)
         sampled, prior, gates = _sample_once(kind, data, spec, prior_set, used_settings,
                                              report)
-        attempts.append(_attempt(2, f"target acceptance {used_settings.target_accept}, same "
-                                 "tuning and draws", spec, used_settings, gates,
+        change = f"target acceptance {used_settings.target_accept}, " + (
+            "same tuning and draws" if first.tune == settings.tune
+            else f"{settings.tune} tuning steps, same draws")
+        attempts.append(_attempt(2, change, spec, used_settings, gates,
                                  time.perf_counter() - began, sampled.sample_seconds))
         budget = retry_budget_of(used_settings, sampled.sample_seconds) + spent
         spent += sampled.sample_seconds

@@ -40,6 +40,7 @@ from jdmbayes.kinds.common import (
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
 from jdmbayes.models.longitudinal import (
     LEVEL_TARGET_ACCEPT,
+    LEVEL_TUNE,
     build_longitudinal_model,
     patient_effects_form,
     time_shape,
@@ -338,6 +339,13 @@ def first_target_accept(data: LongitudinalData, spec: ModelSpec) -> float:
             else DEFAULT_TARGET_ACCEPT)
 
 
+def first_tune(data: LongitudinalData, spec: ModelSpec) -> int | None:
+    """The first attempt's tuning steps where the settings leave its target to the model:
+    :data:`LEVEL_TUNE` for patient effects sampled through each patient's level, else the
+    settings' own (None)."""
+    return LEVEL_TUNE if patient_effects_form(data, spec) == "centred_level" else None
+
+
 LONGITUDINAL = ModelKind(
     derived=lambda data, spec: derived_effects(data, spec),
     name="longitudinal",
@@ -363,4 +371,5 @@ LONGITUDINAL = ModelKind(
         else dataclasses.replace(spec,
                                  patient_effects=OTHER_FORM[patient_effects_form(data, spec)])),
     first_target_accept=first_target_accept,
+    first_tune=first_tune,
 )

@@ -260,6 +260,12 @@ CENTRED_FROM_VALUES = 5
 # followed by the same fit at the default target (jdmbayes.kinds.fit.first_settings);
 # benchmarks/RESULTS.md, "0.9 first where a patient's level is sampled"
 LEVEL_TARGET_ACCEPT = 0.9
+# tuning steps of that first attempt: nutpie's own default, whose mass-matrix adaptation
+# settles within its first hundred steps on these posteriors (the leapfrog steps per draw
+# are those of the draws after the 100th tuning step); the fit that follows a failed gate
+# tunes as the settings say. On the 2,000-patient score this cuts sampling by a third;
+# benchmarks/RESULTS.md, "300 tuning steps first where a patient's level is sampled"
+LEVEL_TUNE = 300
 
 
 def patient_effects_form(data: LongitudinalData, spec: ModelSpec) -> str:

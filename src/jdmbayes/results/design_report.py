@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
-from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT
+from jdmbayes.models.longitudinal import LEVEL_TARGET_ACCEPT, LEVEL_TUNE
 from jdmbayes.results.formatting import diagnostic, markdown_table, significant
 from jdmbayes.results.runfolder import write_json
 
@@ -23,9 +23,9 @@ def target_words(target_accept) -> str:
     """The settings' target acceptance in words (None: each model's own)."""
     if target_accept is not None:
         return f"{target_accept}"
-    return (f"{DEFAULT_TARGET_ACCEPT} (first {LEVEL_TARGET_ACCEPT} where a score's patient "
-            f"effects are sampled through each patient's level, then {DEFAULT_TARGET_ACCEPT} "
-            "if a gate fails)")
+    return (f"{DEFAULT_TARGET_ACCEPT} (first {LEVEL_TARGET_ACCEPT}, after at most {LEVEL_TUNE} "
+            "tuning steps, where a score's patient effects are sampled through each patient's "
+            f"level, then {DEFAULT_TARGET_ACCEPT} after the settings' tuning if a gate fails)")
 
 
 def _percent(value: float) -> str:
