@@ -100,6 +100,9 @@ def test_the_predictive_replicates_every_kth_draw_of_each_chain():
     # 2 x 999 at most 500: k = 4, 250 of each chain (the last chain's draw 996 included)
     odd, step = every_kth_draw(np.arange(2 * 999.0), 2, 500)
     assert step == 4 and odd.shape == (500,) and odd[-1] == 999 + 996
+    # a variable with no columns (a time shape without spline coefficients) keeps none
+    empty, step = every_kth_draw(np.zeros((4000, 0)), 4, PREDICTIVE_CHECK_DRAWS)
+    assert step == 4 and empty.shape == (1000, 0)
     # few draws: all of them, the same array
     few = np.arange(400.0)
     kept, step = every_kth_draw(few, 2, PREDICTIVE_CHECK_DRAWS)

@@ -47,4 +47,5 @@ def every_kth_draw(flat: np.ndarray, chains: int, most: int) -> tuple[np.ndarray
     if step == 1:
         return flat, 1
     kept = flat.reshape(chains, draws, *flat.shape[1:])[:, ::step]
-    return kept.reshape(-1, *flat.shape[1:]), step
+    # the length is given, not -1: a variable may have a dimension of length 0
+    return kept.reshape(kept.shape[0] * kept.shape[1], *flat.shape[1:]), step
