@@ -92,3 +92,17 @@ def test_grant_withholds_sentences_when_a_gate_failed():
     assert "16.4" not in refused and "--allow-failed-diagnostics" in refused
     allowed = grant_markdown(*_grant_inputs("fail"), allow_failed=True)
     assert "16.4 weeks" in allowed and "**[diagnostics failed]**" in allowed
+
+
+def test_a_models_own_tuning_is_said_where_it_differs_from_the_settings():
+    """A score whose first attempt tuned for 300 steps and passed: summary.md and the
+    report must not say its draws followed the settings' 1000."""
+    from jdmbayes.results.formatting import own_tuning
+
+    manifest = {"sampler": {"tune": 1000},
+                "models": {"cmas": {"sampler": {"tune": 1000}},
+                           "score": {"sampler": {"tune": 300}},
+                           "ldh": {"sampler": {"tune": 2000}}}}
+    assert own_tuning(manifest) == "; score after 300, ldh after 2000"
+    manifest["models"] = {"cmas": {"sampler": {"tune": 1000}}}
+    assert own_tuning(manifest) == ""

@@ -260,10 +260,11 @@ CENTRED_FROM_VALUES = 5
 # followed by the same fit at the default target (jdmbayes.kinds.fit.first_settings);
 # benchmarks/RESULTS.md, "0.9 first where a patient's level is sampled"
 LEVEL_TARGET_ACCEPT = 0.9
-# tuning steps of that first attempt: nutpie's own default, whose mass-matrix adaptation
-# settles within its first hundred steps on these posteriors (the leapfrog steps per draw
-# are those of the draws after the 100th tuning step); the fit that follows a failed gate
-# tunes as the settings say. On the 2,000-patient score this cuts sampling by a third;
+# tuning steps of that first attempt: nutpie's own default. On the 2,000-patient score a
+# tuning draw after the 100th costs as many leapfrog steps as a kept one, and 300 steps cut
+# sampling by a third with more effective draws; on small series the short attempt fails
+# more often (5 of the 20 varied score designs, 25 to 71 patients, where 1,000 steps had
+# passed), and the fit that follows a failed gate tunes as the settings say;
 # benchmarks/RESULTS.md, "300 tuning steps first where a patient's level is sampled"
 LEVEL_TUNE = 300
 

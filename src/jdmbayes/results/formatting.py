@@ -57,6 +57,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def own_tuning(manifest: dict) -> str:
+    """'; <model> after <n>' for each model whose reported draws followed another number of
+    tuning steps than the settings' (a first attempt's own: ModelKind.first_tune), else ''."""
+    asked = manifest["sampler"]["tune"]
+    own = [f"{name} after {info['sampler']['tune']}"
+           for name, info in manifest.get("models", {}).items()
+           if info.get("sampler", {}).get("tune", asked) != asked]
+    return "; " + ", ".join(own) if own else ""
+
+
 def summary_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict) -> str:
     """summary.md: the numbers of summary.csv for people, by model and outcome."""
     ci_prob, ci_kind = manifest["ci_prob"], manifest["ci_kind"]
@@ -66,7 +76,8 @@ def summary_markdown(summary: pd.DataFrame, diagnostics: dict, manifest: dict) -
     lines += [f"Data: `{manifest['data']['folder']}` · seed {manifest['seed']} · sampler "
               f"{manifest['sampler']['sampler']} ({manifest['sampler']['chains']} chains x "
               f"{manifest['sampler']['draws']} draws after {manifest['sampler']['tune']} "
-              f"tuning) · intervals: {interval_label(ci_prob, ci_kind)}.", "",
+              f"tuning{own_tuning(manifest)}) · intervals: "
+              f"{interval_label(ci_prob, ci_kind)}.", "",
               "Numbers are rounded to their Monte Carlo standard error; `summary.csv` has them "
               "unrounded.", ""]
     for model, table in summary.groupby("model", sort=False):

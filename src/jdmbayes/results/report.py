@@ -17,6 +17,7 @@ from jdmbayes.results.formatting import (
     fmt,
     format_row,
     interval_label,
+    own_tuning,
     prior_text,
 )
 from jdmbayes.results.grant import grant_markdown
@@ -159,6 +160,7 @@ def write_report(folder, results, summary: pd.DataFrame, diagnostics: dict, mani
         compared = {"sentences": comparison_sentences(comparison),
                     "uri": data_uri(folder / "compare.png"), "rows": comparison_rows(comparison)}
     context = {"manifest": manifest, "models": models, "ci": ci, "compared": compared,
+               "own_tuning": own_tuning(manifest),
                "reconstructed_note": RECONSTRUCTED_NOTE,
                "failed": [m for m, d in diagnostics.items() if d["verdict"] != "pass"]}
     (folder / "report.html").write_text(render("report.html.j2", **context))
