@@ -86,24 +86,29 @@ def test_300_patients_with_6_values_each_fit_in_15_mb(tmp_path):
 
 def test_the_predictive_replicates_every_kth_draw_of_each_chain():
     """every_kth_draw keeps draws 0, k, 2k, ... of each chain (chain by chain along axis 0),
-    the smallest k leaving at most ``most``; 4 x 1000 draws at most 1000: every 4th."""
-    from jdmbayes.inference.draws import PREDICTIVE_CHECK_DRAWS, every_kth_draw
+    k = draw_step: the smallest leaving at most ``most``; 4 x 1000 draws at most 1000:
+    every 4th."""
+    from jdmbayes.inference.draws import PREDICTIVE_CHECK_DRAWS, draw_step, every_kth_draw
 
     chains, draws = 4, 1000
     label = (10000 * np.arange(chains)[:, None] + np.arange(draws)[None, :]).ravel()
     values = np.stack([label, -label], axis=1)           # (S, 2): rows travel whole
-    kept, step = every_kth_draw(values, chains, PREDICTIVE_CHECK_DRAWS)
+    step = draw_step(chains * draws, PREDICTIVE_CHECK_DRAWS)
+    kept = every_kth_draw(values, chains, step)
     assert step == 4 and kept.shape == (1000, 2)
     assert np.array_equal(kept[:, 0].reshape(chains, -1),
                           10000 * np.arange(chains)[:, None] + np.arange(0, draws, 4))
     assert np.array_equal(kept[:, 1], -kept[:, 0])
     # 2 x 999 at most 500: k = 4, 250 of each chain (the last chain's draw 996 included)
-    odd, step = every_kth_draw(np.arange(2 * 999.0), 2, 500)
+    step = draw_step(2 * 999, 500)
+    odd = every_kth_draw(np.arange(2 * 999.0), 2, step)
     assert step == 4 and odd.shape == (500,) and odd[-1] == 999 + 996
     # a variable with no columns (a time shape without spline coefficients) keeps none
-    empty, step = every_kth_draw(np.zeros((4000, 0)), 4, PREDICTIVE_CHECK_DRAWS)
+    step = draw_step(4000, PREDICTIVE_CHECK_DRAWS)
+    empty = every_kth_draw(np.zeros((4000, 0)), 4, step)
     assert step == 4 and empty.shape == (1000, 0)
     # few draws: all of them, the same array
     few = np.arange(400.0)
-    kept, step = every_kth_draw(few, 2, PREDICTIVE_CHECK_DRAWS)
+    step = draw_step(few.size, PREDICTIVE_CHECK_DRAWS)
+    kept = every_kth_draw(few, 2, step)
     assert step == 1 and kept is few

@@ -39,13 +39,18 @@ def from_groups(groups: dict[str, xr.Dataset]) -> xr.DataTree:
     return xr.DataTree.from_dict(dict(groups))
 
 
-def every_kth_draw(flat: np.ndarray, chains: int, most: int) -> tuple[np.ndarray, int]:
-    """(every k-th draw of each chain of ``flat``, k): ``flat`` holds chains x draws draws
-    along axis 0, chain by chain; k is the smallest step that leaves at most ``most``."""
-    draws = flat.shape[0] // chains
-    step = max(1, math.ceil(chains * draws / most))
+def draw_step(total: int, most: int) -> int:
+    """The smallest k such that every k-th draw of each chain leaves at most ``most`` of
+    ``total`` draws (the stored copy's thinning, :mod:`jdmbayes.results.storage`, and the
+    predictive's)."""
+    return max(1, math.ceil(total / most))
+
+
+def every_kth_draw(flat: np.ndarray, chains: int, step: int) -> np.ndarray:
+    """Draws 0, ``step``, 2 ``step``, ... of each chain of ``flat``, which holds chains x
+    draws draws along axis 0, chain by chain (``flat`` itself when ``step`` is 1)."""
     if step == 1:
-        return flat, 1
-    kept = flat.reshape(chains, draws, *flat.shape[1:])[:, ::step]
+        return flat
+    kept = flat.reshape(chains, flat.shape[0] // chains, *flat.shape[1:])[:, ::step]
     # the length is given, not -1: a variable may have a dimension of length 0
-    return kept.reshape(kept.shape[0] * kept.shape[1], *flat.shape[1:]), step
+    return kept.reshape(kept.shape[0] * kept.shape[1], *flat.shape[1:])

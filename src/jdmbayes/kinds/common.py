@@ -169,21 +169,23 @@ def data_groups(prior: xr.DataTree, subject_ids, design) -> xr.Dataset:
 FRAILTY_DERIVED = ("frailty_mode", "frailty_sd")
 
 
+def _judged(kind: ModelKind, data, spec: ModelSpec, idata) -> tuple[list[str], dict]:
+    """(the parameters the gates judge, the gates' diagnostics) of ``idata``."""
+    judged = gated_variables(group_dataset(idata, "posterior"), kind.derived(data, spec))
+    return judged, diagnose(idata, judged)
+
+
 def gate_sampled(kind: ModelKind, data, spec: ModelSpec, idata) -> dict:
     """The diagnostic gates of freshly sampled draws, before any output is computed (the
     retry ladder decides on them); the same gates ``outputs`` reports."""
-    posterior = group_dataset(idata, "posterior")
-    return diagnose(idata, gated_variables(posterior, kind.derived(data, spec)))
+    return _judged(kind, data, spec, idata)[1]
 
 
 def judge_sampled(kind: ModelKind, data, spec: ModelSpec, sampled) -> dict:
     """:func:`gate_sampled` on ``sampled.idata``, kept in ``sampled.gated`` with the
     parameters judged, so that the outputs' diagnostics need not judge them again."""
-    judged = gated_variables(group_dataset(sampled.idata, "posterior"),
-                             kind.derived(data, spec))
-    gates = diagnose(sampled.idata, judged)
-    sampled.gated = (judged, gates)
-    return gates
+    sampled.gated = _judged(kind, data, spec, sampled.idata)
+    return sampled.gated[1]
 
 
 def gated_variables(posterior, derived: tuple[str, ...]) -> list[str]:

@@ -20,6 +20,7 @@ from jdmbayes.estimands.simulate import simulate_longitudinal
 from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import (
     PREDICTIVE_CHECK_DRAWS,
+    draw_step,
     every_kth_draw,
     group_dataset,
     set_group,
@@ -222,10 +223,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     chains = idata.posterior.sizes["chain"]
     set_patient_loglik(idata, longitudinal_loo_loglik(data, spec, prior_set, idata))
     # the predictive replicates every k-th draw of each chain, at most PREDICTIVE_CHECK_DRAWS
-    step = every_kth_draw(post["intercept"], chains, PREDICTIVE_CHECK_DRAWS)[1]
+    step = draw_step(post["intercept"].shape[0], PREDICTIVE_CHECK_DRAWS)
     replicated = pl.predict_observations(
-        {k: every_kth_draw(v, chains, PREDICTIVE_CHECK_DRAWS)[0] for k, v in post.items()},
-        data, spec, rng)
+        {k: every_kth_draw(v, chains, step) for k, v in post.items()}, data, spec, rng)
     set_group(idata, "posterior_predictive", xr.Dataset({"value_pred": xr.DataArray(
         replicated.reshape(chains, -1, len(data.value)), dims=("chain", "draw", "obs"),
         coords={"obs": np.arange(len(data.value)),

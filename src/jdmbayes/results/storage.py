@@ -23,12 +23,10 @@ manifest's ``posterior_storage`` says which was done.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import xarray as xr
 
-from jdmbayes.inference.draws import PREDICTIVE_CHECK_DRAWS
+from jdmbayes.inference.draws import PREDICTIVE_CHECK_DRAWS, draw_step
 
 PATIENT_DIMS = ("patient", "obs")
 PATIENT_LEVEL_DRAWS = 1000
@@ -67,7 +65,7 @@ def thinned(dataset: xr.Dataset, most: int = PATIENT_LEVEL_DRAWS) -> xr.Dataset:
     """Every k-th draw of each chain (at most ``most`` in all), floats as float32."""
     if "draw" in dataset.dims:
         total = dataset.sizes.get("chain", 1) * dataset.sizes["draw"]
-        dataset = dataset.isel(draw=slice(None, None, max(1, math.ceil(total / most))))
+        dataset = dataset.isel(draw=slice(None, None, draw_step(total, most)))
     return dataset.map(lambda a: a.astype(np.float32)
                        if np.issubdtype(a.dtype, np.floating) else a, keep_attrs=True)
 
