@@ -91,11 +91,13 @@ def test_second_process_loads_from_cache_and_a_changed_model_does_not(tmp_path):
     assert abs(second["weibull"]["logp"] - second["lognormal"]["logp"]) > 1e-3
 
 
-def fit_summary(cache, out) -> bytes:
+def fit_summary(cache, out, **env_changes) -> bytes:
     """``summary.csv`` of a short fit of the log-normal measure and a milestone model with a
     frailty, in a new process whose compile caches live in ``cache``."""
-    env = dict(os.environ, JDMBAYES_CACHE_DIR=str(cache))
+    env = dict(os.environ, JDMBAYES_CACHE_DIR=str(cache), **env_changes)
     env.pop("PYTENSOR_FLAGS", None)
+    if "NUMBA_OPT" not in env_changes:
+        env.pop("NUMBA_OPT", None)
     done = subprocess.run([sys.executable, "scripts/fit.py", "--model", "ldh", "--model",
                            "rash_milestones", "--chains", "2", "--draws", "150", "--tune", "150",
                            "--seed", "4", "--allow-failed-diagnostics", "--out", str(out)],
@@ -116,3 +118,8 @@ def test_same_seed_same_numbers_with_cold_and_warm_caches(tmp_path):
     assert (cache / "pytensor").is_dir()
     warm = fit_summary(cache, tmp_path / "warm")
     assert cold == warm
+    # compiled at numba's own default level (3), not jdmbayes' (1): the same numbers; and
+    # a cache filled at 3 (an older jdmbayes) is loaded at 1 with the same numbers too
+    at_three = tmp_path / "cache3"
+    assert fit_summary(at_three, tmp_path / "opt3", NUMBA_OPT="3") == cold
+    assert fit_summary(at_three, tmp_path / "opt3_then_1") == cold

@@ -19,7 +19,7 @@ PROBE = textwrap.dedent("""
     import numba, pytensor
     from jdmbayes.estimands import marginal_kernel
     from jdmbayes.planning import laplace_kernel
-    print(json.dumps({"numba": numba.config.CACHE_DIR,
+    print(json.dumps({"numba": numba.config.CACHE_DIR, "opt": int(numba.config.OPT),
                       "pytensor": str(pytensor.config.base_compiledir),
                       "kernel_cache": laplace_kernel.digamma._cache._cache_path,
                       "loo_kernel_cache":
@@ -29,7 +29,8 @@ PROBE = textwrap.dedent("""
 
 def probe(env_changes: dict) -> dict:
     env = {key: value for key, value in os.environ.items()
-           if key not in ("NUMBA_CACHE_DIR", "PYTENSOR_FLAGS", "JDMBAYES_CACHE_DIR")}
+           if key not in ("NUMBA_CACHE_DIR", "PYTENSOR_FLAGS", "JDMBAYES_CACHE_DIR",
+                          "NUMBA_OPT")}
     env.update(env_changes)
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True)
@@ -44,6 +45,8 @@ def test_numba_and_pytensor_caches_live_in_the_users_cache_folder(tmp_path):
     # source in __pycache__
     assert found["kernel_cache"].startswith(str(tmp_path / "numba"))
     assert found["loo_kernel_cache"].startswith(str(tmp_path / "numba"))
+    # and compiled at jdmbayes' optimisation level, not numba's default 3
+    assert found["opt"] == 1
 
 
 def test_a_numba_cache_folder_the_user_chose_is_kept(tmp_path):
@@ -52,3 +55,7 @@ def test_a_numba_cache_folder_the_user_chose_is_kept(tmp_path):
                    "NUMBA_CACHE_DIR": str(chosen)})
     assert found["numba"] == str(chosen)
     assert found["kernel_cache"].startswith(str(chosen))
+
+
+def test_a_numba_optimisation_level_the_user_chose_is_kept(tmp_path):
+    assert probe({"JDMBAYES_CACHE_DIR": str(tmp_path), "NUMBA_OPT": "2"})["opt"] == 2
