@@ -162,3 +162,26 @@ def test_recovery_with_ceiling_and_missing_baselines():
         assert result.diagnostics["r_hat_max"] < 1.05
     floor = stats.binom.ppf(0.005, total, 0.95)
     assert covered >= floor, f"{covered}/{total} covered; expected at least {floor:.0f}"
+
+
+def test_the_proportions_do_not_depend_on_the_predictives_draws(monkeypatch):
+    """The new patients of the proportions improving have a random stream of their own: with
+    the predictive replicating every draw or one in four, the same draws give the same
+    proportions (they shared the predictive's stream, and moved with it, before)."""
+    from jdmbayes.kinds import longitudinal as kind
+
+    series = load_series(BUNDLED)
+    spec = load_model_spec("cat_bm")
+    settings = SamplerSettings(chains=2, draws=200, tune=200, seed=3)
+
+    def proportions(most: int) -> pd.DataFrame:
+        monkeypatch.setattr(kind, "PREDICTIVE_CHECK_DRAWS", most)
+        result = fit_model(series, spec, load_prior_set("default", spec), settings, 0.95,
+                           "eti")
+        rows = pd.DataFrame(result.summary_rows)
+        return rows[rows["quantity"].str.startswith("p_change_ge_threshold")]
+
+    every, one_in_four = proportions(400), proportions(100)
+    assert len(every) >= 2
+    pd.testing.assert_frame_equal(every.reset_index(drop=True),
+                                  one_in_four.reset_index(drop=True))

@@ -235,7 +235,10 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     set_group(idata, "prior", group_dataset(prior, "prior"))
     set_group(idata, "constant_data", data_groups(prior, data.subject_ids, data.design))
 
-    quantities = pl.derived_quantities(post, data, spec, rng)
+    # the new patients of the proportions come from a stream of their own, so that they do
+    # not depend on how many draws the predictive replicated
+    quantities = pl.derived_quantities(post, data, spec,
+                                       np.random.default_rng([settings.seed, 7]))
     quantities.update(pl.contrasts(quantities, data, spec, post))
     quantities.update(pl.covariate_effects(post, data, spec))
     rows = summarise_parameters(idata.posterior, spec.name, list(PARAMETERS), ci_prob,
