@@ -27,8 +27,9 @@ import sys
 from pathlib import Path
 
 # LLVM's optimisation level for what numba compiles (numba's default is 3). Compiling the
-# bundled models' graphs takes about a tenth less at 1, and sampling and the compiled LOO
-# run as fast: their time is in calls to log-gamma and its kin, which no level changes.
+# five bundled models took 58.4 s at 1 against 68.6 s at 3, and sampling and the compiled
+# LOO run as fast: their time is in calls to log-gamma and its kin, which no level changes
+# (benchmarks/RESULTS.md). Level 0 samples 9 to 37 times slower.
 # Without fast-math no level may reorder floating-point arithmetic, so the machine code
 # computes the same numbers at 1 and at 3, and code cached at either level can be loaded
 # at the other (tests/integration/test_compile_cache.py fits both ways).
