@@ -146,6 +146,7 @@ def test_grid_folder_resumes_only_the_same_grid(tmp_path):
     assert prepare_folder(out, {**config, "seed": 2}, overwrite=True) is False
 
 
+@pytest.mark.filterwarnings("ignore:The effect of Potentials")
 def test_prior_draws_are_not_compiled_and_agree_with_the_compiled_function(monkeypatch):
     """The prior draws run on PyTensor's Python linker (PRIOR_DRAWS_MODE): with numba's
     linker made to fail they are still drawn, and they agree with the draws of the same
