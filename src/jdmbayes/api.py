@@ -77,6 +77,8 @@ class Fit:
     # scheduler is named, as the fits themselves
     jobs: int = 1
     scheduler: str | None = None
+    # third-party warnings on the console as well as in log.txt (``--verbose``)
+    verbose: bool = False
     _comparison: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -175,7 +177,7 @@ class Fit:
         with run as tmp:
             write_results(tmp, self.results, manifest, shareable=shareable,
                           allow_failed=allow_failed_diagnostics, log=self.log,
-                          comparison=comparison)
+                          comparison=comparison, echo=self.verbose)
         return run.out
 
 
@@ -304,7 +306,7 @@ def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerS
     return Fit(results, data, series, settings, ci_prob, ci_kind, started,
                command=list(command) if command is not None else
                ["python", "-c", f"jdmbayes.fit({[s.name for s in specs]!r}, ...)"],
-               log=log.lines, jobs=jobs, scheduler=scheduler)
+               log=log.lines, jobs=jobs, scheduler=scheduler, verbose=verbose)
 
 
 def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None = None,

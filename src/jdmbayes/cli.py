@@ -150,25 +150,30 @@ def prior_predictive_command(args, series, specs, prior_sets, started) -> int:
     folder.check()
     from jdmbayes.console import CapturedLog
 
-    # PyMC's "Sampling: [...]" lines and warnings go to log.txt, as in a fit
+    # PyMC's "Sampling: [...]" lines and warnings go to log.txt, as in a fit, and so do
+    # those raised while the files are written (log.txt is written last)
     with CapturedLog(echo=args.verbose) as log:
         simulated = [simulate_prior_predictive(series, spec, prior_set, args.draws, args.seed)
                      for spec, prior_set in zip(specs, prior_sets)]
-    table = prior_predictive_table(simulated)
-    manifest = {"jdmbayes": __version__, "kind": "prior predictive (no data used in fitting)",
-                "started": started, "finished": now(), "command": ["jdmbayes", *sys.argv[1:]],
-                "data": data_provenance(args.data, series),
-                "models": {spec.name: {"spec_file": str(spec.path), "prior_set": ps.name,
-                                       "prior_file": str(ps.path), "priors": ps.as_dicts()}
-                           for spec, ps in zip(specs, prior_sets)},
-                "seed": args.seed, "prior_draws": args.draws, "versions": package_versions()}
-    with folder as tmp:
-        table.to_csv(tmp / "prior_predictive.csv", index=False, float_format="%.17g")
-        write_json(tmp / "manifest.json", manifest)
-        (tmp / "prior_predictive.md").write_text(prior_predictive_markdown(table, manifest))
-        (tmp / "log.txt").write_text(log_text(log.lines))
-        for pp in simulated:
-            save_png(prior_predictive_figure(pp), tmp / "plots" / f"{pp.model}_prior.png")
+        table = prior_predictive_table(simulated)
+        manifest = {"jdmbayes": __version__,
+                    "kind": "prior predictive (no data used in fitting)",
+                    "started": started, "finished": now(),
+                    "command": ["jdmbayes", *sys.argv[1:]],
+                    "data": data_provenance(args.data, series),
+                    "models": {spec.name: {"spec_file": str(spec.path),
+                                           "prior_set": ps.name, "prior_file": str(ps.path),
+                                           "priors": ps.as_dicts()}
+                               for spec, ps in zip(specs, prior_sets)},
+                    "seed": args.seed, "prior_draws": args.draws,
+                    "versions": package_versions()}
+        with folder as tmp:
+            table.to_csv(tmp / "prior_predictive.csv", index=False, float_format="%.17g")
+            write_json(tmp / "manifest.json", manifest)
+            (tmp / "prior_predictive.md").write_text(prior_predictive_markdown(table, manifest))
+            for pp in simulated:
+                save_png(prior_predictive_figure(pp), tmp / "plots" / f"{pp.model}_prior.png")
+            (tmp / "log.txt").write_text(log_text(log.lines))
     print(out)
     return EXIT_OK
 

@@ -4,6 +4,7 @@ quiet and the log keeps what it hides."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -41,6 +42,29 @@ def test_api_and_cli_write_byte_identical_summaries(api_fit, tmp_path, capsys):
     # ... which the run folder's log keeps
     log = (tmp_path / "cli" / "log.txt").read_text()
     assert "pymc.sampling.forward INFO: Sampling: [" in log
+
+
+def test_warnings_while_writing_go_to_the_log_not_the_console(api_fit, tmp_path, capsys):
+    # a predicted value beyond float32: storing posterior.nc warns (NumPy, via xarray)
+    result = api_fit["gc_discontinuation"]
+    idata = result.idata.copy(deep=True)
+    predictive = idata["posterior_predictive"]
+    name = next(iter(predictive.data_vars))
+    values = predictive[name].values.copy()
+    values.flat[0] = 1e300
+    idata["posterior_predictive"][name] = predictive[name].copy(data=values)
+    overflowing = dataclasses.replace(api_fit, results=[dataclasses.replace(result,
+                                                                            idata=idata)])
+    capsys.readouterr()
+    overflowing.write(tmp_path / "quiet")
+    captured = capsys.readouterr()
+    assert "overflow" not in captured.out + captured.err
+    log = (tmp_path / "quiet" / "log.txt").read_text()
+    assert "[writing]" in log and "RuntimeWarning: overflow encountered in cast" in log
+    # --verbose: passed on as well (to the console; here to pytest's recorder)
+    with pytest.warns(RuntimeWarning, match="overflow encountered in cast"):
+        dataclasses.replace(overflowing, verbose=True).write(tmp_path / "verbose")
+    assert "[writing]" in (tmp_path / "verbose" / "log.txt").read_text()
 
 
 def test_fit_object_gives_summary_draws_diagnostics_and_figures(api_fit, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,7 +33,17 @@ def test_prior_file_comments_state_what_the_prior_implies(name):
         assert f"#   - {line}\n" in text, line
 
 
-def test_prior_predictive_command_writes_tables_and_plots_without_fitting(tmp_path, capsys):
+def test_prior_predictive_command_writes_tables_and_plots_without_fitting(tmp_path, capsys,
+                                                                         monkeypatch):
+    from jdmbayes.results import plots
+
+    drawn = plots.prior_predictive_figure
+
+    def overflowing(pp):
+        np.float32(np.float64(1e300))     # NumPy warns (overflow in a cast), as a plot might
+        return drawn(pp)
+
+    monkeypatch.setattr(plots, "prior_predictive_figure", overflowing)
     out = tmp_path / "pp"
     code = main(["fit", "--prior-predictive", "--model", "rash_milestones", "--model", "cmas",
                  "--priors", "sceptical", "--draws", "400", "--out", str(out)])
@@ -43,6 +54,8 @@ def test_prior_predictive_command_writes_tables_and_plots_without_fitting(tmp_pa
     # PyMC's "Sampling: [...]" lines are kept in log.txt, not shown on the console
     assert "Sampling: [" in (out / "log.txt").read_text()
     assert "Sampling:" not in capsys.readouterr().err
+    # ... and so are warnings raised while the files are written
+    assert "RuntimeWarning: overflow encountered in cast" in (out / "log.txt").read_text()
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["cmas_prior.png",
                                                                  "rash_milestones_prior.png"]
     table = pd.read_csv(out / "prior_predictive.csv")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from jdmbayes.cachedir import compile_folder
+from jdmbayes.console import CapturedLog
 from jdmbayes.data.io import series_provenance
 from jdmbayes.inference.draws import from_groups, group_dataset, group_names
 from jdmbayes.inference.fitted import ModelResult, excluded_reasons
@@ -84,17 +85,28 @@ def excluded_table(results: list[ModelResult], shareable: bool = False) -> pd.Da
 
 def write_results(folder: Path, results: list[ModelResult], manifest: dict,
                   shareable: bool = False, allow_failed: bool = False,
-                  log: list[str] | None = None, comparison: pd.DataFrame | None = None) -> None:
+                  log: list[str] | None = None, comparison: pd.DataFrame | None = None,
+                  echo: bool = False) -> None:
     """Every file of a run folder into ``folder``; ``log.txt`` holds ``log`` (the command's
-    own captured lines) and each model's warnings and log lines. ``posterior.nc`` keeps what
-    the manifest's ``posterior_storage`` says (:mod:`jdmbayes.results.storage`)."""
-    summary = summary_table([row for r in results for row in r.summary_rows])
-    excluded_table(results, shareable).to_csv(folder / "excluded.csv", index=False)
-    summary.to_csv(folder / "summary.csv", index=False, float_format="%.17g")
+    own captured lines), each model's warnings and log lines, and those raised while these
+    files are written (say a value beyond float32 in ``posterior.nc``), written last; they
+    reach the console too only with ``echo``. ``posterior.nc`` keeps what the manifest's
+    ``posterior_storage`` says (:mod:`jdmbayes.results.storage`)."""
+    with CapturedLog(echo=echo) as writing:
+        write_files(folder, results, manifest, shareable, allow_failed, comparison)
     lines = list(log or [])
     for result in results:
         lines += [f"[{result.name}] {line}" for line in result.log]
+    lines += [f"[writing] {line}" for line in writing.lines]
     (folder / "log.txt").write_text(log_text(lines))
+
+
+def write_files(folder: Path, results: list[ModelResult], manifest: dict, shareable: bool,
+                allow_failed: bool, comparison: pd.DataFrame | None) -> None:
+    """Every file of :func:`write_results` but ``log.txt``."""
+    summary = summary_table([row for r in results for row in r.summary_rows])
+    excluded_table(results, shareable).to_csv(folder / "excluded.csv", index=False)
+    summary.to_csv(folder / "summary.csv", index=False, float_format="%.17g")
     diagnostics = {r.name: r.diagnostics for r in results}
     write_json(folder / "diagnostics.json", diagnostics)
     write_json(folder / "manifest.json", manifest)
