@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from jdmbayes.errors import InputError
-from jdmbayes.models.spec import PRIORS_DIR, load_model_spec, load_prior_set
+from jdmbayes.models.spec import MODELS_DIR, PRIORS_DIR, load_model_spec, load_prior_set
 
 
 def test_default_prior_set_round_trips_through_prior_dicts():
@@ -117,3 +117,39 @@ def test_a_spec_changed_in_code_is_another_compiled_model():
     for change in ({"frailty": "integrated"}, {"family": "lognormal"}, {"covariates": ("x",)}):
         other = dataclasses.replace(spec, **change)
         assert structure_key(other, priors, arrays) != structure_key(spec, priors, arrays)
+
+
+CMAS = (MODELS_DIR / "cmas.toml").read_text()
+RASH = (MODELS_DIR / "rash_milestones.toml").read_text()
+
+
+@pytest.mark.parametrize(("base", "old", "new", "key", "needs"), [
+    (CMAS, "upper = 52", "upper = \"52\"", "upper", "a whole number > 0, got '52'"),
+    (CMAS, "upper = 52", "upper = 52.5", "upper", "a whole number > 0, got 52.5"),
+    (CMAS, "threshold = 5.0", "threshold = \"five\"", "threshold", "a number >= 0"),
+    (CMAS, "final_week = 24", "final_week = 0", "final_week", "a number > 0, got 0"),
+    (CMAS, "replicates = 40", "replicates = \"forty\"", "replicates", "a whole number >= 1"),
+    (CMAS, "replicates = 40", "replicates = 0", "replicates", "a whole number >= 1, got 0"),
+    (CMAS, "replicates = 40", "replicates = 40\nrandom_change = \"false\"", "random_change",
+     "true or false, got 'false'"),
+    (CMAS, 'name = "cmas"', "name = 7", "name", "text, got 7"),
+    (CMAS, 'measure = "cmas"', "measure = 7", "measure", "text, got 7"),
+    (CMAS, 'grouping = ["drug", "dose_start_mg_bid"]', 'grouping = "drug"', "grouping",
+     "a list of names"),
+    (RASH, 'outcomes = ["rash_improvement", "rash_marked_improvement", "rash_resolution"]',
+     'outcomes = "rash_improvement"', "outcomes", "a list of names"),
+    (RASH, "population = { rash_at_start = 1 }", 'population = ["rash_at_start"]',
+     "population", "a table"),
+])
+def test_spec_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, base, old, new,
+                                                                 key, needs):
+    # each once made fit or validate fail with a traceback (a string where a number goes,
+    # a number where a name goes) or silently misread ("false" taken as true)
+    assert old in base
+    path = tmp_path / "mine.toml"
+    path.write_text(base.replace(old, new, 1))
+    with pytest.raises(InputError) as caught:
+        load_model_spec(str(path))
+    problems = [p for p in caught.value.problems if p.column == key]
+    assert problems and problems[0].rule == key, caught.value.problems
+    assert f"{key} must be {needs}" in problems[0].message

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import inspect
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -265,6 +266,63 @@ def _positive_numbers(value) -> bool:
         isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
 
 
+class _TypedKeys:
+    """Values of a spec's ``[model]`` table of the type their key needs; each one that is
+    not is a problem (file, key, rule) and its default is used, so that every problem of
+    the spec is listed at once and nothing fails later on a wrong type."""
+
+    def __init__(self, path: Path, table: dict, problems: list[Problem]):
+        self.path, self.table, self.problems = path, table, problems
+
+    def _refuse(self, key: str, needs: str, value, default):
+        self.problems.append(Problem(str(self.path), key, f"{key} must be {needs}, got "
+                                     f"{value!r}", column=key))
+        return default
+
+    def number(self, key: str, default, *, above: float | None = None,
+               at_least: float | None = None, whole: bool = False):
+        value = self.table.get(key, default)
+        if value is None:
+            return value
+        bound = (f" > {above:g}" if above is not None else
+                 f" >= {at_least:g}" if at_least is not None else "")
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value) and (above is None or value > above)
+              and (at_least is None or value >= at_least)
+              and (not whole or float(value).is_integer()))
+        return value if ok else self._refuse(
+            key, f"a {'whole ' if whole else ''}number{bound}", value, default)
+
+    def text(self, key: str, default: str) -> str:
+        value = self.table.get(key, default)
+        return value if isinstance(value, str) and value else self._refuse(
+            key, "text", value, default)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        return value if isinstance(value, bool) else self._refuse(key, "true or false",
+                                                                  value, default)
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self.table.get(key, [])
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        return self._refuse(key, 'a list of names (e.g. ["drug"])', value, ())
+
+    def pairs(self, key: str) -> tuple[tuple[str, object], ...]:
+        value = self.table.get(key, {})
+        if isinstance(value, dict):
+            return tuple(value.items())
+        return self._refuse(key, 'a table (e.g. { column = "value" })', value, ())
+
+    def contrasts(self) -> tuple[tuple, ...]:
+        value = self.table.get("contrasts", [])
+        if isinstance(value, list) and all(isinstance(c, list) for c in value):
+            return tuple(tuple(c) for c in value)
+        return self._refuse("contrasts", "a list of [grouping column, numerator level, "
+                            "denominator level]", value, ())
+
+
 def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> ModelSpec:
     """The spec ``name_or_path`` names (a ``.toml`` path, or a name looked up in
     :func:`model_folders`)."""
@@ -281,13 +339,14 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
     for key in sorted(set(table) - allowed):
         problems.append(Problem(str(path), "unknown_key", f"unknown key '{key}' in [model]; "
                                 f"valid: {', '.join(sorted(allowed))}", column=key))
+    typed = _TypedKeys(path, table, problems)
     common = dict(
-        name=table.get("name", path.stem), kind=kind, path=path, raw=raw,
-        grouping=tuple(table.get("grouping", ())), covariates=tuple(table.get("covariates", ())),
-        covariate_reference=tuple(table.get("covariate_reference", {}).items()),
-        contrasts=tuple(tuple(c) for c in table.get("contrasts", ())),
-        population=tuple(table.get("population", {}).items()),
-        prior_set=table.get("priors", "default"), replicates=int(table.get("replicates", 40)),
+        name=typed.text("name", path.stem), kind=kind, path=path, raw=raw,
+        grouping=typed.names("grouping"), covariates=typed.names("covariates"),
+        covariate_reference=typed.pairs("covariate_reference"),
+        contrasts=typed.contrasts(), population=typed.pairs("population"),
+        prior_set=typed.text("priors", "default"),
+        replicates=int(typed.number("replicates", 40, at_least=1, whole=True)),
         cell_deviations=table.get("cell_deviations", "non_centred"))
     if common["cell_deviations"] not in ("centred", "non_centred", "interaction"):
         problems.append(Problem(str(path), "cell_deviations", "cell_deviations must be "
@@ -316,8 +375,8 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     f"{', '.join(forms)}, got {frailty!r}",
                                     column="frailty"))
         if kind == "milestones":
-            outcomes = tuple(table.get("outcomes", ()))
-            if not outcomes:
+            outcomes = typed.names("outcomes")
+            if not outcomes and isinstance(table.get("outcomes", []), list):
                 problems.append(Problem(str(path), "outcomes", "list at least one event in "
                                         "'outcomes'", column="outcomes"))
             spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
@@ -348,8 +407,9 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "likelihood", f"unknown likelihood "
                                     f"{likelihood!r}; valid: {', '.join(LIKELIHOODS)}",
                                     column="likelihood"))
-        upper = table.get("upper")
-        if likelihood in ("beta_binomial", "censored_normal") and not upper:
+        upper = typed.number("upper", None, above=0,
+                             whole=likelihood == "beta_binomial")
+        if likelihood in ("beta_binomial", "censored_normal") and "upper" not in table:
             problems.append(Problem(str(path), "upper", f"'{likelihood}' needs 'upper' (the "
                                     "top of the scale)", column="upper"))
         improvement = table.get("improvement", "increase")
@@ -399,17 +459,17 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "unit", f"unit must be text, got {unit!r}",
                                     column="unit"))
             unit = ""
-        spec = ModelSpec(**common, measure=table.get("measure", path.stem),
+        spec = ModelSpec(**common, measure=typed.text("measure", path.stem),
                          unit=unit, plausible_range=tuple(float(v) for v in plausible),
                          patient_effects=effects,
                          summary_weeks=tuple(sorted({float(w) for w in weeks})),
                          shape=shape, knots=tuple(sorted({float(k) for k in knots})),
                          correlation=correlation,
                          improvement=improvement,
-                         random_change=bool(table.get("random_change", True)),
+                         random_change=typed.flag("random_change", True),
                          likelihood=likelihood, upper=upper,
-                         threshold=float(table.get("threshold", 0.0)),
-                         final_week=float(table.get("final_week", 24.0)))
+                         threshold=float(typed.number("threshold", 0.0, at_least=0)),
+                         final_week=float(typed.number("final_week", 24.0, above=0)))
     if problems:
         raise InputError(problems)
     return spec
