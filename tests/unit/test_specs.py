@@ -119,6 +119,27 @@ def test_a_spec_changed_in_code_is_another_compiled_model():
         assert structure_key(other, priors, arrays) != structure_key(spec, priors, arrays)
 
 
+
+@pytest.mark.parametrize(("old", "new", "where", "needs"), [
+    ('dist = "HalfNormal"\nkwargs = { sigma = 0.25 }',
+     'dist = "HalfNormal"\nkwargs = { sigma = -0.25 }', "[milestones.sigma_cell]",
+     "HalfNormal needs sigma > 0"),
+    ("kwargs = { mu = -0.22, sigma = 0.5 }", "kwargs = { mu = -0.22, sigma = 0.0 }",
+     "[milestones.dispersion]", "LogNormal needs sigma > 0"),
+])
+def test_prior_arguments_outside_their_support_are_refused(tmp_path, old, new, where, needs):
+    # a negative scale once passed validate and fit died in the sampler ("All
+    # initialization points failed") with a traceback
+    text = (PRIORS_DIR / "default.toml").read_text()
+    assert old in text
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace(old, new, 1))
+    problem = _problem(str(path))
+    assert problem.rule == "prior_support"
+    assert problem.message.startswith(f"{where}: {needs}, got")
+    # the bundled set itself passes the same check
+    assert load_prior_set("default", load_model_spec("rash_milestones")).priors
+
 CMAS = (MODELS_DIR / "cmas.toml").read_text()
 RASH = (MODELS_DIR / "rash_milestones.toml").read_text()
 

@@ -509,6 +509,29 @@ def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[
     return problems
 
 
+_SUPPORT_CHECKED: dict[str, str] = {}   # (dist, kwargs) as JSON -> "" or the broken condition
+
+
+def _outside_support(dist: str, kwargs: dict) -> str:
+    """The parameter condition of PyMC's distribution that ``kwargs`` break ("sigma > 0"),
+    else "": the log density at the distribution's support point, evaluated by PyTensor's
+    Python linker (about 10 ms; once per distinct table in a process), raises PyMC's own
+    check or is not finite."""
+    from pymc.distributions.distribution import support_point
+    from pymc.logprob.utils import ParameterValueError
+
+    key = json.dumps([dist, kwargs], sort_keys=True)
+    if key not in _SUPPORT_CHECKED:
+        variable = getattr(pm, dist).dist(**kwargs)
+        try:
+            value = pm.logp(variable, support_point(variable)).eval(mode="FAST_COMPILE")
+            _SUPPORT_CHECKED[key] = ("" if math.isfinite(float(value)) else
+                                     "parameters with a finite log density")
+        except ParameterValueError as error:
+            _SUPPORT_CHECKED[key] = str(error)
+    return _SUPPORT_CHECKED[key]
+
+
 META_SECTION = "prior_set"
 META_KEYS = {"extends", "description"}
 
@@ -590,6 +613,16 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     if missing and not problems:
         problems.append(Problem(str(path), "prior_missing", f"[{section}] lacks "
                                 f"{', '.join(missing)}", column=section))
+    if problems:
+        raise InputError(problems)
+    for parameter, table in merged.items():
+        broken = _outside_support(table["dist"], table.get("kwargs", {}))
+        if broken:
+            source = next((src for src in (spec.name, measure, section, "milestones")
+                           if parameter in raw.get(src, {})), section)
+            problems.append(Problem(str(path), "prior_support", f"[{source}.{parameter}]: "
+                                    f"{table['dist']} needs {broken}, got "
+                                    f"{table.get('kwargs', {})}", column=parameter))
     if problems:
         raise InputError(problems)
     priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
