@@ -181,9 +181,20 @@ class Fit:
         return run.out
 
 
+MAX_SEED = 2**32 - 1   # as Stan's: seeds are whole numbers from 0 to 2^32 - 1
+
+
+def check_seed(seed) -> None:
+    """A seed is a whole number from 0 to :data:`MAX_SEED` (InputError otherwise)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed (--seed) must be a whole number from 0 to {MAX_SEED}, got "
+                         f"{seed!r}")
+
+
 def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
-                   jobs: int, target_accept: float | None = None) -> None:
+                   jobs: int, target_accept: float | None = None, seed: int = 0) -> None:
     """The sampling and interval options of fit and sensitivity (InputError if invalid)."""
+    check_seed(seed)
     if target_accept is not None and not 0 < target_accept < 1:
         raise InputError("target_accept (--target-accept) must be between 0 and 1, got "
                          f"{target_accept}")
@@ -256,7 +267,8 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
     and at 0.99 if that fails a gate; a large series with well-informed patient effects may
     sample at 0.8 in a fraction of the time: ``benchmarks/RESULTS.md``, "2,500 patients").
     """
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept,
+                  seed=seed)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
@@ -319,7 +331,8 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
     """Fit two or more specs of the same outcome to the same patients and return the
     :class:`Fit` (``.compare()`` ranks them; ``.write(folder, compare=True)`` writes the
     comparison too). Specs that do not predict the same data are refused before sampling."""
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept,
+                  seed=seed)
     if len(models) < 2 or len(set(models)) != len(models):
         raise InputError(f"compare needs two or more different models, got {models!r}")
     started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir)
@@ -376,7 +389,8 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
     from jdmbayes.data.io import series_provenance
     from jdmbayes.results.sensitivity_report import write_sensitivity
 
-    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept)
+    check_options(ci_prob, ci_kind, chains, draws, tune, jobs, target_accept,
+                  seed=seed)
     if len(priors) < 2 or len(set(priors)) != len(priors):
         raise InputError(f"priors needs two or more different prior sets, got {priors!r}")
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
@@ -453,6 +467,7 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
         raise InputError(f"jobs must be >= 1, got {jobs}")
     if trials < 10:     # before anything is loaded (run_plan checks it for direct callers)
         raise InputError("--trials must be at least 10")
+    check_seed(seed)
     started = now()
     trial_design = load_design(str(design))
     if trial_design.endpoint == "normal":
@@ -524,6 +539,7 @@ def check_plan_analysis(design: str | Path, *, from_run: str | Path, out: str | 
                          "analysis to check")
     if trials < AGREEMENT_TRIALS:
         raise InputError(f"the check needs at least {AGREEMENT_TRIALS} trials, got {trials}")
+    check_seed(seed)
     prior = design_prior_from_run(trial_design, from_run)
     analysis_prior = analysis_prior_set(trial_design)
     folder = RunFolder(out, overwrite=overwrite)

@@ -42,7 +42,7 @@ def _interrupt(signum, frame):
 
 def _check_common(args) -> None:
     check_options(args.ci_prob, args.ci_kind, args.chains, args.draws, args.tune, args.jobs,
-                  args.target_accept)
+                  args.target_accept, seed=args.seed)
 
 
 def _run_out(args, prefix: str = "") -> Path:

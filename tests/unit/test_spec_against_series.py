@@ -258,3 +258,30 @@ def test_the_target_acceptance_reaches_the_sampler_settings(monkeypatch, tmp_pat
         main(["fit", "--model", "gc_discontinuation", "--target-accept", "0.8",
               "--out", str(tmp_path / "run")])
     assert seen["settings"].target_accept == 0.8
+
+
+@pytest.mark.parametrize("command", ["fit", "sensitivity", "compare"])
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_outside_0_to_2_32_is_refused_before_anything_runs(tmp_path, capsys, command,
+                                                                  seed):
+    # a negative seed once reached the sampler and died there with a traceback
+    out = tmp_path / "run"
+    extra = {"sensitivity": ["--priors", "default,sceptical"],
+             "compare": ["--model", "cat_bm"]}.get(command, [])
+    assert main([command, "--model", "cmas", *extra, "--seed", seed, "--out", str(out)]) == 2
+    assert not out.exists()
+    assert f"seed (--seed) must be a whole number from 0 to 4294967295, got {seed}" in \
+        capsys.readouterr().err
+
+
+def test_an_unreachable_scheduler_is_an_input_error_not_a_traceback(tmp_path, capsys,
+                                                                    monkeypatch):
+    import jdmbayes.batch.fits
+
+    monkeypatch.setattr(jdmbayes.batch.fits, "SCHEDULER_TIMEOUT", "1s")
+    out = tmp_path / "run"
+    # port 1 on this machine: nothing listens there
+    assert main(["fit", "--model", "ldh", "--scheduler", "tcp://127.0.0.1:1",
+                 "--out", str(out)]) == 2
+    assert not out.exists()
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err

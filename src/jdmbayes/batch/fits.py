@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from jdmbayes.errors import InputError
 from jdmbayes.inference.sampling import SamplerSettings
 from jdmbayes.processes import worker_environment
 
@@ -34,6 +35,9 @@ class FitJob:
     verbose: bool = False      # let third-party warnings through to the console
 
 
+SCHEDULER_TIMEOUT = "30s"   # how long a named scheduler is tried before giving up
+
+
 def open_client(scheduler: str | None, workers: int):
     """A Dask client: on ``scheduler`` if given, else on a new local cluster of ``workers``
     single-threaded worker processes (nutpie runs its chains on its own threads)."""
@@ -41,7 +45,11 @@ def open_client(scheduler: str | None, workers: int):
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler, timeout="30s")
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except OSError as error:    # refused, unreachable or timed out
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({error}); "
+                             "start it, or leave out --scheduler for a local cluster") from None
     # the workers' environment (jdmbayes.processes) and no statistical profiler: Dask's
     # samples each worker's threads 100 times a second for its dashboard, which is off
     environ = worker_environment(dask.config.get("distributed.nanny.pre-spawn-environ"))
