@@ -15,6 +15,7 @@ same files for the same arguments.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,9 @@ MAX_SEED = 2**32 - 1   # as Stan's: seeds are whole numbers from 0 to 2^32 - 1
 
 def check_seed(seed) -> None:
     """A seed is a whole number from 0 to :data:`MAX_SEED` (InputError otherwise)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+    # any integer type (a NumPy integer from a notebook too), not True or False
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) \
+            or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed (--seed) must be a whole number from 0 to {MAX_SEED}, got "
                          f"{seed!r}")
 

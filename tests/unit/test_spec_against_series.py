@@ -285,3 +285,16 @@ def test_an_unreachable_scheduler_is_an_input_error_not_a_traceback(tmp_path, ca
                  "--out", str(out)]) == 2
     assert not out.exists()
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_a_numpy_integer_seed_is_a_seed():
+    import numpy as np
+
+    from jdmbayes.api import check_seed
+    from jdmbayes.errors import InputError
+
+    check_seed(np.int64(7))
+    check_seed(2**32 - 1)
+    for bad in (True, 1.5, "7", np.int64(-1)):
+        with pytest.raises(InputError):
+            check_seed(bad)
