@@ -142,6 +142,7 @@ def test_prior_arguments_outside_their_support_are_refused(tmp_path, old, new, w
 
 CMAS = (MODELS_DIR / "cmas.toml").read_text()
 RASH = (MODELS_DIR / "rash_milestones.toml").read_text()
+FLARES = (MODELS_DIR.parent / "docs" / "example-flares" / "flares.toml").read_text()
 
 
 @pytest.mark.parametrize(("base", "old", "new", "key", "needs"), [
@@ -153,6 +154,10 @@ RASH = (MODELS_DIR / "rash_milestones.toml").read_text()
     (CMAS, "replicates = 40", "replicates = 0", "replicates", "a whole number >= 1, got 0"),
     (CMAS, "replicates = 40", "replicates = 40\nrandom_change = \"false\"", "random_change",
      "true or false, got 'false'"),
+    (CMAS, "correlation = false", 'correlation = "no"', "correlation",
+     "true or false, got 'no'"),
+    (FLARES, "episode_effect = true", "episode_effect = 1", "episode_effect",
+     "true or false, got 1"),
     (CMAS, 'name = "cmas"', "name = 7", "name", "text, got 7"),
     (CMAS, 'measure = "cmas"', "measure = 7", "measure", "text, got 7"),
     (CMAS, 'grouping = ["drug", "dose_start_mg_bid"]', 'grouping = "drug"', "grouping",

@@ -386,11 +386,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                 problems.append(Problem(str(path), "event", "name the recurrent event "
                                         "(event = \"...\", as events.csv writes it)",
                                         column="event"))
-            effect = table.get("episode_effect", False)
-            if not isinstance(effect, bool):
-                problems.append(Problem(str(path), "episode_effect", "episode_effect must be "
-                                        f"true or false, got {effect!r}",
-                                        column="episode_effect"))
+            effect = typed.flag("episode_effect", False)
             cap = table.get("episode_effect_cap", 0)
             if not isinstance(cap, int) or isinstance(cap, bool) or (cap != 0 and cap < 2):
                 problems.append(Problem(str(path), "episode_effect_cap", "episode_effect_cap "
@@ -432,11 +428,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     "weeks > 0 (e.g. [12, 52]) and only with shape = "
                                     f"\"spline\", got {knots!r}", column="knots"))
             knots = []
-        correlation = table.get("correlation", True)
-        if not isinstance(correlation, bool):
-            problems.append(Problem(str(path), "correlation", "correlation must be true or "
-                                    f"false, got {correlation!r}", column="correlation"))
-            correlation = True
+        correlation = typed.flag("correlation", True)
         effects = table.get("patient_effects", "auto")
         if effects not in PATIENT_EFFECT_FORMS:
             problems.append(Problem(str(path), "patient_effects", "patient_effects must be "
