@@ -140,6 +140,64 @@ def test_prior_arguments_outside_their_support_are_refused(tmp_path, old, new, w
     # the bundled set itself passes the same check
     assert load_prior_set("default", load_model_spec("rash_milestones")).priors
 
+SIGMA_PATIENT = 'dist = "HalfNormal"\nkwargs = { sigma = 0.5 }'
+LKJ_CORR = 'dist = "Beta"\nkwargs = { alpha = 2.0, beta = 2.0 }'
+
+
+@pytest.mark.parametrize(("model", "old", "new", "rule", "message"), [
+    # a spread with a prior on the whole line: fit sampled negative spreads
+    ("rash_milestones", SIGMA_PATIENT, 'dist = "Normal"\nkwargs = { mu = 0.0, sigma = 0.5 }',
+     "prior_domain", "[milestones.sigma_patient]: Normal({'mu': 0.0, 'sigma': 0.5}) puts "
+     "prior mass on values <= 0, and sigma_patient is positive"),
+    ("rash_milestones", SIGMA_PATIENT,
+     'dist = "Uniform"\nkwargs = { lower = -1e-9, upper = 1.0 }', "prior_domain",
+     "[milestones.sigma_patient]: Uniform"),
+    ("rash_milestones", SIGMA_PATIENT,
+     'dist = "TruncatedNormal"\nkwargs = { mu = 0.0, sigma = 1.0, lower = -1.0 }',
+     "prior_domain", "[milestones.sigma_patient]: TruncatedNormal"),
+    # (rho + 1) / 2 lies between 0 and 1
+    ("cmas", LKJ_CORR, 'dist = "Normal"\nkwargs = { mu = 0.5, sigma = 0.2 }', "prior_domain",
+     "[longitudinal_logit.lkj_corr]: Normal({'mu': 0.5, 'sigma': 0.2}) puts prior mass "
+     "outside 0 to 1"),
+    # kinds of distribution that cannot be a prior here: each passed validate (or crashed it)
+    ("rash_milestones", SIGMA_PATIENT, 'dist = "Poisson"\nkwargs = { mu = 1.0 }',
+     "prior_distribution", "[milestones.sigma_patient]: 'Poisson' is discrete, and NUTS "
+     "samples continuous parameters only; valid: AsymmetricLaplace, Beta"),
+    ("rash_milestones", SIGMA_PATIENT, 'dist = "HalfFlat"\nkwargs = {}', "prior_distribution",
+     "[milestones.sigma_patient]: 'HalfFlat' is improper"),
+    ("rash_milestones", SIGMA_PATIENT, 'dist = "Dirichlet"\nkwargs = { a = 1.0 }',
+     "prior_distribution", "[milestones.sigma_patient]: 'Dirichlet' is not a univariate "
+     "continuous distribution"),
+    # an argument set PyMC cannot build the distribution from crashed validate
+    ("rash_milestones", SIGMA_PATIENT, 'dist = "Gamma"\nkwargs = { alpha = 2.0 }',
+     "prior_argument", "[milestones.sigma_patient]: Gamma cannot be built from "
+     "{'alpha': 2.0}: Incompatible parameterization"),
+])
+def test_priors_a_parameter_cannot_have_are_refused(tmp_path, model, old, new, rule, message):
+    text = (PRIORS_DIR / "default.toml").read_text()
+    assert old in text
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(InputError) as caught:
+        load_prior_set(str(path), load_model_spec(model))
+    (problem,) = caught.value.problems
+    assert (problem.rule, problem.file, problem.column) == (rule, str(path),
+                                                            message.split("]")[0].split(".")[1])
+    assert problem.message.startswith(message), problem.message
+
+
+def test_priors_on_a_parameters_own_range_are_accepted(tmp_path):
+    # positive distributions for a spread, and one bounded at 0 (the range's edge)
+    text = (PRIORS_DIR / "default.toml").read_text()
+    for new in ('dist = "Gamma"\nkwargs = { alpha = 2.0, beta = 4.0 }',
+                'dist = "TruncatedNormal"\nkwargs = { mu = 0.0, sigma = 0.5, lower = 0.0 }',
+                'dist = "Uniform"\nkwargs = { lower = 0.0, upper = 2.0 }'):
+        path = tmp_path / "p.toml"
+        path.write_text(text.replace(SIGMA_PATIENT, new, 1))
+        prior = load_prior_set(str(path), load_model_spec("rash_milestones")).priors
+        assert prior["sigma_patient"].distribution == new.split('"')[1]
+
+
 CMAS = (MODELS_DIR / "cmas.toml").read_text()
 RASH = (MODELS_DIR / "rash_milestones.toml").read_text()
 FLARES = (MODELS_DIR.parent / "docs" / "example-flares" / "flares.toml").read_text()

@@ -467,6 +467,19 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
     return spec
 
 
+# a prior is a univariate continuous distribution of PyMC's with proper draws; its arguments
+# are numbers (Interpolated needs arrays; Flat and HalfFlat have no draws; PolyaGamma's
+# density needs a package PyMC does not install)
+IMPROPER = ("Flat", "HalfFlat")
+PRIOR_DISTRIBUTIONS = tuple(sorted(set(pm.distributions.continuous.__all__)
+                                   - {*IMPROPER, "Interpolated", "PolyaGamma"}))
+# the values each parameter takes: a prior must put all its mass there (a Normal prior on a
+# spread gives negative spreads, on which the sampler fails or the posterior turns bimodal)
+POSITIVE_PARAMETERS = frozenset({"sigma_cell", "sigma_patient", "sigma_intercept",
+                                 "sigma_change", "dispersion", "tau_weeks", "noise"})
+UNIT_INTERVAL_PARAMETERS = frozenset({"lkj_corr"})
+
+
 def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[Problem]:
     where = f"[{section}.{parameter}]"
     if not isinstance(table, dict) or "dist" not in table:
@@ -478,14 +491,18 @@ def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[
                         f"{', '.join(sorted(extra))}; valid: dist, kwargs", column=parameter)]
     dist = table["dist"]
     distribution = getattr(pm, dist, None)
-    if not (isinstance(distribution, type) and issubclass(distribution, pm.Distribution)):
-        valid = sorted(n for n in pm.distributions.__all__
-                       if isinstance(getattr(pm, n, None), type)
-                       and issubclass(getattr(pm, n), pm.Distribution)
-                       and n[0].isupper() and n not in ("Distribution", "Continuous",
-                                                        "Discrete", "CustomDist"))
-        return [Problem(str(path), "prior_distribution", f"{where}: unknown distribution "
-                        f"'{dist}'; valid: {', '.join(valid)}", column=parameter)]
+    if dist not in PRIOR_DISTRIBUTIONS:
+        if not (isinstance(distribution, type) and issubclass(distribution, pm.Distribution)):
+            what = f"unknown distribution '{dist}'"
+        elif issubclass(distribution, pm.Discrete):
+            what = f"'{dist}' is discrete, and NUTS samples continuous parameters only"
+        elif dist in IMPROPER:
+            what = (f"'{dist}' is improper, and a prior must give draws (prior predictive "
+                    "check, power-scaling)")
+        else:
+            what = f"'{dist}' is not a univariate continuous distribution"
+        return [Problem(str(path), "prior_distribution", f"{where}: {what}; valid: "
+                        f"{', '.join(PRIOR_DISTRIBUTIONS)}", column=parameter)]
     signature = inspect.signature(distribution.dist)
     valid_args = [n for n, p in signature.parameters.items()
                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "cls"]
@@ -501,27 +518,82 @@ def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[
     return problems
 
 
-_SUPPORT_CHECKED: dict[str, str] = {}   # (dist, kwargs) as JSON -> "" or the broken condition
+# values outside a positive or a unit-interval parameter's range, where a prior for it must
+# have no density (the smallest ones catch a bound just below 0 or just above 1)
+BELOW_ZERO = (-1e-12, -1e-6, -1e-2, -1.0, -100.0)
+ABOVE_ONE = (1 + 1e-12, 1 + 1e-6, 1.01, 2.0, 100.0)
 
 
-def _outside_support(dist: str, kwargs: dict) -> str:
-    """The parameter condition of PyMC's distribution that ``kwargs`` break ("sigma > 0"),
-    else "": the log density at the distribution's support point, evaluated by PyTensor's
-    Python linker (about 10 ms; once per distinct table in a process), raises PyMC's own
-    check or is not finite."""
+@dataclass(frozen=True)
+class _PriorFacts:
+    """What PyMC says of a prior table: the argument condition it breaks ("sigma > 0"), else
+    its support point and whether it has density below 0 or above 1."""
+
+    broken: str = ""
+    unbuildable: str = ""    # PyMC's refusal of the argument set ("Incompatible ...")
+    support_point: float = math.nan
+    below_zero: bool = False
+    above_one: bool = False
+
+
+_PRIOR_FACTS: dict[str, _PriorFacts] = {}   # (dist, kwargs) as JSON -> its facts
+
+
+def _prior_facts(dist: str, kwargs: dict) -> _PriorFacts:
+    """The facts of ``dist(**kwargs)``: its log density at its support point and at the
+    values of ``BELOW_ZERO`` and ``ABOVE_ONE``, in one function evaluated by PyTensor's
+    Python linker (about 10 ms; once per distinct table in a process). PyMC's own checks of
+    the arguments raise, or the density at the support point is not finite."""
+    import numpy as np
+    import pytensor
+    import pytensor.tensor as pt
     from pymc.distributions.distribution import support_point
     from pymc.logprob.utils import ParameterValueError
 
     key = json.dumps([dist, kwargs], sort_keys=True)
-    if key not in _SUPPORT_CHECKED:
-        variable = getattr(pm, dist).dist(**kwargs)
+    if key not in _PRIOR_FACTS:
         try:
-            value = pm.logp(variable, support_point(variable)).eval(mode="FAST_COMPILE")
-            _SUPPORT_CHECKED[key] = ("" if math.isfinite(float(value)) else
-                                     "parameters with a finite log density")
+            variable = getattr(pm, dist).dist(**kwargs)
+        except (TypeError, ValueError) as error:   # PyMC's refusal of the argument set
+            _PRIOR_FACTS[key] = _PriorFacts(unbuildable=str(error))
+            return _PRIOR_FACTS[key]
+        point = pt.as_tensor(support_point(variable), dtype="float64")
+        values = pt.concatenate([pt.atleast_1d(point),
+                                 pt.as_tensor(np.array(BELOW_ZERO + ABOVE_ONE))])
+        try:
+            # a zero scale divides by zero while the graph is folded: only finiteness counts
+            with np.errstate(all="ignore"):
+                at, logp = pytensor.function([], [point, pm.logp(variable, values)],
+                                             mode="FAST_COMPILE")()
         except ParameterValueError as error:
-            _SUPPORT_CHECKED[key] = str(error)
-    return _SUPPORT_CHECKED[key]
+            _PRIOR_FACTS[key] = _PriorFacts(broken=str(error))
+            return _PRIOR_FACTS[key]
+        below = np.isfinite(logp[1:1 + len(BELOW_ZERO)]).any()
+        above = np.isfinite(logp[1 + len(BELOW_ZERO):]).any()
+        _PRIOR_FACTS[key] = _PriorFacts(
+            broken="" if np.isfinite(logp[0]) else "parameters with a finite log density",
+            support_point=float(at), below_zero=bool(below), above_one=bool(above))
+    return _PRIOR_FACTS[key]
+
+
+def _prior_table_problem(parameter: str, dist: str, kwargs: dict) -> tuple[str, str] | None:
+    """(rule, message) when the table breaks its distribution's argument conditions or puts
+    prior mass where ``parameter`` cannot be, else None."""
+    facts = _prior_facts(dist, kwargs)
+    if facts.unbuildable:
+        return "prior_argument", f"{dist} cannot be built from {kwargs}: {facts.unbuildable}"
+    if facts.broken:
+        return "prior_support", f"{dist} needs {facts.broken}, got {kwargs}"
+    if parameter in POSITIVE_PARAMETERS and (facts.below_zero or facts.support_point <= 0):
+        return "prior_domain", (f"{dist}({kwargs}) puts prior mass on values <= 0, and "
+                                f"{parameter} is positive (a spread, shape or time): use a "
+                                "distribution of positive values (HalfNormal, LogNormal, "
+                                "Gamma, ...)")
+    if parameter in UNIT_INTERVAL_PARAMETERS and (facts.below_zero or facts.above_one
+                                                  or not 0 < facts.support_point < 1):
+        return "prior_domain", (f"{dist}({kwargs}) puts prior mass outside 0 to 1, and "
+                                f"{parameter} lies between them: use Beta(eta, eta)")
+    return None
 
 
 META_SECTION = "prior_set"
@@ -608,13 +680,12 @@ def load_prior_set(name_or_path: str, spec: ModelSpec,
     if problems:
         raise InputError(problems)
     for parameter, table in merged.items():
-        broken = _outside_support(table["dist"], table.get("kwargs", {}))
-        if broken:
+        found = _prior_table_problem(parameter, table["dist"], table.get("kwargs", {}))
+        if found:
             source = next((src for src in (spec.name, measure, section, "milestones")
                            if parameter in raw.get(src, {})), section)
-            problems.append(Problem(str(path), "prior_support", f"[{source}.{parameter}]: "
-                                    f"{table['dist']} needs {broken}, got "
-                                    f"{table.get('kwargs', {})}", column=parameter))
+            problems.append(Problem(str(path), found[0], f"[{source}.{parameter}]: "
+                                    f"{found[1]}", column=parameter))
     if problems:
         raise InputError(problems)
     priors = {k: Prior.from_dict({"dist": t["dist"], "kwargs": copy.deepcopy(t.get("kwargs",
