@@ -194,23 +194,29 @@ def check_seed(seed) -> None:
                          f"{seed!r}")
 
 
+def _is_number(value, whole: bool = False) -> bool:
+    """A real number (a whole one if ``whole``) of any numeric type, not True or False."""
+    kind = numbers.Integral if whole else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
 def check_options(ci_prob: float, ci_kind: str, chains: int, draws: int, tune: int,
                    jobs: int, target_accept: float | None = None, seed: int = 0) -> None:
     """The sampling and interval options of fit and sensitivity (InputError if invalid)."""
     check_seed(seed)
-    if target_accept is not None and not 0 < target_accept < 1:
+    if target_accept is not None and not (_is_number(target_accept)
+                                          and 0 < target_accept < 1):
         raise InputError("target_accept (--target-accept) must be between 0 and 1, got "
-                         f"{target_accept}")
-    if not 0 < ci_prob < 1:
-        raise InputError(f"ci_prob (--ci-prob) must be between 0 and 1, got {ci_prob}")
+                         f"{target_accept!r}")
+    if not (_is_number(ci_prob) and 0 < ci_prob < 1):
+        raise InputError(f"ci_prob (--ci-prob) must be between 0 and 1, got {ci_prob!r}")
     if ci_kind not in CI_KINDS:
         raise InputError(f"ci_kind (--ci-kind) must be one of {', '.join(CI_KINDS)}, "
                          f"got {ci_kind!r}")
-    if jobs < 1:
-        raise InputError(f"jobs (--jobs) must be at least 1, got {jobs}")
-    for name, value in (("chains", chains), ("draws", draws), ("tune", tune)):
-        if value < 1:
-            raise InputError(f"{name} (--{name}) must be at least 1, got {value}")
+    for name, value in (("jobs", jobs), ("chains", chains), ("draws", draws), ("tune", tune)):
+        if not (_is_number(value, whole=True) and value >= 1):
+            raise InputError(f"{name} (--{name}) must be a whole number, at least 1, got "
+                             f"{value!r}")
 
 
 DEFAULT_RETRY_BUDGET_S = 300.0
@@ -466,10 +472,11 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
 
     if method not in (None, "fast", "mcmc"):
         raise InputError(f"method must be 'fast' or 'mcmc', got {method!r}")
-    if jobs < 1:
-        raise InputError(f"jobs must be >= 1, got {jobs}")
-    if trials < 10:     # before anything is loaded (run_plan checks it for direct callers)
-        raise InputError("--trials must be at least 10")
+    if not (_is_number(jobs, whole=True) and jobs >= 1):
+        raise InputError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    # before anything is loaded (run_plan checks it for direct callers)
+    if not (_is_number(trials, whole=True) and trials >= 10):
+        raise InputError(f"--trials must be a whole number, at least 10, got {trials!r}")
     check_seed(seed)
     started = now()
     trial_design = load_design(str(design))

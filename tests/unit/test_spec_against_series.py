@@ -298,3 +298,47 @@ def test_a_numpy_integer_seed_is_a_seed():
     for bad in (True, 1.5, "7", np.int64(-1)):
         with pytest.raises(InputError):
             check_seed(bad)
+
+
+@pytest.mark.parametrize("command", ["fit", "compare", "sensitivity"])
+@pytest.mark.parametrize(("option", "value"), [
+    ("draws", 2.5), ("draws", "1000"), ("tune", True), ("chains", 4.0), ("jobs", "2"),
+    ("ci_prob", "0.9"), ("target_accept", "0.9"),
+])
+def test_api_options_of_the_wrong_type_are_refused_before_anything_runs(tmp_path, command,
+                                                                        option, value):
+    # draws=2.5 died with "'float' object cannot be interpreted as an integer" after the
+    # series was read, and draws="1000" with a TypeError from the check itself
+    import numpy as np
+
+    import jdmbayes
+    from jdmbayes.errors import InputError
+
+    run = {"fit": lambda **kw: jdmbayes.fit("gc_discontinuation", **kw),
+           "compare": lambda **kw: jdmbayes.compare(["cmas", "cat_bm"], **kw),
+           "sensitivity": lambda **kw: jdmbayes.sensitivity(
+               "gc_discontinuation", priors=["default", "sceptical"],
+               out=tmp_path / "grid", **kw)}[command]
+    with pytest.raises(InputError) as caught:
+        run(**{option: value})
+    assert f"{option} (--{option.replace('_', '-')}) must be" in str(caught.value)
+    assert f"got {value!r}" in str(caught.value)
+    assert not (tmp_path / "grid").exists()
+    # any whole-number type is a count: checked without sampling
+    from jdmbayes.api import check_options
+    check_options(0.9, "eti", np.int64(4), np.int32(100), 100, 1, np.float64(0.9), seed=1)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("trials", 20.5, "--trials must be a whole number, at least 10, got 20.5"),
+    ("trials", "100", "--trials must be a whole number, at least 10, got '100'"),
+    ("jobs", 1.0, "jobs must be a whole number >= 1, got 1.0"),
+])
+def test_plan_options_of_the_wrong_type_are_refused_before_anything_is_read(option, value,
+                                                                           message):
+    import jdmbayes
+    from jdmbayes.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        jdmbayes.plan("single_arm_cmas", **{option: value})
+    assert message in str(caught.value)
