@@ -474,7 +474,8 @@ IMPROPER = ("Flat", "HalfFlat")
 PRIOR_DISTRIBUTIONS = tuple(sorted(set(pm.distributions.continuous.__all__)
                                    - {*IMPROPER, "Interpolated", "PolyaGamma"}))
 # the values each parameter takes: a prior must put all its mass there (a Normal prior on a
-# spread gives negative spreads, on which the sampler fails or the posterior turns bimodal)
+# spread gives negative spreads: where the model's density cuts them off, the fit silently
+# uses another prior than its prior draws; where it does not, the posterior turns bimodal)
 POSITIVE_PARAMETERS = frozenset({"sigma_cell", "sigma_patient", "sigma_intercept",
                                  "sigma_change", "dispersion", "tau_weeks", "noise"})
 UNIT_INTERVAL_PARAMETERS = frozenset({"lkj_corr"})
@@ -586,9 +587,8 @@ def _prior_table_problem(parameter: str, dist: str, kwargs: dict) -> tuple[str, 
         return "prior_support", f"{dist} needs {facts.broken}, got {kwargs}"
     if parameter in POSITIVE_PARAMETERS and (facts.below_zero or facts.support_point <= 0):
         return "prior_domain", (f"{dist}({kwargs}) puts prior mass on values <= 0, and "
-                                f"{parameter} is positive (a spread, shape or time): use a "
-                                "distribution of positive values (HalfNormal, LogNormal, "
-                                "Gamma, ...)")
+                                f"{parameter} is positive: use a distribution of positive "
+                                "values (HalfNormal, LogNormal, Gamma, ...)")
     if parameter in UNIT_INTERVAL_PARAMETERS and (facts.below_zero or facts.above_one
                                                   or not 0 < facts.support_point < 1):
         return "prior_domain", (f"{dist}({kwargs}) puts prior mass outside 0 to 1, and "
