@@ -310,7 +310,7 @@ def fit_checked(series: Series, data: str, specs, prior_sets, settings: SamplerS
     parallel = bool(scheduler) or (jobs > 1 and len(specs) > 1)
     topic = f"jdmbayes-progress-{id(specs)}" if parallel else ""
     jobs_ = [FitJob(data, str(spec.path), str(prior_set.path), settings, ci_prob, ci_kind,
-                    progress_topic=topic, verbose=verbose)
+                    progress_topic=topic, verbose=verbose, spec=spec, prior_set=prior_set)
              for spec, prior_set in zip(specs, prior_sets)]
     display = ProgressDisplay([s.name for s in specs], settings.chains, enabled=progress)
     with CapturedLog(echo=verbose) as log, display:

@@ -14,10 +14,14 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jdmbayes.errors import InputError
 from jdmbayes.inference.sampling import SamplerSettings
 from jdmbayes.processes import worker_environment
+
+if TYPE_CHECKING:
+    from jdmbayes.models.spec import ModelSpec, PriorSet
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class FitJob:
     folder: str = ""        # where run_saved_group writes it ("" for in-memory fits)
     progress_topic: str = ""   # Dask event topic the worker reports progress on ("": none)
     verbose: bool = False      # let third-party warnings through to the console
+    # the spec and prior set as the caller read and checked them (None: read from ``model``
+    # and ``priors``): a worker fits what was checked, without reading or checking again
+    spec: ModelSpec | None = None
+    prior_set: PriorSet | None = None
 
 
 SCHEDULER_TIMEOUT = "30s"   # how long a named scheduler is tried before giving up
@@ -80,8 +88,8 @@ def fit_job(job: FitJob, series=None, report=None):
     if report is None and job.progress_topic:
         report = worker_reporter(job.progress_topic)
     with CapturedLog(echo=job.verbose) as log:
-        spec = load_model_spec(job.model)
-        prior_set = load_prior_set(job.priors or spec.prior_set, spec)
+        spec = job.spec or load_model_spec(job.model)
+        prior_set = job.prior_set or load_prior_set(job.priors or spec.prior_set, spec)
         result = fit_model(series or load_series(job.data), spec, prior_set, job.settings,
                            job.ci_prob, job.ci_kind, report)
         result.figures = render_figures(result)

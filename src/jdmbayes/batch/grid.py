@@ -73,7 +73,8 @@ def grid_jobs(data: str, specs, prior_sets: dict, settings, ci_prob, ci_kind,
     for spec in specs:
         for prior_set in prior_sets[spec.name]:
             job = FitJob(data, str(spec.path), str(prior_set.path), settings, ci_prob, ci_kind,
-                         str(out / "fits" / spec.name / prior_set.name))
+                         str(out / "fits" / spec.name / prior_set.name), spec=spec,
+                         prior_set=prior_set)
             groups.setdefault((spec.name, prior_set.family_signature()), []).append(job)
     tasks = list(groups.values())
     while len(tasks) < workers:
