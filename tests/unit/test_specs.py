@@ -237,3 +237,31 @@ def test_spec_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, base
     problems = [p for p in caught.value.problems if p.column == key]
     assert problems and problems[0].rule == key, caught.value.problems
     assert f"{key} must be {needs}" in problems[0].message
+
+
+@pytest.mark.parametrize(("base", "old", "new", "rule", "message"), [
+    # a list of values crashed validate and fit with a traceback
+    (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = [1, 2] }",
+     "population", "population selects rash_at_start = [1, 2]: give one value per column"),
+    # the next four passed validate and were fitted
+    (RASH, '"rash_resolution"]', '"rash_resolution", "rash_resolution"]', "outcomes",
+     "outcomes lists 'rash_resolution' more than once"),
+    (RASH, '["drug", "ruxolitinib", "tofacitinib"]', '["drug", "ruxolitinib", "ruxolitinib"]',
+     "contrast", "contrast ['drug', 'ruxolitinib', 'ruxolitinib'] sets a level against "
+     "itself"),
+    (RASH, "covariates = []", 'covariates = ["drug"]', "covariates",
+     "'drug' is both a grouping column and a covariate"),
+    (CMAS, 'grouping = ["drug", "dose_start_mg_bid"]',
+     'grouping = ["drug", "dose_start_mg_bid", "drug"]', "grouping",
+     "grouping lists 'drug' more than once"),
+])
+def test_specs_that_name_a_thing_twice_or_a_level_against_itself_are_refused(
+        tmp_path, base, old, new, rule, message):
+    assert old in base
+    path = tmp_path / "mine.toml"
+    path.write_text(base.replace(old, new, 1))
+    with pytest.raises(InputError) as caught:
+        load_model_spec(str(path))
+    (problem,) = caught.value.problems
+    assert (problem.rule, problem.file) == (rule, str(path))
+    assert problem.message.startswith(message), problem.message

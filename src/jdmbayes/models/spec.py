@@ -323,6 +323,22 @@ class _TypedKeys:
                             "denominator level]", value, ())
 
 
+def _repeated_columns(path: Path, grouping: tuple[str, ...], covariates: tuple[str, ...]
+                      ) -> list[Problem]:
+    """A column named twice in ``grouping`` or ``covariates``, or in both (its effect would
+    enter the model twice and only their sum be identified)."""
+    problems = []
+    for key, names in (("grouping", grouping), ("covariates", covariates)):
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(Problem(str(path), key, f"{key} lists '{name}' more than once",
+                                    column=key))
+    for name in sorted(set(grouping) & set(covariates)):
+        problems.append(Problem(str(path), "covariates", f"'{name}' is both a grouping column "
+                                "and a covariate: its effect would enter the model twice; "
+                                "keep it in one of them", column="covariates"))
+    return problems
+
+
 def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> ModelSpec:
     """The spec ``name_or_path`` names (a ``.toml`` path, or a name looked up in
     :func:`model_folders`)."""
@@ -363,6 +379,16 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} must be "
                                     "[grouping column, numerator level, denominator level]",
                                     column="contrasts"))
+        elif contrast[1] == contrast[2]:
+            problems.append(Problem(str(path), "contrast", f"contrast {list(contrast)} sets a "
+                                    "level against itself: name two different levels",
+                                    column="contrasts"))
+    problems.extend(_repeated_columns(path, common["grouping"], common["covariates"]))
+    for column, value in common["population"]:
+        if not isinstance(value, str | int | float):   # (bool is an int)
+            problems.append(Problem(str(path), "population", f"population selects {column} = "
+                                    f"{value!r}: give one value per column (text, a number, or "
+                                    "true or false)", column="population"))
     if kind in ("milestones", "episodes"):
         family = table.get("family", "weibull")
         if family not in FAMILIES:
@@ -379,6 +405,9 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             if not outcomes and isinstance(table.get("outcomes", []), list):
                 problems.append(Problem(str(path), "outcomes", "list at least one event in "
                                         "'outcomes'", column="outcomes"))
+            for outcome in sorted({o for o in outcomes if outcomes.count(o) > 1}):
+                problems.append(Problem(str(path), "outcomes", f"outcomes lists '{outcome}' "
+                                        "more than once", column="outcomes"))
             spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
         else:
             event = table.get("event", "")
@@ -391,7 +420,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             if not isinstance(cap, int) or isinstance(cap, bool) or (cap != 0 and cap < 2):
                 problems.append(Problem(str(path), "episode_effect_cap", "episode_effect_cap "
                                         "must be a whole number >= 2 (episodes from that number "
-                                        f"on share one effect), got {cap!r}",
+                                        f"on share one effect) or 0 (none), got {cap!r}",
                                         column="episode_effect_cap"))
                 cap = 0
             spec = ModelSpec(**common, outcomes=(str(event),), family=family, frailty=frailty,
