@@ -180,6 +180,25 @@ def write(tmp_path: Path, text: str) -> Path:
     ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
         "fixed_effects = [1.0, 0.8, 0.67, 0.5]", "fixed_effects = [1.0, -0.5]"),
      "time ratio must be > 0"),
+    # 10^8 patients per arm took memory until the system stopped the process
+    ((ROOT / "designs" / "single_arm_cmas.toml").read_text().replace(
+        "n_per_arm = [10, 15, 20, 30, 40]", "n_per_arm = [10, 100000000]"),
+     "n_per_arm: [10, 100000000] is not valid; it must be a list of whole numbers from 2 "
+     "to 10,000"),
+    # a misspelt key was ignored
+    ((ROOT / "designs" / "single_arm_cmas.toml").read_text().replace(
+        "upper = 52", "upper = 52\nupperr = 3"), "[design] upperr: unknown key; valid: "),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        'probability = 0.95 }', 'probability = 0.95, prob = 0.9 }'),
+     "[design.success] prob: unknown key; valid: comparison, probability, value"),
+    # two arms of one label died with a traceback after simulating trials
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        'label = "tofacitinib"', 'label = "ruxolitinib"'),
+     "both arms are labelled 'ruxolitinib'"),
+    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
+        'drug = "tofacitinib"', 'drug = "ruxolitinib"'),
+     "arms 'ruxolitinib' and 'tofacitinib' are the same cell (drug = ruxolitinib, "
+     "dose_start_mg_bid = 5mg)"),
 ])
 def test_a_bad_design_is_refused_with_file_and_key(tmp_path, capsys, text, fragment):
     path = write(tmp_path, text)

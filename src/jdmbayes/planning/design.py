@@ -48,6 +48,18 @@ COMPARISONS = ("<", ">")
 NULL_EFFECT = {"time_to_event": 1.0, "normal": 0.0}
 EFFECT_NAME = {"time_to_event": "time ratio", "event_by_week": "probability of the event",
                "change": "mean change", "normal": "difference in means"}
+# the keys a design may have: every endpoint's, then those of a design simulated from a
+# fitted model or of the normal textbook case
+COMMON_KEYS = {"description", "endpoint", "arms", "n_per_arm", "success", "fixed_effects",
+               "robust_weight", "robust_mean", "robust_sd", "interval_prob", "interval_kind"}
+MODEL_KEYS = {"model", "outcome", "family", "measure", "upper", "visits_wk", "followup_wk",
+              "endpoint_week", "dropout_per_year", "analysis_priors"}
+NORMAL_KEYS = {"sd", "design_prior", "analysis_prior"}
+SUCCESS_KEYS = {"comparison", "value", "probability"}
+# plan simulates and analyses every patient of every trial: a larger arm took memory until
+# the system stopped the process (10^8), and 2,000 per arm already takes about 14 s a trial
+# for a score's fast analysis
+MAX_N_PER_ARM = 10_000
 
 
 @dataclass(frozen=True)
@@ -194,8 +206,8 @@ def load_design(name_or_path: str) -> TrialDesign:
     endpoint = r.get("endpoint", lambda v: v in ENDPOINTS, f"one of {', '.join(ENDPOINTS)}",
                      required=True)
     sizes = r.get("n_per_arm", lambda v: isinstance(v, list) and v and all(
-        isinstance(x, int) and not isinstance(x, bool) and x >= 2 for x in v),
-        "a list of whole numbers >= 2", required=True)
+        isinstance(x, int) and not isinstance(x, bool) and 2 <= x <= MAX_N_PER_ARM for x in v),
+        f"a list of whole numbers from 2 to {MAX_N_PER_ARM:,}", required=True)
     fixed = r.get("fixed_effects", lambda v: isinstance(v, list) and all(
         _number(x) for x in v), "a list of numbers (true effects)", default=[])
     weight = r.get("robust_weight", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)",
@@ -220,6 +232,17 @@ def load_design(name_or_path: str) -> TrialDesign:
         else "a list of one table with a 'label' (the single arm)", required=True)
     arms = tuple(Arm(a["label"], tuple((k, str(v)) for k, v in a.items() if k != "label"))
                  for a in arms_raw or [])
+    if len(arms) == 2 and arms[0].label == arms[1].label:
+        r.fail("arms", f"both arms are labelled '{arms[0].label}': give each its own label")
+    if len(arms) == 2 and arms[0].levels and dict(arms[0].levels) == dict(arms[1].levels):
+        r.fail("arms", f"arms '{arms[0].label}' and '{arms[1].label}' are the same cell "
+               f"({', '.join(f'{k} = {v}' for k, v in arms[0].levels)}): a trial of a cell "
+               "against itself")
+    valid = COMMON_KEYS | (NORMAL_KEYS if endpoint == "normal" else MODEL_KEYS)
+    for key in sorted(set(table) - valid):
+        r.fail(key, f"unknown key; valid: {', '.join(sorted(valid))}")
+    for key in sorted(set(rule_table) - SUCCESS_KEYS):
+        s.fail(key, f"unknown key; valid: {', '.join(sorted(SUCCESS_KEYS))}")
     problems = r.problems + s.problems
     common = dict(name=path.stem, path=path, raw=raw,
                   description=str(table.get("description", "")), endpoint=endpoint,
