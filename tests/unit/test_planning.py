@@ -169,34 +169,35 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def edited(design: str, old: str, new: str) -> str:
+    """The bundled design's text with ``old`` replaced by ``new``."""
+    text = (ROOT / "designs" / f"{design}.toml").read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[design]\nendpoint = \"survival\"\n", "endpoint"),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        "followup_wk = 52", "followup_wk = 40"), "after follow-up"),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        "n_per_arm = [10, 20, 30, 40, 60]", "n_per_arm = [1, 20]"), "n_per_arm"),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        "probability = 0.95", "probability = 1.5"), "probability"),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        "fixed_effects = [1.0, 0.8, 0.67, 0.5]", "fixed_effects = [1.0, -0.5]"),
-     "time ratio must be > 0"),
+    (edited("two_arm_resolution", "followup_wk = 52", "followup_wk = 40"), "after follow-up"),
+    (edited("two_arm_resolution", "n_per_arm = [10, 20, 30, 40, 60]", "n_per_arm = [1, 20]"),
+     "n_per_arm"),
+    (edited("two_arm_resolution", "probability = 0.95", "probability = 1.5"), "probability"),
+    (edited("two_arm_resolution", "fixed_effects = [1.0, 0.8, 0.67, 0.5]",
+            "fixed_effects = [1.0, -0.5]"), "time ratio must be > 0"),
     # 10^8 patients per arm took memory until the system stopped the process
-    ((ROOT / "designs" / "single_arm_cmas.toml").read_text().replace(
-        "n_per_arm = [10, 15, 20, 30, 40]", "n_per_arm = [10, 100000000]"),
+    (edited("single_arm_cmas", "n_per_arm = [10, 15, 20, 30, 40]",
+            "n_per_arm = [10, 100000000]"),
      "n_per_arm: [10, 100000000] is not valid; it must be a list of whole numbers from 2 "
      "to 10,000"),
     # a misspelt key was ignored
-    ((ROOT / "designs" / "single_arm_cmas.toml").read_text().replace(
-        "upper = 52", "upper = 52\nupperr = 3"), "[design] upperr: unknown key; valid: "),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        'probability = 0.95 }', 'probability = 0.95, prob = 0.9 }'),
+    (edited("single_arm_cmas", "upper = 52", "upper = 52\nupperr = 3"),
+     "[design] upperr: unknown key; valid: "),
+    (edited("two_arm_resolution", "probability = 0.95 }", "probability = 0.95, prob = 0.9 }"),
      "[design.success] prob: unknown key; valid: comparison, probability, value"),
     # two arms of one label died with a traceback after simulating trials
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        'label = "tofacitinib"', 'label = "ruxolitinib"'),
+    (edited("two_arm_resolution", 'label = "tofacitinib"', 'label = "ruxolitinib"'),
      "both arms are labelled 'ruxolitinib'"),
-    ((ROOT / "designs" / "two_arm_resolution.toml").read_text().replace(
-        'drug = "tofacitinib"', 'drug = "ruxolitinib"'),
+    (edited("two_arm_resolution", 'drug = "tofacitinib"', 'drug = "ruxolitinib"'),
      "arms 'ruxolitinib' and 'tofacitinib' are the same cell (drug = ruxolitinib, "
      "dose_start_mg_bid = 5mg)"),
 ])
