@@ -447,13 +447,15 @@ __all__ = ["Fit", "fit", "load_series", "sensitivity", "default_models", "BUNDLE
 def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | Path | None = None,
          trials: int = 1000, seed: int = 20211028, jobs: int = 2, scheduler: str | None = None,
          method: str | None = None, overwrite: bool = False, command: list[str] | None = None,
-         echo=None):
+         echo=None, allow_failed_diagnostics: bool = False):
     """Assurance, type I error and operating characteristics of a planned trial
     (``designs/<design>.toml`` or a path), as ``jdmbayes plan``.
 
     ``from_run``: a run folder holding the fitted model the design names; its posterior is
     the design prior (a ``normal`` design states its own). ``method`` forces ``fast`` or
-    ``mcmc`` (default: fast where its agreement check with MCMC passes). With ``out`` the plan
+    ``mcmc`` (default: fast where its agreement check with MCMC passes). A fit in
+    ``from_run`` that failed its diagnostic gates is refused unless
+    ``allow_failed_diagnostics`` (the plan's sentences then say so). With ``out`` the plan
     folder is written (atomically; an interrupted plan resumes). Returns the
     :class:`~jdmbayes.planning.run.PlanResult` (``.table`` is ``plan.csv``).
     """
@@ -493,7 +495,8 @@ def plan(design: str | Path, *, from_run: str | Path | None = None, out: str | P
                                       f"design '{trial_design.name}' takes its design prior "
                                       f"from a fitted run of model '{trial_design.model}': "
                                       "pass --from RUN (a run folder of jdmbayes fit)")])
-        prior = design_prior_from_run(trial_design, from_run)
+        prior = design_prior_from_run(trial_design, from_run,
+                                      allow_failed=allow_failed_diagnostics)
         analysis_prior = analysis_prior_set(trial_design)
     folder = RunFolder(out, overwrite=overwrite) if out is not None else None
     if folder is not None:
@@ -550,7 +553,9 @@ def check_plan_analysis(design: str | Path, *, from_run: str | Path, out: str | 
     if trials < AGREEMENT_TRIALS:
         raise InputError(f"the check needs at least {AGREEMENT_TRIALS} trials, got {trials}")
     check_seed(seed)
-    prior = design_prior_from_run(trial_design, from_run)
+    # the check compares two analyses of the same simulated trials and states no effect:
+    # a design prior from a fit that failed its gates serves it as well
+    prior = design_prior_from_run(trial_design, from_run, allow_failed=True)
     analysis_prior = analysis_prior_set(trial_design)
     folder = RunFolder(out, overwrite=overwrite)
     folder.check()

@@ -232,7 +232,8 @@ def plan_command(args) -> int:
                       seed=args.seed, jobs=args.jobs, scheduler=args.scheduler,
                       method=args.method, overwrite=args.overwrite,
                       command=["jdmbayes", *sys.argv[1:]],
-                      echo=lambda line: print(line, flush=True))
+                      echo=lambda line: print(line, flush=True),
+                      allow_failed_diagnostics=args.allow_failed_diagnostics)
     except KeyboardInterrupt:
         print(f"interrupted; the trials already analysed are kept beside {out}: rerun the "
               "same command to resume.", file=sys.stderr)
@@ -547,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(1 = in this process)")
     planning.add_argument("--scheduler", help="an existing Dask scheduler, tcp://HOST:PORT")
     planning.add_argument("--overwrite", action="store_true", help="replace --out")
+    planning.add_argument("--allow-failed-diagnostics", action="store_true",
+                          help="take the design prior from a fit that failed its diagnostic "
+                          "gates (the plan's sentences say so)")
     planning.add_argument("--check-agreement", action="store_true", help="only check the "
                           "fast analysis against MCMC on --trials trials (at least 100) and "
                           "write agreement.csv and check.json to --out")

@@ -18,6 +18,10 @@ from jdmbayes.planning.design import load_design
 from jdmbayes.planning.design_prior import run_design_prior
 from jdmbayes.planning.run import run_plan
 
+# The run folders below are short fits (2 x 300 draws) that fail the diagnostic gates,
+# so every plan of them is asked with allow_failed_diagnostics, as a user
+# would have to ask, and its sentences say so.
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -28,10 +32,15 @@ def run(tmp_path_factory):
 
 def test_plan_writes_its_files_and_sentences(run, tmp_path, capsys):
     out = tmp_path / "plan"
+    assert main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out),
+                 "--trials", "20", "--jobs", "1"]) == 2
+    assert "failed its diagnostic gates" in capsys.readouterr().err and not out.exists()
     code = main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out),
-                 "--trials", "20", "--jobs", "1"])
+                 "--trials", "20", "--jobs", "1", "--allow-failed-diagnostics"])
     assert code == 0
     printed = capsys.readouterr().out
+    assert "The fit of model rash_milestones that gives the design prior failed its " \
+           "diagnostic gates" in (out / "plan.md").read_text()
     assert "With 30 patients per arm, the probability that the trial shows a shorter time to " \
            "rash resolution with ruxolitinib, as posterior P(time ratio < 1) > 0.95, is" in printed
     assert "reconstructed" in printed
@@ -61,14 +70,14 @@ def test_plan_writes_its_files_and_sentences(run, tmp_path, capsys):
     assert not (tmp_path / ".plan.plan-work").exists()
     # nothing is overwritten without being asked
     assert main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out),
-                 "--trials", "20", "--jobs", "1"]) == 2
+                 "--trials", "20", "--jobs", "1", "--allow-failed-diagnostics"]) == 2
 
 
 def test_fast_analysis_agrees_with_mcmc_on_the_same_trials(run):
     # Laplace + PSIS against NUTS (4 x 1000) on 12 trials: the posterior P(time ratio < 1)
     # within 0.03 (Monte Carlo error of the two is about 0.01), the intervals within 10%
     design = load_design("two_arm_resolution")
-    prior = run_design_prior(design, run)
+    prior = run_design_prior(design, run, allow_failed=True)
     prior_set = load_prior_set("default", analysis_spec(design))
     both = simulate_and_analyse(design, prior, prior_set, Chunk(0, 20, 500, 12), 11, "both")
     assert both["fast_usable"].all()
@@ -81,7 +90,7 @@ def test_fast_analysis_agrees_with_mcmc_on_the_same_trials(run):
 
 def test_same_seed_same_plan_and_saved_chunks_are_reused(run, tmp_path):
     design = load_design("two_arm_resolution")
-    prior = run_design_prior(design, run)
+    prior = run_design_prior(design, run, allow_failed=True)
     prior_set = load_prior_set("default", analysis_spec(design))
     first = run_plan(design, prior, prior_set, tmp_path / "a", 10, 3, method="fast")
     again = run_plan(design, prior, prior_set, tmp_path / "b", 10, 3, method="fast")
@@ -111,7 +120,7 @@ def test_single_arm_cmas_plan_and_its_fast_analysis(cmas_run, tmp_path):
     from jdmbayes.planning.design_prior import design_prior_from_run
 
     design = load_design("single_arm_cmas")
-    prior = design_prior_from_run(design, cmas_run)
+    prior = design_prior_from_run(design, cmas_run, allow_failed=True)
     prior_set = analysis_prior_set(design)
     # fast (patients integrated out, Laplace + PSIS near the decision) against NUTS on the
     # same 6 trials: the posterior P(mean change > 5) within 0.05 (both carry Monte Carlo
@@ -123,7 +132,7 @@ def test_single_arm_cmas_plan_and_its_fast_analysis(cmas_run, tmp_path):
     assert np.allclose(both["upper"], mcmc["upper"], atol=1.5)
     # the plan itself, with the committed agreement check
     result = jdmbayes.plan("single_arm_cmas", from_run=cmas_run, trials=10, seed=2, jobs=1,
-                           out=tmp_path / "plan")
+                           out=tmp_path / "plan", allow_failed_diagnostics=True)
     assert result.agreement["method"] == "fast"
     table = pd.read_csv(tmp_path / "plan" / "plan.csv")
     assert table["n_per_arm"].tolist() == [10, 15, 20, 30, 40]
@@ -139,13 +148,13 @@ def test_single_arm_probability_plan(run, tmp_path):
     from jdmbayes.planning.design_prior import design_prior_from_run
 
     design = load_design("single_arm_resolution")
-    prior = design_prior_from_run(design, run)
+    prior = design_prior_from_run(design, run, allow_failed=True)
     both = simulate_and_analyse(design, prior, analysis_prior_set(design),
                                 Chunk(0, 30, 800, 8), 17, "both")
     assert np.abs(both["probability"] - both["probability_mcmc"]).max() < 0.03
     assert ((both["lower"] > 0) & (both["upper"] < 1)).all()
     result = jdmbayes.plan("single_arm_resolution", from_run=run, trials=10, seed=3, jobs=1,
-                           out=tmp_path / "plan")
+                           out=tmp_path / "plan", allow_failed_diagnostics=True)
     assert result.agreement["method"] == "fast"
     text = (tmp_path / "plan" / "grant.md").read_text()
     assert "P(probability of the event > 0.4) > 0.9" in text

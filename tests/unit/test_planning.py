@@ -4,6 +4,8 @@ the design-file rules, and the sentences' rounding."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import textwrap
 from pathlib import Path
@@ -241,6 +243,53 @@ def test_sentences_state_rule_prior_and_type_one_error(tmp_path):
     assert "Monte Carlo SE" in first and "type I error" in first
     assert "robustified with 20% weight" in first
     assert "32 patients per arm" in plan_sentences(result)[-1]
+    # a design prior taken from a fit that failed its gates (allowed) is said to be one
+    failed = dataclasses.replace(prior, source={**prior.source, "model": "cmas",
+                                                "run_verdict": "fail"})
+    last = plan_sentences(dataclasses.replace(result, prior=failed))[-1]
+    assert last.startswith("The fit of model cmas that gives the design prior failed its "
+                           "diagnostic gates (used with --allow-failed-diagnostics)")
+    assert "provisional" not in " ".join(plan_sentences(result))
+
+
+def _run_folder(tmp_path: Path, verdict: str | None, posterior: bytes = b"not HDF5") -> Path:
+    """A run folder of model rash_milestones whose manifest gives ``verdict`` (None: no
+    manifest) and whose posterior.nc holds ``posterior``."""
+    run = tmp_path / "run"
+    (run / "rash_milestones").mkdir(parents=True)
+    (run / "rash_milestones" / "posterior.nc").write_bytes(posterior)
+    if verdict is not None:
+        (run / "manifest.json").write_text(json.dumps(
+            {"models": {"rash_milestones": {"verdict": verdict}}}))
+    return run
+
+
+@pytest.mark.parametrize(("verdict", "posterior", "rule", "message"), [
+    # a failed fit's posterior became the design prior without a word
+    ("fail", b"not HDF5", "design_prior_failed_fit", "the fit of 'rash_milestones' in "),
+    # unreadable draws or manifest died with a traceback
+    ("pass", b"not HDF5", "design_prior_run", "cannot read the posterior draws (OSError"),
+    ("pass", b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "design_prior_run",
+     "cannot read the posterior draws (OSError"),
+    (None, b"not HDF5", "design_prior_run", "has no manifest of its fit of 'rash_milestones' "
+     "that can be read (FileNotFoundError"),
+])
+def test_a_run_folder_that_cannot_give_a_design_prior_is_refused(tmp_path, capsys, verdict,
+                                                                 posterior, rule, message):
+    from jdmbayes.planning.design_prior import design_prior_from_run
+
+    run = _run_folder(tmp_path, verdict, posterior)
+    design = load_design("two_arm_resolution")
+    with pytest.raises(InputError) as caught:
+        design_prior_from_run(design, run)
+    (problem,) = caught.value.problems
+    assert problem.rule == rule and message in problem.message, problem.message
+    out = tmp_path / "plan"
+    assert main(["plan", "two_arm_resolution", "--from", str(run), "--out", str(out)]) == 2
+    assert not out.exists() and "Traceback" not in capsys.readouterr().err
+    if verdict == "fail":   # allowed, the draws are read (and here found unreadable)
+        with pytest.raises(InputError, match="cannot read the posterior draws"):
+            design_prior_from_run(design, run, allow_failed=True)
 
 
 def test_probability_of_the_event_by_a_week_matches_simulation():

@@ -79,10 +79,11 @@ def normal_design_prior(design: TrialDesign, draws: int, rng: np.random.Generato
                        source={"kind": "stated normal", "mean": mean, "sd": sd})
 
 
-def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
+def run_design_prior(design: TrialDesign, run: str | Path,
+                     allow_failed: bool = False) -> DesignPrior:
     """The posterior of the milestone model ``design.model`` in the run folder ``run`` as
     the design prior of a time-to-event design."""
-    post, manifest, posterior_file = _read_run(design, run)
+    post, manifest, posterior_file = _read_run(design, run, allow_failed)
     spec = manifest["models"][design.model]["spec"]["model"]
     outcomes = list(spec.get("outcomes", []))
     problems = []
@@ -108,13 +109,16 @@ def run_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
     return DesignPrior(treatment - control, nuisance, source)
 
 
-def design_prior_from_run(design: TrialDesign, run: str | Path) -> DesignPrior:
-    """The design prior of ``design`` from the run folder ``run``."""
+def design_prior_from_run(design: TrialDesign, run: str | Path,
+                          allow_failed: bool = False) -> DesignPrior:
+    """The design prior of ``design`` from the run folder ``run``. A fit that failed its
+    diagnostic gates there is refused unless ``allow_failed`` (its verdict then travels in
+    ``source["run_verdict"]`` into the plan's sentences)."""
     if design.endpoint == "change":
-        return score_design_prior(design, run)
+        return score_design_prior(design, run, allow_failed)
     if design.endpoint == "event_by_week":
-        return event_probability_prior(run_design_prior(design, run), design)
-    return run_design_prior(design, run)
+        return event_probability_prior(run_design_prior(design, run, allow_failed), design)
+    return run_design_prior(design, run, allow_failed)
 
 
 def event_probability_prior(prior: DesignPrior, design: TrialDesign) -> DesignPrior:
@@ -128,13 +132,14 @@ def event_probability_prior(prior: DesignPrior, design: TrialDesign) -> DesignPr
                        prior.nuisance, prior.source)
 
 
-def score_design_prior(design: TrialDesign, run: str | Path) -> DesignPrior:
+def score_design_prior(design: TrialDesign, run: str | Path,
+                       allow_failed: bool = False) -> DesignPrior:
     """The posterior of the longitudinal model ``design.model`` in ``run`` as the design
     prior of a single-arm change design: the arm's cell gives the population change; the
     effect of each draw is its population mean change by ``endpoint_week``."""
     from jdmbayes.planning.score_analysis import HYPER, mean_change
 
-    post, manifest, posterior_file = _read_run(design, run)
+    post, manifest, posterior_file = _read_run(design, run, allow_failed)
     spec = manifest["models"][design.model]["spec"]["model"]
     problems = []
     if spec.get("kind") != "longitudinal" or spec.get("likelihood") != "beta_binomial" or \
@@ -163,20 +168,40 @@ def _flat(post, name: str) -> np.ndarray:
     return value.reshape(-1, *value.shape[2:])
 
 
-def _read_run(design: TrialDesign, run):
+def _read_run(design: TrialDesign, run, allow_failed: bool = False):
     import xarray as xr
 
     run = Path(run)
     posterior_file = run / design.model / "posterior.nc"
     manifest_file = run / "manifest.json"
-    if not posterior_file.is_file() or not manifest_file.is_file():
+    if not posterior_file.is_file():
         raise InputError([Problem(str(posterior_file), "design_prior_run",
                                   f"no fitted '{design.model}' in run folder {run} (the design "
                                   f"names model '{design.model}'); fit it first: jdmbayes fit "
                                   f"--model {design.model} --out {run}")])
-    manifest = json.loads(manifest_file.read_text())
-    tree = xr.open_datatree(str(posterior_file), engine="h5netcdf")
-    return tree["posterior"].to_dataset(), manifest, posterior_file
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        model = manifest["models"][design.model]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError([Problem(str(manifest_file), "design_prior_run", f"run folder {run} "
+                                  f"has no manifest of its fit of '{design.model}' that can be "
+                                  f"read ({type(error).__name__}: {error}); a run folder is "
+                                  "what jdmbayes fit writes, whole")]) from None
+    if model.get("verdict") != "pass" and not allow_failed:
+        raise InputError([Problem(str(manifest_file), "design_prior_failed_fit", f"the fit of "
+                                  f"'{design.model}' in {run} failed its diagnostic gates "
+                                  "(its diagnostics.json says which): a design prior needs a "
+                                  "posterior that passed them. Refit it as the fit's advice "
+                                  "says, or pass --allow-failed-diagnostics to use it anyway "
+                                  "(the plan's sentences then say so)")])
+    try:
+        tree = xr.open_datatree(str(posterior_file), engine="h5netcdf")
+        posterior = tree["posterior"].to_dataset()
+    except (OSError, ValueError, KeyError) as error:    # not HDF5, truncated, no posterior
+        raise InputError([Problem(str(posterior_file), "design_prior_run", "cannot read the "
+                                  f"posterior draws ({type(error).__name__}: {error}); refit: "
+                                  f"jdmbayes fit --model {design.model}")]) from None
+    return posterior, manifest, posterior_file
 
 
 def _arm_locations(design: TrialDesign, post, grouping: list[str]) -> list[np.ndarray]:
@@ -216,6 +241,7 @@ def _source(design: TrialDesign, run, manifest: dict, posterior_file: Path, draw
             "model": design.model, "posterior_sha256": sha256_of(posterior_file),
             "run_seed": manifest.get("seed"), "data": manifest.get("data"),
             "prior_set": model.get("prior_set"), "draws": int(draws),
+            "run_verdict": model.get("verdict"),
             "arms": {a.label: ":".join(dict(a.levels)[c] for c in
                                        model["spec"]["model"].get("grouping", []))
                      for a in design.arms},

@@ -83,6 +83,11 @@ def plan_sentences(result) -> list[str]:
     lines.append(
         f"The design prior's informative component carries the information of about "
         f"{significant(ess['ess_patients_per_arm'], 2)} patients per arm ({ess['method']}).")
+    if result.prior.source.get("run_verdict") not in (None, "pass"):
+        lines.append(
+            f"The fit of model {result.prior.source['model']} that gives the design prior "
+            "failed its diagnostic gates (used with --allow-failed-diagnostics): these figures "
+            "are provisional until it is refitted and passes.")
     return lines
 
 
