@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from jdmbayes.api import BUNDLED, check_options
+from jdmbayes.api import BUNDLED, MAX_SEED, check_options, check_seed
 from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
@@ -307,6 +307,7 @@ def sbc_command(args) -> int:
     from jdmbayes.batch.sbc import chunk_logs, run_sbc
     from jdmbayes.data.validate import load_series
     from jdmbayes.inference.calibration import SBCSettings, uniformity
+    from jdmbayes.kinds.fit import check_distinct_names
     from jdmbayes.models.spec import load_model_spec, load_prior_set
     from jdmbayes.results.runfolder import RunFolder, log_text
     from jdmbayes.results.sbc_report import write_sbc_report
@@ -316,8 +317,16 @@ def sbc_command(args) -> int:
     if args.replicates < 10 or args.thin_to < 9 or args.jobs < 1:
         raise InputError("--replicates must be at least 10, --thin-to at least 9 and --jobs "
                          f"at least 1 (got {args.replicates}, {args.thin_to}, {args.jobs})")
+    check_seed(args.seed)
+    for name in ("chains", "draws", "tune", "chunk"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.thin_to > args.chains * args.draws:
+        raise InputError(f"--thin-to ({args.thin_to}) must be at most the posterior draws of "
+                         f"a replicate, --chains x --draws ({args.chains * args.draws})")
     series = load_series(args.data)
     specs = [load_model_spec(m) for m in (args.model or _default_models())]
+    check_distinct_names(specs)
     for spec in specs:
         load_prior_set(args.priors or spec.prior_set, spec)
     settings = SBCSettings(args.replicates, args.chains, args.tune, args.draws, args.thin_to,
@@ -380,6 +389,10 @@ def designs_command(args) -> int:
     if args.designs < 1 or any(m not in MODELS for m in models):
         raise InputError(f"--designs must be at least 1 and --model one of {', '.join(MODELS)} "
                          f"(got {args.designs}, {', '.join(models)})")
+    check_seed(args.seed)
+    if not 0 <= args.design_seed <= MAX_SEED:
+        raise InputError(f"--design-seed must be a whole number from 0 to {MAX_SEED}, got "
+                         f"{args.design_seed}")
     settings = SamplerSettings(seed=args.seed,
                                **retry_budget_settings(args.retry_budget))
     folder = RunFolder(args.out, args.overwrite)

@@ -342,3 +342,33 @@ def test_plan_options_of_the_wrong_type_are_refused_before_anything_is_read(opti
     with pytest.raises(InputError) as caught:
         jdmbayes.plan("single_arm_cmas", **{option: value})
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # each died in a Dask worker or in nutpie (a Rust panic at --tune 0) with a traceback
+    (["sbc", "--seed", "-1"], "seed (--seed) must be a whole number from 0 to 4294967295"),
+    (["sbc", "--chains", "0"], "--chains must be at least 1, got 0"),
+    (["sbc", "--draws", "0"], "--draws must be at least 1, got 0"),
+    (["sbc", "--tune", "0"], "--tune must be at least 1, got 0"),
+    (["sbc", "--chunk", "0"], "--chunk must be at least 1, got 0"),
+    # ran: ranks cannot be taken on more draws than the posterior has
+    (["sbc", "--thin-to", "5000"], "--thin-to (5000) must be at most the posterior draws of "
+     "a replicate, --chains x --draws (1000)"),
+    (["designs", "--designs", "2", "--seed", "-5"], "seed (--seed) must be a whole number"),
+    (["designs", "--designs", "2", "--design-seed", "-5"], "--design-seed must be a whole "
+     "number from 0 to 4294967295, got -5"),
+    # fitted the same model twice
+    (["compare", "--model", "cmas", "--model", "cmas"], "[model_named_twice] model 'cmas' is "
+     "asked for more than once"),
+    (["fit", "--model", "cmas", "--model", "cmas"], "[model_named_twice] model 'cmas' is asked "
+     "for more than once"),
+    (["sbc", "--model", "cmas", "--model", "cmas"], "[model_named_twice]"),
+])
+def test_command_options_that_cannot_run_are_refused_before_anything_runs(tmp_path, capsys,
+                                                                        args, message):
+    out = tmp_path / "out"
+    extra = ["--model", "gc_discontinuation", "--replicates", "10"] \
+        if args[0] == "sbc" and "--model" not in args else []
+    assert main([*args, *extra, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -41,7 +41,7 @@ import dataclasses
 import time
 
 from jdmbayes.data.validate import Series
-from jdmbayes.errors import InputError
+from jdmbayes.errors import InputError, Problem
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
 from jdmbayes.kinds.common import judge_sampled, sample_model
@@ -75,9 +75,23 @@ def index_model(series: Series, spec: ModelSpec):
     return kind_of(spec).index(series, spec)
 
 
+def check_distinct_names(specs: list[ModelSpec]) -> None:
+    """One model per name: a run folder keeps one folder per model name, and a model named
+    twice would be fitted twice (``InputError`` naming the files)."""
+    problems = []
+    for name in sorted({s.name for s in specs if [t.name for t in specs].count(s.name) > 1}):
+        files = sorted({str(s.path) for s in specs if s.name == name})
+        problems.append(Problem(files[0], "model_named_twice", f"model '{name}' is asked for "
+                                f"more than once ({', '.join(files)}): name each model once "
+                                "(a run keeps one folder per model name)", column="name"))
+    if problems:
+        raise InputError(problems)
+
+
 def check_models(series: Series, specs: list[ModelSpec]) -> None:
     """Every problem of every spec against the series, before anything is sampled or
-    written: one ``InputError`` listing them all."""
+    written: one ``InputError`` listing them all (a model named twice first)."""
+    check_distinct_names(specs)
     problems = []
     for spec in specs:
         try:
