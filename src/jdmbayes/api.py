@@ -185,13 +185,12 @@ class Fit:
 MAX_SEED = 2**32 - 1   # as Stan's: seeds are whole numbers from 0 to 2^32 - 1
 
 
-def check_seed(seed) -> None:
-    """A seed is a whole number from 0 to :data:`MAX_SEED` (InputError otherwise)."""
+def check_seed(seed, label: str = "seed (--seed)") -> None:
+    """A seed is a whole number from 0 to :data:`MAX_SEED` (InputError otherwise, naming
+    it as ``label``)."""
     # any integer type (a NumPy integer from a notebook too), not True or False
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) \
-            or not 0 <= seed <= MAX_SEED:
-        raise InputError(f"seed (--seed) must be a whole number from 0 to {MAX_SEED}, got "
-                         f"{seed!r}")
+    if not (_is_number(seed, whole=True) and 0 <= seed <= MAX_SEED):
+        raise InputError(f"{label} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def _is_number(value, whole: bool = False) -> bool:

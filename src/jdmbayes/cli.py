@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from jdmbayes.api import BUNDLED, MAX_SEED, check_options, check_seed
+from jdmbayes.api import BUNDLED, check_options, check_seed
 from jdmbayes.api import default_models as _default_models
 from jdmbayes.errors import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, EXIT_OK, InputError
 from jdmbayes.inference.sampling import DEFAULT_TARGET_ACCEPT
@@ -390,9 +390,7 @@ def designs_command(args) -> int:
         raise InputError(f"--designs must be at least 1 and --model one of {', '.join(MODELS)} "
                          f"(got {args.designs}, {', '.join(models)})")
     check_seed(args.seed)
-    if not 0 <= args.design_seed <= MAX_SEED:
-        raise InputError(f"--design-seed must be a whole number from 0 to {MAX_SEED}, got "
-                         f"{args.design_seed}")
+    check_seed(args.design_seed, "--design-seed")
     settings = SamplerSettings(seed=args.seed,
                                **retry_budget_settings(args.retry_budget))
     folder = RunFolder(args.out, args.overwrite)

@@ -46,7 +46,7 @@ from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
 from jdmbayes.kinds.common import judge_sampled, sample_model
 from jdmbayes.kinds.registry import kind_of
-from jdmbayes.models.spec import ModelSpec, PriorSet
+from jdmbayes.models.spec import ModelSpec, PriorSet, repeated
 
 
 def _doubled(settings: SamplerSettings, **changes) -> SamplerSettings:
@@ -79,7 +79,7 @@ def check_distinct_names(specs: list[ModelSpec]) -> None:
     """One model per name: a run folder keeps one folder per model name, and a model named
     twice would be fitted twice (``InputError`` naming the files)."""
     problems = []
-    for name in sorted({s.name for s in specs if [t.name for t in specs].count(s.name) > 1}):
+    for name in repeated([s.name for s in specs]):
         files = sorted({str(s.path) for s in specs if s.name == name})
         problems.append(Problem(files[0], "model_named_twice", f"model '{name}' is asked for "
                                 f"more than once ({', '.join(files)}): name each model once "

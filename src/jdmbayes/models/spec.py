@@ -323,13 +323,18 @@ class _TypedKeys:
                             "denominator level]", value, ())
 
 
+def repeated(names) -> list[str]:
+    """The names that occur more than once in ``names``, sorted."""
+    return sorted({n for n in names if list(names).count(n) > 1})
+
+
 def _repeated_columns(path: Path, grouping: tuple[str, ...], covariates: tuple[str, ...]
                       ) -> list[Problem]:
     """A column named twice in ``grouping`` or ``covariates``, or in both (its effect would
     enter the model twice and only their sum be identified)."""
     problems = []
     for key, names in (("grouping", grouping), ("covariates", covariates)):
-        for name in sorted({n for n in names if names.count(n) > 1}):
+        for name in repeated(names):
             problems.append(Problem(str(path), key, f"{key} lists '{name}' more than once",
                                     column=key))
     for name in sorted(set(grouping) & set(covariates)):
@@ -405,7 +410,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
             if not outcomes and isinstance(table.get("outcomes", []), list):
                 problems.append(Problem(str(path), "outcomes", "list at least one event in "
                                         "'outcomes'", column="outcomes"))
-            for outcome in sorted({o for o in outcomes if outcomes.count(o) > 1}):
+            for outcome in repeated(outcomes):
                 problems.append(Problem(str(path), "outcomes", f"outcomes lists '{outcome}' "
                                         "more than once", column="outcomes"))
             spec = ModelSpec(**common, outcomes=outcomes, family=family, frailty=frailty)
