@@ -293,9 +293,10 @@ class _TypedKeys:
         return value if ok else self._refuse(
             key, f"a {'whole ' if whole else ''}number{bound}", value, default)
 
-    def text(self, key: str, default: str) -> str:
+    def text(self, key: str, default: str, empty: bool = False) -> str:
+        """Text (``empty``: the empty text too)."""
         value = self.table.get(key, default)
-        return value if isinstance(value, str) and value else self._refuse(
+        return value if isinstance(value, str) and (value or empty) else self._refuse(
             key, "text", value, default)
 
     def flag(self, key: str, default: bool) -> bool:
@@ -480,11 +481,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     "log-normal measure; a bounded score's range is 0 to "
                                     f"'upper'), got {plausible!r}", column="plausible_range"))
             plausible = []
-        unit = table.get("unit", "")
-        if not isinstance(unit, str):
-            problems.append(Problem(str(path), "unit", f"unit must be text, got {unit!r}",
-                                    column="unit"))
-            unit = ""
+        unit = typed.text("unit", "", empty=True)
         spec = ModelSpec(**common, measure=typed.text("measure", path.stem),
                          unit=unit, plausible_range=tuple(float(v) for v in plausible),
                          patient_effects=effects,
