@@ -107,7 +107,7 @@ def compiled_model(model: pm.Model, key: str):
 
     if key not in _COMPILED:
         # only logp and gradient are compiled to numba; deterministics are computed after
-        # sampling (PyTensor's C backend, cached on disk), which cuts compile time by ~25%
+        # sampling, vectorised over the draws and not compiled (:func:`deterministic_draws`)
         _COMPILED[key], _ = compile_cached(model, [v.name for v in model.free_RVs])
         return _COMPILED[key], False
     return _COMPILED[key], True
@@ -151,9 +151,9 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
             with model:
                 if data:
                     pm.set_data(data)
-                set_group(idata, "posterior", pm.compute_deterministics(
-                    group_dataset(idata, "posterior"), model=model, extend_dataset=True,
-                    progressbar=False))
+            posterior = group_dataset(idata, "posterior")
+            set_group(idata, "posterior",
+                      posterior.assign(deterministic_draws(model, key, posterior).data_vars))
         # the deterministics' function is compiled too (cached or not): counted as compiling,
         # so the sampling time, which the retry budget counts, is the sampler's alone
         compiling = compiled_at - start + time.perf_counter() - sampled_at
@@ -169,6 +169,80 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                               compute_convergence_checks=False)
         return SamplingResult(idata, 0.0, time.perf_counter() - start, False)
     raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(SAMPLERS)}")
+
+
+# PyTensor mode of the deterministics' function, which is vectorised over the draws
+# (:func:`deterministic_draws`) and run by PyTensor's Python linker, each node one NumPy call
+# over a block of draws. PyMC's ``compute_deterministics`` calls a C-compiled function once
+# per draw instead: for the five bundled models that took 10.0 s from an empty cache (gcc
+# compiling it) and 0.8 s warm, against 0.8 s either way here (``benchmarks/RESULTS.md``).
+# The values agree to rounding (NumPy's and PyTensor's C kernels of log-gamma and the like
+# differ in the last bits).
+DETERMINISTICS_MODE = "FAST_COMPILE"
+# values per block of draws in the largest array the function reads or returns (the
+# observations' data, a per-patient deterministic): blocks keep the intermediates of a long
+# series small whatever the number of draws (2 MB each; 25 times that where an integrated
+# model's quadrature nodes multiply the observations)
+DETERMINISTIC_BLOCK_VALUES = 250_000
+_DETERMINISTICS: dict[str, tuple] = {}
+
+
+def _deterministics_function(model: pm.Model, key: str):
+    """The model's deterministics as a function of a block of draws of its free variables
+    (each with a leading draw axis), compiled once per ``key`` in this process; the data
+    are the model's shared variables, read when it is called."""
+    if key not in _DETERMINISTICS:
+        import pytensor.tensor as pt
+        from pymc.pytensorf import compile as compile_pymc
+        from pytensor.graph.replace import vectorize_graph
+
+        free = list(model.free_RVs)
+        blocks = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape), name=rv.name)
+                  for rv in free]
+        outputs = vectorize_graph(list(model.deterministics), replace=dict(zip(free, blocks)))
+        # PyMC's compile: its rewrites (parameter checks removed) on the Python linker
+        function = compile_pymc(blocks, outputs, mode=DETERMINISTICS_MODE,
+                                on_unused_input="ignore")
+        shared = [v for v in function.maker.fgraph.inputs if hasattr(v, "get_value")]
+        _DETERMINISTICS[key] = (function, shared)
+    return _DETERMINISTICS[key]
+
+
+def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.Dataset:
+    """The model's deterministics at every draw of ``posterior`` (chain, draw, ...), as
+    PyMC's ``compute_deterministics`` gives them (same names, dims and coordinates), computed
+    a block of draws at a time (:data:`DETERMINISTIC_BLOCK_VALUES`; the blocks follow from
+    the shapes alone, so a rerun computes the same blocks and gives the same values).
+
+    A draw's values are those of a block of one draw, to the bit, except the Newton modes
+    of an integrated frailty (:data:`DATA_CONDITIONAL`; a line search picks the best of
+    several step lengths, so a difference in the last bits of a sum can pick another):
+    with a block of one draw they moved by up to 5e-7 (relative), and the patients'
+    log-likelihoods by up to 1e-12, in 3% of the values, on prior draws of the bundled
+    ``rash_milestones`` with its frailty integrated out
+    (``tests/unit/test_deterministic_draws.py``)."""
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset
+
+    function, shared = _deterministics_function(model, key)
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    total = chains * draws
+    inputs = [np.ascontiguousarray(posterior[rv.name].values).reshape(
+        total, *posterior[rv.name].shape[2:]) for rv in model.free_RVs]
+    widest = max([int(np.prod(x.shape[1:])) for x in inputs]
+                 + [int(np.size(v.get_value(borrow=True))) for v in shared]
+                 + [int(np.prod(d.type.shape)) if None not in d.type.shape else 1
+                    for d in model.deterministics])
+    size = max(1, DETERMINISTIC_BLOCK_VALUES // max(widest, 1))
+    pieces = [function(*(x[start:start + size] for x in inputs))
+              for start in range(0, total, size)]
+    values = {d.name: np.concatenate([np.asarray(p[i]) for p in pieces]).reshape(
+        chains, draws, *np.asarray(pieces[0][i]).shape[1:])
+        for i, d in enumerate(model.deterministics)}
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    return dict_to_dataset(values, inference_library=pm, dims=dims,
+                           coords={**coords, "chain": posterior["chain"].values,
+                                   "draw": posterior["draw"].values},
+                           sample_dims=["chain", "draw"], skip_event_dims=True)
 
 
 def _within(running, started: float, limit: float) -> xr.DataTree:

@@ -1,0 +1,81 @@
+"""The deterministics of a fit, computed a block of draws at a time on PyTensor's Python
+linker (``inference.sampling.deterministic_draws``), are PyMC's own
+(``pm.compute_deterministics``, one draw at a time), and a draw's values do not depend on
+the block it is computed in. Draws of the priors stand in for posterior draws: no sampling."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+
+from jdmbayes.data.validate import load_series
+from jdmbayes.inference import sampling
+from jdmbayes.kinds.registry import kind_of
+from jdmbayes.models.spec import load_model_spec, load_prior_set
+from tests.conftest import BUNDLED
+
+# every bundled model, and the forms of patient effects the bundled specs do not use
+CASES = [("cat_bm", {}), ("cmas", {}), ("gc_discontinuation", {}), ("ldh", {}),
+         ("rash_milestones", {}), ("cmas", {"patient_effects": "integrated"}),
+         ("cmas", {"patient_effects": "centred_level", "correlation": True}),
+         ("rash_milestones", {"frailty": "integrated"})]
+
+
+def built(name: str, changes: dict) -> pm.Model:
+    spec = replace(load_model_spec(name), **changes)
+    kind = kind_of(spec)
+    data = kind.index(load_series(BUNDLED), spec)
+    prior_set = kind.resolve_priors(data, spec, load_prior_set(spec.prior_set, spec))
+    return kind.build(data, spec, prior_set)
+
+
+def prior_draws(model: pm.Model, chains: int, draws: int) -> xr.Dataset:
+    values = pm.draw(model.free_RVs, draws=chains * draws, random_seed=7)
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    variables = {}
+    for rv, value in zip(model.free_RVs, values):
+        dims = model.named_vars_to_dims.get(rv.name, ())
+        variables[rv.name] = (("chain", "draw", *dims),
+                              value.reshape(chains, draws, *value.shape[1:]))
+        coords.update({d: list(model.coords[d]) for d in dims})
+    return xr.Dataset(variables, coords=coords)
+
+
+@pytest.mark.parametrize(("name", "changes"), CASES, ids=[
+    f"{n}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'bundled'}" for n, c in CASES])
+def test_deterministics_are_pymcs_and_independent_of_the_block(name, changes, monkeypatch):
+    model = built(name, changes)
+    assert model.deterministics
+    posterior = prior_draws(model, chains=2, draws=15)
+    key = f"test-{name}-{sorted(changes.items())}"
+    ours = sampling.deterministic_draws(model, key, posterior)
+    with model:
+        theirs = pm.compute_deterministics(posterior, model=model, progressbar=False,
+                                           compile_kwargs={"mode": "FAST_COMPILE"})
+    assert set(ours.data_vars) == {d.name for d in model.deterministics}
+    for variable in theirs.data_vars:
+        assert ours[variable].dims == theirs[variable].dims, variable
+        # an integrated model's modes come from a few Newton steps whose line search picks
+        # the best of several step lengths: a difference in the last bits upstream can pick
+        # another length, and the modes then agree to the steps' precision only
+        rtol = 1e-5 if variable in sampling.DATA_CONDITIONAL else 1e-10
+        np.testing.assert_allclose(ours[variable].values, theirs[variable].values,
+                                   rtol=rtol, atol=1e-12, err_msg=variable)
+    # one draw per block: the same values to the bit, except where Newton modes (above)
+    # place quadrature nodes: they agree to the steps' precision, and what the nodes give
+    # to rounding
+    monkeypatch.setattr(sampling, "DETERMINISTIC_BLOCK_VALUES", 1)
+    by_draw = sampling.deterministic_draws(model, key, posterior)
+    newton = any(v in sampling.DATA_CONDITIONAL for v in ours.data_vars)
+    for variable in ours.data_vars:
+        if newton:
+            rtol = 1e-5 if variable in sampling.DATA_CONDITIONAL else 1e-10
+            np.testing.assert_allclose(ours[variable].values, by_draw[variable].values,
+                                       rtol=rtol, atol=1e-12, err_msg=variable)
+        else:
+            assert np.array_equal(ours[variable].values, by_draw[variable].values,
+                                  equal_nan=True), variable
