@@ -173,10 +173,11 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
 
 # PyTensor mode of the deterministics' function, which is vectorised over the draws
 # (:func:`deterministic_draws`) and run by PyTensor's Python linker, each node one NumPy call
-# over a block of draws. PyMC's ``compute_deterministics`` calls a C-compiled function once
-# per draw instead: for the five bundled models that took 10.0 s from an empty cache (gcc
-# compiling it) and 0.8 s warm, against 0.8 s either way here (``benchmarks/RESULTS.md``).
-# The values agree to rounding (NumPy's and PyTensor's C kernels of log-gamma and the like
+# over a block of draws. PyMC's ``compute_deterministics`` compiles the graph with
+# PyTensor's default backend (numba, machine code cached on disk) and calls it once per
+# draw instead: for the five bundled models that took 10.0 s from an empty cache (numba
+# compiling) and 0.8 s warm, against 0.8 s either way here (``benchmarks/RESULTS.md``).
+# The values agree to rounding (NumPy's and numba's kernels of log-gamma and the like
 # differ in the last bits).
 DETERMINISTICS_MODE = "FAST_COMPILE"
 # values per block of draws in the largest array the function reads or returns (the
