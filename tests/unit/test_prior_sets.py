@@ -70,7 +70,18 @@ def test_extends_cycle_and_unknown_key_are_clear(tmp_path):
     assert "no prior set 'nothing'" in str(caught.value)
 
 
-def test_log_prior_matches_scipy():
+def test_log_prior_matches_scipy(monkeypatch):
+    """The log prior densities agree with scipy's, and are not compiled: with numba's
+    linker made to fail they are still computed."""
+    from pytensor.link.numba.linker import NumbaLinker
+
+    from jdmbayes.models import priors
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("numba compiled a log prior density")
+
+    monkeypatch.setattr(NumbaLinker, "make_all", refuse)
+    monkeypatch.setattr(priors, "_LOGP_FUNCTIONS", {})
     spec = load_model_spec("rash_milestones")
     prior_set = load_prior_set("default", spec)
     rng = np.random.default_rng(1)

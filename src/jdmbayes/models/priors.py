@@ -31,11 +31,16 @@ def create_prior_variable(prior_set: PriorSet, parameter: str, name: str, dims=N
 
 
 _LOGP_FUNCTIONS: dict[tuple, object] = {}
+# PyTensor mode of the log prior densities: PyTensor's Python linker, each node one NumPy
+# call over every draw at once. numba (PyTensor's default) took 3.0 s to compile them for
+# the five bundled models on a machine's first run (``benchmarks/RESULTS.md``).
+LOG_PRIOR_MODE = "FAST_COMPILE"
 
 
 def _logp_function(distribution: str, arguments: tuple[str, ...], ndim: int):
-    """Compiled elementwise log density of ``distribution`` (values, *hyperparameters);
-    compiled once per distribution, argument names and value rank in a process."""
+    """Elementwise log density of ``distribution`` (values, *hyperparameters), not compiled
+    (:data:`LOG_PRIOR_MODE`); built once per distribution, argument names and value rank in
+    a process."""
     key = (distribution, arguments, ndim)
     if key not in _LOGP_FUNCTIONS:
         import pytensor
@@ -44,7 +49,8 @@ def _logp_function(distribution: str, arguments: tuple[str, ...], ndim: int):
         value = pt.tensor("value", shape=(None,) * ndim)
         hyper = [pt.scalar(a) for a in arguments]
         variable = getattr(pm, distribution).dist(**dict(zip(arguments, hyper)))
-        _LOGP_FUNCTIONS[key] = pytensor.function([value, *hyper], pm.logp(variable, value))
+        _LOGP_FUNCTIONS[key] = pytensor.function([value, *hyper], pm.logp(variable, value),
+                                                 mode=LOG_PRIOR_MODE)
     return _LOGP_FUNCTIONS[key]
 
 
