@@ -234,11 +234,15 @@ def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.
                  + [int(np.prod(d.type.shape)) if None not in d.type.shape else 1
                     for d in model.deterministics])
     size = max(1, DETERMINISTIC_BLOCK_VALUES // max(widest, 1))
-    pieces = [function(*(x[start:start + size] for x in inputs))
-              for start in range(0, total, size)]
-    values = {d.name: np.concatenate([np.asarray(p[i]) for p in pieces]).reshape(
-        chains, draws, *np.asarray(pieces[0][i]).shape[1:])
-        for i, d in enumerate(model.deterministics)}
+    filled = None     # each deterministic's draws, filled block by block
+    for start in range(0, total, size):
+        block = [np.asarray(b) for b in function(*(x[start:start + size] for x in inputs))]
+        if filled is None:
+            filled = [np.empty((total, *b.shape[1:]), b.dtype) for b in block]
+        for whole, part in zip(filled, block):
+            whole[start:start + size] = part
+    values = {d.name: whole.reshape(chains, draws, *whole.shape[1:])
+              for d, whole in zip(model.deterministics, filled)}
     coords, dims = coords_and_dims_for_inferencedata(model)
     return dict_to_dataset(values, inference_library=pm, dims=dims,
                            coords={**coords, "chain": posterior["chain"].values,
