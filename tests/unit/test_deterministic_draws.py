@@ -1,7 +1,9 @@
 """The deterministics of a fit, computed a block of draws at a time on PyTensor's Python
 linker (``inference.sampling.deterministic_draws``), are PyMC's own
 (``pm.compute_deterministics``, one draw at a time), and a draw's values do not depend on
-the block it is computed in. Draws of the priors stand in for posterior draws: no sampling."""
+the block it is computed in (except, to the Newton steps' precision, where an integrated
+frailty's modes place quadrature nodes). Nothing is compiled by numba. Draws of the priors
+stand in for posterior draws: no sampling."""
 
 from __future__ import annotations
 
@@ -86,3 +88,21 @@ def test_deterministics_are_pymcs_and_independent_of_the_block(name, changes, mo
         else:
             assert np.array_equal(ours[variable].values, by_draw[variable].values,
                                   equal_nan=True), variable
+
+
+def test_a_deterministic_of_the_data_alone_is_repeated_at_every_draw():
+    with pm.Model(coords={"patient": ["a", "b", "c"]}) as model:
+        weight = pm.Data("weight", np.array([1.0, 2.0, 4.0]), dims="patient")
+        level = pm.Normal("level", 0.0, 1.0)
+        pm.Deterministic("total_weight", weight.sum())
+        pm.Deterministic("weight_share", weight / 7.0, dims="patient")
+        pm.Deterministic("weighted", level * weight, dims="patient")
+    posterior = prior_draws(model, chains=2, draws=4)
+    ours = sampling.deterministic_draws(model, "test-data-alone", posterior)
+    assert ours["total_weight"].dims == ("chain", "draw")
+    np.testing.assert_array_equal(ours["total_weight"].values, np.full((2, 4), 7.0))
+    assert ours["weight_share"].dims == ("chain", "draw", "patient")
+    np.testing.assert_array_equal(ours["weight_share"].values,
+                                  np.broadcast_to([1 / 7, 2 / 7, 4 / 7], (2, 4, 3)))
+    np.testing.assert_array_equal(ours["weighted"].values,
+                                  posterior["level"].values[..., None] * [1.0, 2.0, 4.0])

@@ -154,7 +154,7 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
             posterior = group_dataset(idata, "posterior")
             set_group(idata, "posterior",
                       posterior.assign(deterministic_draws(model, key, posterior).data_vars))
-        # the deterministics' function is compiled too (cached or not): counted as compiling,
+        # building the deterministics' function and computing them is counted as compiling,
         # so the sampling time, which the retry budget counts, is the sampler's alone
         compiling = compiled_at - start + time.perf_counter() - sampled_at
         return SamplingResult(idata, compiling, sampled_at - compiled_at, reused)
@@ -201,6 +201,10 @@ def _deterministics_function(model: pm.Model, key: str):
         blocks = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape), name=rv.name)
                   for rv in free]
         outputs = vectorize_graph(list(model.deterministics), replace=dict(zip(free, blocks)))
+        # a deterministic of the data alone has no draw axis: the same value at every draw
+        outputs = [out if out.type.ndim > d.type.ndim
+                   else pt.broadcast_to(out[None], (blocks[0].shape[0], *out.shape))
+                   for out, d in zip(outputs, model.deterministics)]
         # PyMC's compile: its rewrites (parameter checks removed) on the Python linker
         function = compile_pymc(blocks, outputs, mode=DETERMINISTICS_MODE,
                                 on_unused_input="ignore")
