@@ -20,6 +20,7 @@ import inspect
 import json
 import math
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -326,7 +327,7 @@ class _TypedKeys:
 
 def repeated(names) -> list[str]:
     """The names that occur more than once in ``names``, sorted."""
-    return sorted({n for n in names if list(names).count(n) > 1})
+    return sorted(n for n, count in Counter(names).items() if count > 1)
 
 
 def _repeated_columns(path: Path, grouping: tuple[str, ...], covariates: tuple[str, ...]
