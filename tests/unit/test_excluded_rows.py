@@ -59,6 +59,26 @@ def test_population_filter_lists_subjects_and_their_events(series_copy, tmp_path
         gc_rows.index + 1)
 
 
+def test_population_list_selects_any_of_its_values(series_copy, tmp_path):
+    """A list of values selects the subjects with any of them (and every other condition):
+    here rash at start and either refractory type, against the bundled series' counts."""
+    series = load_series(str(series_copy))
+    subjects = series.subjects
+    spec = load_model_spec(spec_file(
+        tmp_path, population='[model.population]\nrash_at_start = 1\n'
+        'refractory_type = ["ineffective", "gc_dependent"]'))
+    data = index_model(series, spec)
+    used_plus_excluded_is_every_row(series, data)
+    assert data.n_patients == int((subjects["rash_at_start"] == 1).sum()) == 24
+    one = load_model_spec(spec_file(tmp_path, name="one", population='[model.population]\n'
+                                    'refractory_type = ["gc_dependent"]'))
+    data = index_model(series, one)
+    assert data.n_patients == int((subjects["refractory_type"] == "gc_dependent").sum()) == 17
+    reasons = data.excluded.loc[data.excluded["table"] == "subjects", "reason"]
+    assert len(reasons) == 8
+    assert set(reasons) == {"population filter (refractory_type in ['gc_dependent'])"}
+
+
 def test_milestones_after_a_censored_one_carry_no_information(series_copy):
     def censor_first_patient(frame):
         rash = frame.index[(frame["subject_id"] == frame["subject_id"].iloc[0])

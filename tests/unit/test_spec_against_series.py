@@ -166,6 +166,15 @@ def test_population_filter_selects_no_one(series_copy, tmp_path, capsys):
     assert "[empty_population]" in err and "refractory_type = 'none'" in err
 
 
+def test_population_list_value_no_subject_has(series_copy, tmp_path, capsys):
+    # a listed value no subject has (here misspelt) would leave its patients out unnoticed
+    spec = spec_file(tmp_path, population='[model.population]\n'
+                     'refractory_type = ["gc_dependent", "ineffective", "inefective"]')
+    err = refused(capsys, tmp_path, series_copy, spec)
+    assert "[population_value]" in err and "no subject has refractory_type = 'inefective'" \
+        in err and "(subjects has 'gc_dependent', 'ineffective')" in err
+
+
 def test_measure_with_no_patients(series_copy, tmp_path, capsys):
     def drop_ldh(frame):
         frame.drop(frame.index[frame["measure"] == "ldh"], inplace=True)

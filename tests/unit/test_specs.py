@@ -240,9 +240,15 @@ def test_spec_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, base
 
 
 @pytest.mark.parametrize(("base", "old", "new", "rule", "message"), [
-    # a list of values crashed validate and fit with a traceback
-    (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = [1, 2] }",
-     "population", "population selects rash_at_start = [1, 2]: give one value per column"),
+    # a list of values crashed validate and fit with a traceback; a list now means any of
+    # its values, so an empty one, a table or a value listed twice is refused
+    (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = [] }",
+     "population", "population selects rash_at_start = []: give a value (text, a number, or "
+     "true or false) or a list of such values (any of them)"),
+    (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = { a = 1 } }",
+     "population", "population selects rash_at_start = {'a': 1}: give a value"),
+    (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = [1, 1] }",
+     "population", "population lists 1 more than once for rash_at_start"),
     # the next four passed validate and were fitted
     (RASH, '"rash_resolution"]', '"rash_resolution", "rash_resolution"]', "outcomes",
      "outcomes lists 'rash_resolution' more than once"),

@@ -119,8 +119,21 @@ class GroupDesign:
                                     *self.covariate_names], dtype=str)}
 
 
+SHOWN_VALUES = 10   # a column's values a message lists at most
+
+
+def population_wording(population: tuple[tuple[str, object], ...]) -> str:
+    """The population filter in words: ``drug = 'tofacitinib'``, or ``drug in
+    ['tofacitinib', 'ruxolitinib']`` for a list of values (any of them)."""
+    return ", ".join(f"{c} in {list(v)!r}" if isinstance(v, tuple) else f"{c} = {v!r}"
+                     for c, v in population)
+
+
 def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:
-    """The subjects the spec's population filter selects (an error if it selects no one)."""
+    """The subjects the spec's population filter selects: every column's condition holds, a
+    list of values selecting the subjects with any of them. An error if a column is not in
+    subjects, if a listed value is one no subject has (a misspelt value would otherwise
+    leave its patients out unnoticed), or if the filter selects no one."""
     subjects = series.subjects
     path = str(series.paths["subjects"])
     mask = pd.Series(True, index=subjects.index)
@@ -129,13 +142,26 @@ def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:
             raise InputError([Problem(path, "spec_column",
                                       f"model '{spec.name}' selects on '{column}', which is not "
                                       "a column of subjects", column=column)])
-        mask &= subjects[column] == value
+        if not isinstance(value, tuple):
+            mask &= subjects[column] == value
+            continue
+        matches = [subjects[column] == v for v in value]
+        absent = [v for v, match in zip(value, matches) if not match.any()]
+        if absent:
+            seen = sorted(pd.unique(subjects[column]).tolist(), key=str)
+            present = ", ".join(repr(v) for v in seen[:SHOWN_VALUES]) + (
+                f" and {len(seen) - SHOWN_VALUES} more" if len(seen) > SHOWN_VALUES else "")
+            raise InputError([Problem(path, "population_value", f"model '{spec.name}' selects "
+                                      f"{column} in {list(value)!r}, and no subject has "
+                                      f"{column} = {absent[0]!r} (subjects has {present}); "
+                                      "remove it from [model.population] or correct it",
+                                      column=column)])
+        mask &= np.logical_or.reduce(matches)
     if spec.population and not mask.any():
-        wanted = ", ".join(f"{c} = {v!r}" for c, v in spec.population)
         raise InputError([Problem(path, "empty_population", f"model '{spec.name}' selects "
-                                  f"the patients with {wanted}, and no subject has that; "
-                                  "change [model.population] in the spec or check the values",
-                                  column=spec.population[0][0])])
+                                  f"the patients with {population_wording(spec.population)}, "
+                                  "and no subject has that; change [model.population] in the "
+                                  "spec or check the values", column=spec.population[0][0])])
     return subjects[mask].reset_index(drop=True)
 
 
@@ -297,7 +323,7 @@ def population_exclusions(series: Series, spec: ModelSpec, kept: set) -> list[tu
     """Subjects rows outside the spec's population filter."""
     if not spec.population:
         return []
-    wanted = ", ".join(f"{c} = {v!r}" for c, v in spec.population)
+    wanted = population_wording(spec.population)
     return [("subjects", int(i) + 1, sid, f"population filter ({wanted})")
             for i, sid in series.subjects["subject_id"].items() if sid not in kept]
 

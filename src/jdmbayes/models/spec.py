@@ -325,6 +325,13 @@ class _TypedKeys:
                             "denominator level]", value, ())
 
 
+def _population(pairs: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """The population filter's (column, value) pairs; a list of values (the patients with
+    any of them) becomes a tuple."""
+    return tuple((column, tuple(value) if isinstance(value, list) else value)
+                 for column, value in pairs)
+
+
 def repeated(names) -> list[str]:
     """The names that occur more than once in ``names``, sorted."""
     return sorted(n for n, count in Counter(names).items() if count > 1)
@@ -367,7 +374,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         name=typed.text("name", path.stem), kind=kind, path=path, raw=raw,
         grouping=typed.names("grouping"), covariates=typed.names("covariates"),
         covariate_reference=typed.pairs("covariate_reference"),
-        contrasts=typed.contrasts(), population=typed.pairs("population"),
+        contrasts=typed.contrasts(), population=_population(typed.pairs("population")),
         prior_set=typed.text("priors", "default"),
         replicates=int(typed.number("replicates", 40, at_least=1, whole=True)),
         cell_deviations=table.get("cell_deviations", "non_centred"))
@@ -392,10 +399,17 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                                     column="contrasts"))
     problems.extend(_repeated_columns(path, common["grouping"], common["covariates"]))
     for column, value in common["population"]:
-        if not isinstance(value, str | int | float):   # (bool is an int)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or not all(isinstance(v, str | int | float) for v in values):
+            # (bool is an int)
+            shown = list(value) if isinstance(value, tuple) else value
             problems.append(Problem(str(path), "population", f"population selects {column} = "
-                                    f"{value!r}: give one value per column (text, a number, or "
-                                    "true or false)", column="population"))
+                                    f"{shown!r}: give a value (text, a number, or true or "
+                                    "false) or a list of such values (any of them)",
+                                    column="population"))
+        for twice in repeated(repr(v) for v in values):
+            problems.append(Problem(str(path), "population", f"population lists {twice} more "
+                                    f"than once for {column}", column="population"))
     if kind in ("milestones", "episodes"):
         family = table.get("family", "weibull")
         if family not in FAMILIES:
