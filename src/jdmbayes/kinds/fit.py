@@ -38,6 +38,7 @@ machine's speed decides it (the manifest then shows which attempt was skipped or
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 from jdmbayes.data.validate import Series
@@ -88,16 +89,49 @@ def check_distinct_names(specs: list[ModelSpec]) -> None:
         raise InputError(problems)
 
 
-def check_models(series: Series, specs: list[ModelSpec]) -> None:
+def physical_memory() -> int | None:
+    """Bytes of the machine's memory (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):    # not POSIX, or not this name
+        return None
+
+
+def draws_memory_problem(spec: ModelSpec, n_patients: int, chains: int, draws: int,
+                         memory: int | None) -> Problem | None:
+    """A problem if the draws asked for cannot fit in ``memory`` bytes. Every fit keeps each
+    modelled patient's log-likelihood at every draw (patient-level LOO), one float64 each:
+    ``chains x draws x patients x 8`` bytes is a lower bound on what the draws need (the
+    parameters, predictions and copies come on top), so only a fit that certainly cannot
+    hold its draws is refused, before it samples for hours to no end."""
+    need = chains * draws * n_patients * 8
+    if memory is None or need <= memory:
+        return None
+    most = memory // (chains * n_patients * 8)
+    return Problem("-", "draws_memory", f"model '{spec.name}': {chains} chains x {draws:,} "
+                   f"draws (--draws) of its {n_patients} patients' log-likelihoods alone need "
+                   f"{need / 1e9:,.1f} GB, more than this machine's {memory / 1e9:.1f} GB of "
+                   f"memory; ask for far fewer draws (these alone allow at most {most:,})")
+
+
+def check_models(series: Series, specs: list[ModelSpec], chains: int | None = None,
+                 draws: int | None = None) -> None:
     """Every problem of every spec against the series, before anything is sampled or
-    written: one ``InputError`` listing them all (a model named twice first)."""
+    written: one ``InputError`` listing them all (a model named twice first). With
+    ``chains`` and ``draws``, also draws that cannot fit in memory
+    (:func:`draws_memory_problem`)."""
     check_distinct_names(specs)
     problems = []
+    memory = physical_memory() if chains and draws else None
     for spec in specs:
         try:
-            index_model(series, spec)
+            data = index_model(series, spec)
         except InputError as error:
             problems.extend(p for p in error.problems if p not in problems)
+            continue
+        if memory is not None:
+            problem = draws_memory_problem(spec, data.n_patients, chains, draws, memory)
+            problems.extend([problem] if problem else [])
     if problems:
         raise InputError(problems)
 

@@ -1,0 +1,45 @@
+"""Draws that certainly cannot fit in memory are refused before sampling (exit 2, nothing
+written): every fit keeps each patient's log-likelihood at every draw, so chains x draws x
+patients x 8 bytes is a lower bound on its memory (no sampling)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jdmbayes.cli import main
+from jdmbayes.kinds import fit as fit_module
+from jdmbayes.models.spec import load_model_spec
+
+BUNDLED_GC_PATIENTS = 25
+
+
+def test_bound_is_chains_draws_patients_float64():
+    spec = load_model_spec("gc_discontinuation")
+    need = 4 * 1000 * BUNDLED_GC_PATIENTS * 8        # 800,000 bytes
+    assert fit_module.draws_memory_problem(spec, BUNDLED_GC_PATIENTS, 4, 1000, need) is None
+    problem = fit_module.draws_memory_problem(spec, BUNDLED_GC_PATIENTS, 4, 1000, need - 1)
+    assert problem.rule == "draws_memory"
+    assert "4 chains x 1,000 draws (--draws) of its 25 patients' log-likelihoods alone need " \
+        "0.0 GB" in problem.message
+    assert problem.message.endswith("(these alone allow at most 999)")
+    # where the system does not say how much memory it has, nothing is refused
+    assert fit_module.draws_memory_problem(spec, 25, 4, 10**12, None) is None
+
+
+def test_machine_memory_is_known_here():
+    memory = fit_module.physical_memory()
+    assert memory is not None and memory > 2**28
+
+
+@pytest.mark.parametrize("command", ["fit", "sensitivity"])
+def test_fit_and_sensitivity_refuse_before_sampling(command, tmp_path, capsys, monkeypatch):
+    # a machine of 1 MB: 4 x 100 draws x 25 patients x 8 bytes = 80 kB fits, 4 x 10,000 not
+    monkeypatch.setattr(fit_module, "physical_memory", lambda: 10**6)
+    out = tmp_path / "run"
+    extra = ["--priors", "default,sceptical"] if command == "sensitivity" else []
+    assert main([command, "--model", "gc_discontinuation", *extra, "--draws", "10000",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[draws_memory] model 'gc_discontinuation': 4 chains x 10,000 draws" in err
+    assert "(these alone allow at most 1,250)" in err and "nothing was written" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
