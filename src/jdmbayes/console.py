@@ -182,6 +182,25 @@ def subscribe(client, topic: str, display: Reporter) -> None:
         **{k: v for k, v in event[1].items() if k in EVENT_FIELDS}))
 
 
+def duration(seconds: float) -> str:
+    """Seconds in words for the console: '45 s', '3 min 05 s', '2 h 07 min'."""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def chunks_progress(done: int, total: int, elapsed: float) -> str:
+    """'  3/40 chunks, 1 min 12 s so far, about 14 min 48 s left': the time left at the pace
+    so far (the chunks are alike in size, so each takes about elapsed / done)."""
+    line = f"  {done}/{total} chunks, {duration(elapsed)} so far"
+    if 0 < done < total:
+        line += f", about {duration(elapsed / done * (total - done))} left"
+    return line
+
+
 def final_table(results, seconds: dict[str, float] | None = None) -> str:
     """A short plain-text table: one line per model with its verdict and diagnostics."""
     header = f"{'model':<20} {'verdict':<8} {'max R-hat':>9} {'ESS bulk':>9} {'ESS tail':>9} " \

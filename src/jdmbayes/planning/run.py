@@ -20,9 +20,11 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 
 import pandas as pd
 
+from jdmbayes.console import chunks_progress
 from jdmbayes.data.io import sha256_of
 from jdmbayes.errors import InputError, Problem
 from jdmbayes.planning.assurance import (
@@ -98,8 +100,11 @@ def run_agreement_check(design, prior, prior_set, seed: int, trials: int = AGREE
 
 def _compute(work: list[Chunk], design, prior, prior_set, seed, method, client, saved=None,
              echo=None) -> list[pd.DataFrame]:
-    """Run ``work`` in this process or on ``client``; ``saved(chunk, frame)`` as each ends."""
+    """Run ``work`` in this process or on ``client``; ``saved(chunk, frame)`` as each ends;
+    ``echo`` hears after each how many are done, the time so far and about how much is
+    left."""
     frames = []
+    started = perf_counter()
     if client is None:
         for i, chunk in enumerate(work):
             frame = simulate_and_analyse(design, prior, prior_set, chunk, seed, method)
@@ -107,7 +112,7 @@ def _compute(work: list[Chunk], design, prior, prior_set, seed, method, client, 
             if saved:
                 saved(chunk, frame)
             if echo:
-                echo(f"  {i + 1}/{len(work)} chunks")
+                echo(chunks_progress(i + 1, len(work), perf_counter() - started))
         return frames
     from dask.distributed import as_completed
 
@@ -120,7 +125,7 @@ def _compute(work: list[Chunk], design, prior, prior_set, seed, method, client, 
         if saved:
             saved(futures[future], frame)
         if echo:
-            echo(f"  {i + 1}/{len(work)} chunks")
+            echo(chunks_progress(i + 1, len(work), perf_counter() - started))
     return frames
 
 
