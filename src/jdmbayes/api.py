@@ -279,7 +279,7 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
                   seed=seed)
     names = [model] if isinstance(model, str) else list(model or default_models(models_dir))
     started, series, specs, prior_sets = checked_inputs(names, data, priors, models_dir,
-                                                        chains, draws)
+                                                        chains, draws, scheduler)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
                                target_accept=target_accept, seed=seed,
                                **retry_budget_settings(retry_budget))
@@ -289,14 +289,14 @@ def fit(model: str | list[str] | None = None, *, data: str | Path = BUNDLED,
 
 
 def checked_inputs(names: list[str], data, priors: str | None, models_dir, chains: int,
-                   draws: int):
+                   draws: int, scheduler: str | None):
     """Start time, series, specs and prior sets, every spec checked against the series and
     the draws asked for (``InputError`` with every problem before anything is sampled)."""
     started = now()
     series = load_series(data)
     specs = [load_model_spec(name, models_dir) for name in names]
     prior_sets = [load_prior_set(priors or spec.prior_set, spec) for spec in specs]
-    check_models(series, specs, chains, draws)
+    check_models(series, specs, chains, draws, scheduler)
     return started, series, specs, prior_sets
 
 
@@ -346,7 +346,7 @@ def compare(models: list[str], *, data: str | Path = BUNDLED, priors: str | None
     if len(models) < 2 or len(set(models)) != len(models):
         raise InputError(f"compare needs two or more different models, got {models!r}")
     started, series, specs, prior_sets = checked_inputs(models, data, priors, models_dir,
-                                                        chains, draws)
+                                                        chains, draws, scheduler)
     check_comparable(series, specs)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
                                target_accept=target_accept, seed=seed,
@@ -417,7 +417,7 @@ def sensitivity(model: str | list[str] | None = None, *, priors: list[str],
                 problems.extend(p for p in error.problems if p not in problems)
     if problems:
         raise InputError(problems)
-    check_models(series, specs, chains, draws)
+    check_models(series, specs, chains, draws, scheduler)
     settings = SamplerSettings(sampler=sampler, chains=chains, draws=draws, tune=tune,
                                target_accept=target_accept, seed=seed)
     out = Path(out)

@@ -67,7 +67,7 @@ def fit_command(args) -> int:
     specs = [load_model_spec(name, args.models_dir)
              for name in (args.model or _default_models(args.models_dir))]
     prior_sets = [load_prior_set(args.priors or spec.prior_set, spec) for spec in specs]
-    check_models(series, specs, args.chains, args.draws)
+    check_models(series, specs, args.chains, args.draws, args.scheduler)
     comparing = getattr(args, "compare", False)
     if comparing:
         from jdmbayes.api import check_comparable

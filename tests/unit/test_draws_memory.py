@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from jdmbayes.api import BUNDLED
 from jdmbayes.cli import main
+from jdmbayes.data.validate import load_series
+from jdmbayes.errors import InputError
 from jdmbayes.kinds import fit as fit_module
 from jdmbayes.models.spec import load_model_spec
 
@@ -43,3 +46,13 @@ def test_fit_and_sensitivity_refuse_before_sampling(command, tmp_path, capsys, m
     assert "[draws_memory] model 'gc_discontinuation': 4 chains x 10,000 draws" in err
     assert "(these alone allow at most 1,250)" in err and "nothing was written" in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_not_checked_for_a_schedulers_workers(tmp_path, monkeypatch):
+    # fits on another machine's workers (--scheduler): their memory is not known here
+    monkeypatch.setattr(fit_module, "physical_memory", lambda: 10**6)
+    series = load_series(BUNDLED)
+    spec = load_model_spec("gc_discontinuation")
+    with pytest.raises(InputError, match="draws_memory"):
+        fit_module.check_models(series, [spec], 4, 10000)
+    fit_module.check_models(series, [spec], 4, 10000, scheduler="tcp://10.0.0.1:8786")

@@ -115,14 +115,15 @@ def draws_memory_problem(spec: ModelSpec, n_patients: int, chains: int, draws: i
 
 
 def check_models(series: Series, specs: list[ModelSpec], chains: int | None = None,
-                 draws: int | None = None) -> None:
+                 draws: int | None = None, scheduler: str | None = None) -> None:
     """Every problem of every spec against the series, before anything is sampled or
     written: one ``InputError`` listing them all (a model named twice first). With
-    ``chains`` and ``draws``, also draws that cannot fit in memory
-    (:func:`draws_memory_problem`)."""
+    ``chains`` and ``draws``, also draws that cannot fit in this machine's memory
+    (:func:`draws_memory_problem`), unless the fits run on a ``scheduler``'s workers, whose
+    memory is not known here."""
     check_distinct_names(specs)
     problems = []
-    memory = physical_memory() if chains and draws else None
+    memory = physical_memory() if chains and draws and not scheduler else None
     for spec in specs:
         try:
             data = index_model(series, spec)
