@@ -49,6 +49,25 @@ def test_unknown_distribution_lists_valid_ones(tmp_path):
     assert "HalfCauchy" in problem.message
 
 
+@pytest.mark.parametrize(("new", "rule", "message"), [
+    # each crashed validate and fit with a traceback (getattr with a list; .items of a number)
+    ('dist = ["HalfNormal"]\nkwargs = { sigma = 0.25 }', "prior_distribution",
+     "[milestones.sigma_cell]: dist must be the name of a distribution, got ['HalfNormal']; "
+     "valid: AsymmetricLaplace"),
+    ('dist = "HalfNormal"\nkwargs = 0.25', "prior_table", "[milestones.sigma_cell]: kwargs "
+     "must be a table of arguments (kwargs = { sigma = 1.0 }), got 0.25"),
+])
+def test_a_prior_table_of_the_wrong_shape_is_refused(tmp_path, new, rule, message):
+    old = 'dist = "HalfNormal"\nkwargs = { sigma = 0.25 }'
+    text = (PRIORS_DIR / "default.toml").read_text()
+    assert text.count(old) >= 1
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace(old, new, 1))
+    problem = _problem(str(path))
+    assert problem.rule == rule
+    assert problem.message.startswith(message), problem.message
+
+
 def test_unknown_argument_lists_valid_ones(tmp_path):
     text = (PRIORS_DIR / "default.toml").read_text().replace(
         "kwargs = { mu = 0.0, sigma = 0.7 }", "kwargs = { mean = 0.0, sigma = 0.7 }")
@@ -224,6 +243,9 @@ FLARES = (MODELS_DIR.parent / "docs" / "example-flares" / "flares.toml").read_te
      'outcomes = "rash_improvement"', "outcomes", "a list of names"),
     (RASH, "population = { rash_at_start = 1 }", 'population = ["rash_at_start"]',
      "population", "a table"),
+    # passed validate and sampled, then failed with a traceback writing grant.md
+    (RASH, 'description = "Rash improvement, marked improvement and complete resolution '
+     '(gap-time AFT, shared frailty)"', "description = 1", "description", "text, got 1"),
 ])
 def test_spec_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, base, old, new,
                                                                  key, needs):
@@ -242,6 +264,10 @@ def test_spec_values_of_the_wrong_type_are_refused_with_their_key(tmp_path, base
 @pytest.mark.parametrize(("base", "old", "new", "rule", "message"), [
     # a list of values crashed validate and fit with a traceback; a list now means any of
     # its values, so an empty one, a table or a value listed twice is refused
+    # a list or table as the likelihood crashed validate and fit with a traceback
+    (CMAS, 'likelihood = "beta_binomial"', 'likelihood = ["beta_binomial"]', "likelihood",
+     "unknown likelihood ['beta_binomial']; valid: beta_binomial, censored_normal, "
+     "lognormal"),
     (RASH, "population = { rash_at_start = 1 }", "population = { rash_at_start = [] }",
      "population", "population selects rash_at_start = []: give a value (text, a number, or "
      "true or false) or a list of such values (any of them)"),

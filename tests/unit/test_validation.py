@@ -131,6 +131,31 @@ def test_problems_name_the_series_own_time_columns(tmp_path):
         tmp_path, "time_unit").message
 
 
+@pytest.mark.parametrize(("text", "rule", "message"), [
+    # a misspelt key was ignored: the reports then said the design was not declared
+    ('[series]\nrandomized = true\n', "unknown_key", "unknown key 'randomized' in [series]; "
+     "valid: control, description, name, provenance, randomised, reconstructed, time_unit"),
+    # "yes" was read as not randomised
+    ('[series]\nrandomised = "yes"\n', "wrong_type", "randomised must be true or false, got "
+     "'yes'"),
+    # the next three crashed validate or, after sampling, the grant text with a traceback
+    ('[series]\ndescription = 3\n', "wrong_type", "description must be text, got 3"),
+    ('[series]\ntime_unit = ["days"]\n', "time_unit", "time_unit ['days'] is not one of "
+     "weeks, days, months"),
+    ('series = 3\n', "series_table", "'series' must be a table ([series] with its keys "
+     "below), got 3"),
+    ('[series]\ncontrol = true\n', "wrong_type", "control must be a level of a grouping "
+     "column (text or a number), got True"),
+])
+def test_series_toml_says_only_what_it_may_with_the_right_types(tmp_path, text, rule,
+                                                                 message):
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,10\n")
+    (tmp_path / "series.toml").write_text(text)
+    (problem,) = _problems(tmp_path)
+    assert (problem.rule, problem.file, problem.message) == (
+        rule, str(tmp_path / "series.toml"), message)
+
+
 def test_not_utf8(series_copy):
     text = (series_copy / "subjects.csv").read_bytes()
     (series_copy / "subjects.csv").write_bytes(text.replace(b"REC03", b"R\xe9C03"))

@@ -354,20 +354,55 @@ class _Checker:
                          f"{values[index]:g}", index + 1, "value")
 
 
+# what series.toml's [series] table may say, and the type each needs (io.series_provenance
+# and the reports read them after this check)
+SERIES_KEYS = {"name": "text", "description": "text", "provenance": "text",
+               "reconstructed": "true or false", "randomised": "true or false",
+               "control": "a level of a grouping column (text or a number)",
+               "time_unit": "one of " + ", ".join(TIME_UNITS)}
+
+
+def _series_value_ok(key: str, value) -> bool:
+    if key == "time_unit":
+        return isinstance(value, str) and value in TIME_UNITS
+    if SERIES_KEYS[key] == "text":
+        return isinstance(value, str)
+    if SERIES_KEYS[key] == "true or false":
+        return isinstance(value, bool)
+    return isinstance(value, str | int | float) and not isinstance(value, bool)   # control
+
+
 def declared_time_unit(folder: Path) -> tuple[str, list[Problem]]:
-    """The time unit ``series.toml`` declares ([series] time_unit; weeks when silent)."""
+    """The time unit ``series.toml`` declares ([series] time_unit; weeks when silent), and
+    the problems of its [series] table: a key it does not know (a misspelt ``randomized``
+    would otherwise leave the reports saying the design was not declared), or a value of
+    the wrong type."""
     marker = Path(folder) / "series.toml"
     if not marker.is_file():
         return "weeks", []
     try:
         with open(marker, "rb") as handle:
-            unit = tomllib.load(handle).get("series", {}).get("time_unit", "weeks")
+            table = tomllib.load(handle).get("series", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         return "weeks", [Problem(str(marker), "toml_syntax", f"not valid TOML: {err}")]
-    if unit not in TIME_UNITS:
-        return "weeks", [Problem(str(marker), "time_unit", f"time_unit {unit!r} is not one of "
-                                 f"{', '.join(TIME_UNITS)}", column="time_unit")]
-    return unit, []
+    if not isinstance(table, dict):
+        return "weeks", [Problem(str(marker), "series_table", "'series' must be a table "
+                                 f"([series] with its keys below), got {table!r}",
+                                 column="series")]
+    problems = []
+    for key in table:
+        if key not in SERIES_KEYS:
+            problems.append(Problem(str(marker), "unknown_key", f"unknown key '{key}' in "
+                                    f"[series]; valid: {', '.join(sorted(SERIES_KEYS))}",
+                                    column=key))
+        elif not _series_value_ok(key, table[key]):
+            problems.append(Problem(str(marker), "time_unit", f"time_unit {table[key]!r} is "
+                                    f"not one of {', '.join(TIME_UNITS)}", column=key)
+                            if key == "time_unit" else
+                            Problem(str(marker), "wrong_type", f"{key} must be "
+                                    f"{SERIES_KEYS[key]}, got {table[key]!r}", column=key))
+    unit = table.get("time_unit", "weeks")
+    return (unit if _series_value_ok("time_unit", unit) else "weeks"), problems
 
 
 def empty_table(required: dict[str, str], optional: dict[str, str]) -> pd.DataFrame:

@@ -370,6 +370,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
         problems.append(Problem(str(path), "unknown_key", f"unknown key '{key}' in [model]; "
                                 f"valid: {', '.join(sorted(allowed))}", column=key))
     typed = _TypedKeys(path, table, problems)
+    typed.text("description", "", empty=True)   # the reports quote it from the spec file
     common = dict(
         name=typed.text("name", path.stem), kind=kind, path=path, raw=raw,
         grouping=typed.names("grouping"), covariates=typed.names("covariates"),
@@ -449,7 +450,7 @@ def load_model_spec(name_or_path: str, models_dir: str | Path | None = None) -> 
                              episode_effect_cap=cap)
     else:
         likelihood = table.get("likelihood", "")
-        if likelihood not in LIKELIHOODS:
+        if not isinstance(likelihood, str) or likelihood not in LIKELIHOODS:
             problems.append(Problem(str(path), "likelihood", f"unknown likelihood "
                                     f"{likelihood!r}; valid: {', '.join(LIKELIHOODS)}",
                                     column="likelihood"))
@@ -537,6 +538,14 @@ def _check_prior_table(path: Path, section: str, parameter: str, table) -> list[
         return [Problem(str(path), "prior_table", f"{where}: unknown key(s) "
                         f"{', '.join(sorted(extra))}; valid: dist, kwargs", column=parameter)]
     dist = table["dist"]
+    if not isinstance(dist, str):
+        return [Problem(str(path), "prior_distribution", f"{where}: dist must be the name of "
+                        f"a distribution, got {dist!r}; valid: "
+                        f"{', '.join(PRIOR_DISTRIBUTIONS)}", column=parameter)]
+    if not isinstance(table.get("kwargs", {}), dict):
+        return [Problem(str(path), "prior_table", f"{where}: kwargs must be a table of "
+                        f"arguments (kwargs = {{ sigma = 1.0 }}), got {table['kwargs']!r}",
+                        column=parameter)]
     distribution = getattr(pm, dist, None)
     if dist not in PRIOR_DISTRIBUTIONS:
         if not (isinstance(distribution, type) and issubclass(distribution, pm.Distribution)):
