@@ -296,6 +296,16 @@ def test_an_unreachable_scheduler_is_an_input_error_not_a_traceback(tmp_path, ca
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("address", ["foo", "tcp://localhost", "http://host:8786"])
+def test_a_scheduler_address_dask_cannot_read_is_an_input_error(tmp_path, capsys, address):
+    # each crashed with a traceback (ValueError), exit 1
+    out = tmp_path / "run"
+    assert main(["fit", "--model", "ldh", "--scheduler", address, "--out", str(out)]) == 2
+    assert not out.exists()
+    assert (f"--scheduler {address!r} is not a Dask scheduler address" in
+            capsys.readouterr().err)
+
+
 def test_a_numpy_integer_seed_is_a_seed():
     import numpy as np
 

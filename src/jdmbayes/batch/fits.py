@@ -58,6 +58,9 @@ def open_client(scheduler: str | None, workers: int):
         except OSError as error:    # refused, unreachable or timed out
             raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({error}); "
                              "start it, or leave out --scheduler for a local cluster") from None
+        except ValueError as error:   # Dask cannot read the address
+            raise InputError(f"--scheduler {scheduler!r} is not a Dask scheduler address "
+                             f"({error}): give tcp://HOST:PORT") from None
     # the workers' environment (jdmbayes.processes) and no statistical profiler: Dask's
     # samples each worker's threads 100 times a second for its dashboard, which is off
     environ = worker_environment(dask.config.get("distributed.nanny.pre-spawn-environ"))
