@@ -317,3 +317,18 @@ def test_a_probability_design_refuses_probabilities_outside_0_1(tmp_path):
         "fixed_effects = [0.4, 0.6]", "fixed_effects = [0.4, 1.6]")
     with pytest.raises(InputError, match="a probability must be between 0 and 1"):
         load_design(str(write(tmp_path, text)))
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("fixed_effects = [5.0, 10.0]", "fixed_effects = [5.0, 1e9]"),
+    ("fixed_effects = [5.0, 10.0]", "fixed_effects = [-52.0]"),
+    ('success = { comparison = ">", value = 5.0', 'success = { comparison = ">", value = 60.0'),
+])
+def test_a_score_change_design_refuses_changes_the_score_cannot_make(tmp_path, old, new):
+    # a 1e9-point scenario was simulated at the largest attainable change under its label;
+    # a success rule beyond the scale can never be met
+    text = (ROOT / "designs" / "single_arm_cmas.toml").read_text()
+    assert old in text
+    with pytest.raises(InputError, match="a mean change of a 0-52 score must be between -52 "
+                       "and 52, got"):
+        load_design(str(write(tmp_path, text.replace(old, new))))

@@ -269,6 +269,15 @@ def load_design(name_or_path: str) -> TrialDesign:
                 problems.append(Problem(str(path), "design_key", f"a probability must be "
                                         f"between 0 and 1, got {value!r}",
                                         column="fixed_effects"))
+    if design is not None and design.endpoint == "change" and design.upper > 0:
+        # a population mean change of a 0..upper score lies strictly within +-upper; beyond
+        # it a scenario would be simulated at the nearest attainable change under its label
+        for value in (success.value, *design.fixed_effects):
+            if _number(value) and not -design.upper < value < design.upper:
+                problems.append(Problem(str(path), "design_key", f"a mean change of a "
+                                        f"0-{design.upper:g} score must be between "
+                                        f"{-design.upper:g} and {design.upper:g}, got "
+                                        f"{value!r}", column="fixed_effects"))
     if problems:
         raise InputError(problems)
     return design
