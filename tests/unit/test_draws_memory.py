@@ -29,6 +29,38 @@ def test_bound_is_chains_draws_patients_float64():
     assert fit_module.draws_memory_problem(spec, 25, 4, 10**12, None) is None
 
 
+@pytest.mark.parametrize(("membership", "files", "limit"), [
+    # cgroup v2, the process's own group, then the mount's root as a container sees it
+    ("0::/user/job\n", {"user/job/memory.max": "2147483648\n"}, 2147483648),
+    ("0::/user/job\n", {"memory.max": "1073741824\n"}, 1073741824),
+    ("0::/user/job\n", {"user/job/memory.max": "max\n"}, None),
+    # cgroup v1: the memory controller's hierarchy
+    ("4:memory:/job\n3:cpu:/job\n", {"memory/job/memory.limit_in_bytes": "536870912\n"},
+     536870912),
+    ("4:cpuacct,memory:/job\n", {"memory/memory.limit_in_bytes": "536870912\n"}, 536870912),
+    ("3:cpu:/job\n", {"memory/job/memory.limit_in_bytes": "536870912\n"}, None),
+    ("0::/user/job\n", {}, None),
+])
+def test_a_containers_memory_limit_is_read(tmp_path, membership, files, limit):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "self_cgroup").write_text(membership)
+    assert fit_module.cgroup_memory_limit(tmp_path, tmp_path / "self_cgroup") == limit
+    assert fit_module.cgroup_memory_limit(tmp_path, tmp_path / "absent") is None
+
+
+def test_the_lower_of_the_machines_memory_and_its_limit_bounds_the_draws(monkeypatch):
+    monkeypatch.setattr(fit_module, "physical_memory", lambda: 8 * 10**9)
+    monkeypatch.setattr(fit_module, "cgroup_memory_limit", lambda: 2 * 10**9)
+    assert fit_module.memory_available() == 2 * 10**9
+    monkeypatch.setattr(fit_module, "cgroup_memory_limit", lambda: 2**63 - 4096)  # no limit
+    assert fit_module.memory_available() == 8 * 10**9
+    monkeypatch.setattr(fit_module, "physical_memory", lambda: None)
+    monkeypatch.setattr(fit_module, "cgroup_memory_limit", lambda: None)
+    assert fit_module.memory_available() is None
+
+
 def test_machine_memory_is_known_here():
     memory = fit_module.physical_memory()
     assert memory is not None and memory > 2**28

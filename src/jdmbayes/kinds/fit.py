@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError, Problem
@@ -97,6 +98,41 @@ def physical_memory() -> int | None:
         return None
 
 
+def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup"),
+                        membership: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes this process's control group may use (a container's memory limit), or None
+    where there is none or the system does not say. cgroup v2 (``memory.max``) and v1
+    (``memory.limit_in_bytes``), at the process's own group, else at the mount's root (as a
+    container sees its own group); "max" means no limit."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    files = []
+    for line in lines:
+        hierarchy, controllers, group = (line.split(":", 2) + ["", ""])[:3]
+        group = group.strip().lstrip("/")
+        if hierarchy == "0" and controllers == "":
+            files += [root / group / "memory.max", root / "memory.max"]
+        elif "memory" in controllers.split(","):
+            files += [root / "memory" / group / "memory.limit_in_bytes",
+                      root / "memory" / "memory.limit_in_bytes"]
+    for file in files:
+        try:
+            text = file.read_text().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
+
+
+def memory_available() -> int | None:
+    """Bytes a fit may use at most: the machine's memory, or its control group's limit
+    where that is lower (None where neither is known)."""
+    known = [m for m in (physical_memory(), cgroup_memory_limit()) if m is not None]
+    return min(known) if known else None
+
+
 def draws_memory_problem(spec: ModelSpec, n_patients: int, chains: int, draws: int,
                          memory: int | None) -> Problem | None:
     """A problem if the draws asked for cannot fit in ``memory`` bytes. Every fit keeps each
@@ -110,20 +146,21 @@ def draws_memory_problem(spec: ModelSpec, n_patients: int, chains: int, draws: i
     most = memory // (chains * n_patients * 8)
     return Problem("-", "draws_memory", f"model '{spec.name}': {chains} chains x {draws:,} "
                    f"draws (--draws) of its {n_patients} patients' log-likelihoods alone need "
-                   f"{need / 1e9:,.1f} GB, more than this machine's {memory / 1e9:.1f} GB of "
-                   f"memory; ask for far fewer draws (these alone allow at most {most:,})")
+                   f"{need / 1e9:,.1f} GB, more than the {memory / 1e9:.1f} GB of memory "
+                   "here (the machine's, or its container's limit where lower); ask for far "
+                   f"fewer draws (these alone allow at most {most:,})")
 
 
 def check_models(series: Series, specs: list[ModelSpec], chains: int | None = None,
                  draws: int | None = None, scheduler: str | None = None) -> None:
     """Every problem of every spec against the series, before anything is sampled or
     written: one ``InputError`` listing them all (a model named twice first). With
-    ``chains`` and ``draws``, also draws that cannot fit in this machine's memory
+    ``chains`` and ``draws``, also draws that cannot fit in the memory here
     (:func:`draws_memory_problem`), unless the fits run on a ``scheduler``'s workers, whose
     memory is not known here."""
     check_distinct_names(specs)
     problems = []
-    memory = physical_memory() if chains and draws and not scheduler else None
+    memory = memory_available() if chains and draws and not scheduler else None
     for spec in specs:
         try:
             data = index_model(series, spec)
