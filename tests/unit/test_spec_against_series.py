@@ -306,6 +306,28 @@ def test_a_scheduler_address_dask_cannot_read_is_an_input_error(tmp_path, capsys
             capsys.readouterr().err)
 
 
+@pytest.mark.parametrize(("model", "rule", "file", "says"), [
+    ("cmas", "spec_measure", "measurements.csv", "model 'cmas': no modelled patient has "
+     "measure 'cmas'"),
+    ("gc_discontinuation", "spec_event", "events.csv", "model 'gc_discontinuation' names "
+     "event 'gc_discontinuation', which no row of events has; events present: none (the "
+     "series has no events file)"),
+])
+def test_a_model_of_a_table_the_series_lacks_is_refused_naming_its_file(
+        tmp_path, capsys, model, rule, file, says):
+    # a series of subjects only (events and measurements are optional tables): a model that
+    # needs one crashed fit and validate with a traceback (KeyError) building this message
+    (tmp_path / "subjects.csv").write_text(
+        "subject_id,followup_wk,drug,dose_start_mg_bid,rash_at_start\n"
+        "A,10,tofacitinib,2.5,1\nB,12,ruxolitinib,5,1\nC,20,tofacitinib,5,1\n"
+        "D,15,ruxolitinib,2.5,1\n")
+    out = tmp_path / "run"
+    assert main(["fit", "--data", str(tmp_path), "--model", model, "--out", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / file}, column " in err and f"[{rule}] {says}" in err
+
+
 def test_a_numpy_integer_seed_is_a_seed():
     import numpy as np
 

@@ -65,6 +65,11 @@ class Series:
     sha256: dict[str, str]
     time_unit: str = "weeks"
 
+    def path(self, table: str) -> Path:
+        """The file of ``table``; for a table the series does not have (no events or
+        measurements), the file that would hold it, so that a message can name it."""
+        return self.paths.get(table, self.folder / f"{table}.csv")
+
 
 def user_column(column: str, unit: str) -> str:
     """The name a series in ``unit`` gives the contract's weekly column ``column``."""

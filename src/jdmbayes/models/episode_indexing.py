@@ -67,7 +67,7 @@ class EpisodeData(IndexedData):
 
 
 def index_episodes(series: Series, spec: ModelSpec) -> EpisodeData:
-    path = str(series.paths["events"])
+    path = str(series.path("events"))
     events = series.events
     if spec.event not in set(events["event"]):
         present = ", ".join(sorted(set(events["event"]))) or "none"
@@ -81,7 +81,7 @@ def index_episodes(series: Series, spec: ModelSpec) -> EpisodeData:
     if subjects.empty:
         raise InputError([Problem(path, "spec_event", f"model '{spec.name}': no modelled "
                                   f"patient has a '{spec.event}' row", column="event")])
-    design = build_group_design(subjects, spec, str(series.paths["subjects"]))
+    design = build_group_design(subjects, spec, str(series.path("subjects")))
     position = {sid: i for i, sid in enumerate(subjects["subject_id"])}
     rows = rows[rows["subject_id"].isin(position)]
     problems = []

@@ -135,7 +135,7 @@ def select_population(series: Series, spec: ModelSpec) -> pd.DataFrame:
     subjects, if a listed value is one no subject has (a misspelt value would otherwise
     leave its patients out unnoticed), or if the filter selects no one."""
     subjects = series.subjects
-    path = str(series.paths["subjects"])
+    path = str(series.path("subjects"))
     mask = pd.Series(True, index=subjects.index)
     for column, value in spec.population:
         if column not in subjects.columns:
@@ -376,8 +376,8 @@ class MilestoneData(IndexedData):
 
 def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
     subjects = select_population(series, spec)
-    path = str(series.paths["events"])
-    design = build_group_design(subjects, spec, str(series.paths["subjects"]))
+    path = str(series.path("events"))
+    design = build_group_design(subjects, spec, str(series.path("subjects")))
     events = series.events.set_index(["subject_id", "event"])
     n, k_count = len(subjects), len(spec.outcomes)
     kind = np.full((n, k_count), NONE, dtype=int)
@@ -389,7 +389,9 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
         if event not in known:
             problems.append(Problem(path, "spec_event", f"model '{spec.name}' names event "
                                     f"'{event}', which no row of events has; events present: "
-                                    f"{', '.join(sorted(known))}", column="event"))
+                                    f"{', '.join(sorted(known)) or 'none'}"
+                                    + ("" if "events" in series.paths else
+                                       " (the series has no events file)"), column="event"))
     if problems:
         raise InputError(problems)
     for i, sid in enumerate(subjects["subject_id"]):
@@ -478,22 +480,22 @@ def index_longitudinal(series: Series, spec: ModelSpec) -> LongitudinalData:
     subjects = subjects[subjects["subject_id"].isin(set(rows["subject_id"]))].reset_index(
         drop=True)
     if subjects.empty:
-        raise InputError([Problem(str(series.paths["measurements"]), "spec_measure",
+        raise InputError([Problem(str(series.path("measurements")), "spec_measure",
                                   f"model '{spec.name}': no modelled patient has measure "
                                   f"'{spec.measure}'", column="measure")])
-    design = build_group_design(subjects, spec, str(series.paths["subjects"]))
+    design = build_group_design(subjects, spec, str(series.path("subjects")))
     position = {sid: i for i, sid in enumerate(subjects["subject_id"])}
     rows = rows[rows["subject_id"].isin(position)].sort_values(["subject_id", "week"])
     present = rows[rows["value"].notna()]
     missing = rows[rows["value"].isna()]
     if present.empty:
-        raise InputError([Problem(str(series.paths["measurements"]), "no_values",
+        raise InputError([Problem(str(series.path("measurements")), "no_values",
                                   f"model '{spec.name}': every '{spec.measure}' value of the "
                                   "modelled patients is missing; nothing to fit",
                                   column="value")])
     outside, rule = outside_support(present["value"], spec)
     if outside.any():
-        raise InputError([Problem(str(series.paths["measurements"]), "outside_support",
+        raise InputError([Problem(str(series.path("measurements")), "outside_support",
                                   f"{spec.measure} = {value:g} is outside what model "
                                   f"'{spec.name}' ({spec.likelihood}) can take: {rule}; "
                                   "correct the value, leave it blank with a note, or choose "
