@@ -59,6 +59,46 @@ def test_first_milestone_matches_its_closed_form_in_every_block():
     assert abs(median.mean() - np.exp(ALPHA[0])) < 4.5 * se + 0.01
 
 
+def test_probabilities_integrate_the_last_gaps_error_out():
+    """Each new patient counts by their probability of the milestone given their frailty and
+    earlier milestones: without a frailty, the first milestone's probability is its closed
+    form in every draw, not a share of simulated patients (steps of 1/(new patients))."""
+    import dataclasses
+
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    size = 40
+    draws = dataclasses.replace(fixed_draws(size, data), sigma_patient=np.zeros(size))
+    first = data.outcomes[0]
+    for family, cdf in (("lognormal", stats.norm.cdf), ("loglogistic", stats.logistic.cdf),
+                        ("weibull", lambda z: -np.expm1(-np.exp(z)))):
+        quantities = derived_quantities(draws, data, family, 20, np.random.default_rng(3))
+        for week in (4, 12, 24):
+            truth = cdf((np.log(week) - ALPHA[0]) / DISPERSION[0])
+            got = quantities[(first, f"p_event_by_wk{week}", "overall")]
+            np.testing.assert_allclose(got, truth, rtol=1e-12, atol=1e-15)
+
+
+def test_later_milestones_agree_with_simulated_times():
+    """The second milestone (a sum of two gaps sharing the frailty): the probabilities'
+    average over draws against 2,000,000 patients simulated directly."""
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    size, replicates = 300, 20
+    quantities = derived_quantities(fixed_draws(size, data), data, "lognormal", replicates,
+                                    np.random.default_rng(4))
+    rng = np.random.default_rng(5)
+    m = 2_000_000
+    u = SIGMA_PATIENT * rng.standard_normal(m)
+    second = (np.exp(ALPHA[0] + u + DISPERSION[0] * rng.standard_normal(m))
+              + np.exp(ALPHA[1] + u + DISPERSION[1] * rng.standard_normal(m)))
+    for week in (12, 24, 52):
+        truth = (second <= week).mean()
+        got = quantities[(data.outcomes[1], f"p_event_by_wk{week}", "overall")].mean()
+        # no more spread than counting 300 x 480 simulated patients, plus the reference's
+        se = np.hypot(np.sqrt(truth * (1 - truth) / (size * data.n_patients * replicates)),
+                      np.sqrt(truth * (1 - truth) / m))
+        assert abs(got - truth) < 4.5 * se, (week, got, truth)
+
+
 def test_survival_curves_match_the_closed_form():
     data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
     grid = np.array([4.0, 10.0, 30.0])

@@ -8,6 +8,9 @@
   the population distribution (``replicates`` per patient and draw, at most
   :data:`MAX_NEW_PATIENTS` per draw but at least one per patient: :func:`new_patient_count`;
   common random numbers across groups so contrasts are not blurred by simulation noise).
+  The probabilities of a milestone by a week count each new patient by their probability of
+  it given their frailty and earlier milestones (:func:`event_probability_by`), medians and
+  restricted means by their simulated times.
 * contrasts: time ratios :math:`\\exp(\\theta_{num}-\\theta_{den})` averaged over the other
   grouping columns' levels (cell deviations included); Weibull hazard ratios for outcomes
   that are a single gap (the first milestone), where proportional hazards hold.
@@ -149,13 +152,15 @@ DRAW_BLOCK = 250
 
 def population_times(draws: Draws, data: MilestoneData, family: str, replicates: int,
                      rng: np.random.Generator, keep: np.ndarray | None = None,
-                     cells: bool = True):
+                     cells: bool = True, locations: bool = False):
     """Yield (group, rows, (len(rows), K, n * r) milestone times), r =
     ``new_patient_count(n, replicates)``, for every group
     assignment of ``group_assignments`` and every block of :data:`DRAW_BLOCK` draws (``rows``
     a slice of the selected draws): the g-computation both derived quantities and survival
     curves use. ``keep`` selects draws (default all); ``cells=False`` leaves out the
-    drug-by-dose cells; new frailties and errors are common to all groups.
+    drug-by-dose cells; new frailties and errors are common to all groups. ``locations``:
+    also yield each gap's log-time location (everything but ``dispersion_k * error``), of the
+    same shape, for :func:`event_probability_by`.
 
     Each gap is exp(group part + covariates + frailty + intercept_k + dispersion_k * error),
     as :func:`simulate_times`, factorised: all but the group's part is common to every group
@@ -177,9 +182,30 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
                         + dispersion[rows, :, None] * errors[rows].transpose(0, 2, 1)
                         + (sigma[rows, None] * frailty_z[rows])[:, None, :])
         for group, assigned in groups.items():
-            scale = np.repeat(np.exp(location[rows][:, assigned] + covariate_part[rows]),
-                              replicates, axis=1)
-            yield group, rows, np.cumsum(scale[:, None, :] * common, axis=1)
+            part = np.repeat(location[rows][:, assigned] + covariate_part[rows], replicates,
+                             axis=1)
+            times = np.cumsum(np.exp(part)[:, None, :] * common, axis=1)
+            if not locations:
+                yield group, rows, times
+                continue
+            yield group, rows, times, (part[:, None, :] + intercept[rows, :, None]
+                                       + (sigma[rows, None] * frailty_z[rows])[:, None, :])
+
+
+def event_probability_by(family: str, week: float, times: np.ndarray, location: np.ndarray,
+                         dispersion: np.ndarray, k: int) -> np.ndarray:
+    """(S,) share of the new patients with milestone ``k`` by ``week``, each patient counted
+    by their probability of it given their frailty and earlier milestones (the last gap's
+    error integrated out: conditional Monte Carlo, also called Rao-Blackwellisation), rather
+    than by whether their simulated time fell by ``week``. The same expectation with less
+    simulation noise, and no steps of 1/(new patients) in its draws. ``times`` and
+    ``location`` as :func:`population_times` yields them, ``dispersion`` (S, K)."""
+    before = times[:, k - 1] if k > 0 else np.zeros_like(times[:, 0])
+    left = week - before
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.where(left > 0, left, 1.0)) - location[:, k]) / dispersion[:, k, None]
+    probability = -np.expm1(families.np_log_survival_z(family, z))
+    return np.where(left > 0, probability, 0.0).mean(axis=1)
 
 
 def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicates: int,
@@ -191,12 +217,14 @@ def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicate
     def put(key, rows, values):
         out.setdefault(key, np.empty(size))[rows] = values
 
-    for group, rows, times in population_times(draws, data, family, replicates, rng):
+    for group, rows, times, location in population_times(draws, data, family, replicates, rng,
+                                                         locations=True):
         for k, outcome in enumerate(data.outcomes):
             t = times[:, k]
             put((outcome, "median_time_wk", group), rows, np.median(t, axis=1))
             for week in TIMEPOINTS_WK:
-                put((outcome, f"p_event_by_wk{week}", group), rows, (t <= week).mean(axis=1))
+                put((outcome, f"p_event_by_wk{week}", group), rows, event_probability_by(
+                    family, week, times, location, draws.dispersion[rows], k))
             put((outcome, f"rmst{RMST_HORIZON_WK}_wk", group), rows,
                 np.minimum(t, RMST_HORIZON_WK).mean(axis=1))
     return out

@@ -64,7 +64,9 @@ def outcome_scale_claims(table: pd.DataFrame) -> list[str]:
     for model, outcome, quantity, group, words, unit in CLAIMS:
         row = table[(table["model"] == model) & (table["outcome"] == outcome)
                     & (table["quantity"] == quantity) & (table["group"] == group)].iloc[0]
-        low, median, high = (significant(row[c], 2) for c in ("q05", "q50", "q95"))
+        # a probability below 0.001 reads as such, not as its many zeros
+        low, median, high = ("<0.001" if quantity.startswith("p_event") and row[c] < 1e-3
+                             else significant(row[c], 2) for c in ("q05", "q50", "q95"))
         lines.append(f"{words}: 90% prior probability between {low} and {high}"
                      + (f" {unit}" if unit else "") + f" (prior median {median})")
     return lines
