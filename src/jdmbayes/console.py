@@ -210,7 +210,7 @@ def final_table(results, seconds: dict[str, float] | None = None) -> str:
         d = r.diagnostics
         lines.append(f"{r.name:<20} {d['verdict']:<8} {d['r_hat_max']:>9.4f} "
                      f"{d['ess_bulk_min']:>9.0f} {d['ess_tail_min']:>9.0f} "
-                     f"{d['divergences']:>7d} {d.get('n_pareto_k_above_0_7', 0):>9d}")
+                     f"{d['divergences']:>7d} {d.get('n_pareto_k_above_0_7', '-'):>9}")
     if any(not r.diagnostics.get("loo_trustworthy", True) for r in results):
         lines.append("LOO k>0.7: patients whose Pareto k exceeds 0.7; where it is not 0, "
                      "elpd_loo is not reliable (diagnostics.json says so) and jdmbayes "

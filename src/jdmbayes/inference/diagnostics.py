@@ -27,6 +27,8 @@ LOO_CAUSES = {
     "conditional": "conditional LOO with one random effect per patient",
     "marginal": "LOO on each patient's marginal likelihood: these patients' values move the "
                 "posterior too far for importance sampling"}
+LOO_NOT_COMPUTED = ("LOO not computed: some patients' largest log-likelihoods are all equal "
+                    "across the draws (the chains barely moved), so PSIS cannot smooth them")
 
 
 def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
@@ -98,10 +100,20 @@ def _convergence(idata, posterior) -> dict:
 def _with_loo_and_verdict(result: dict, idata, loglik_var: str | None,
                           loglik_kind: str) -> dict:
     divergences, ebfmi = result["divergences"], result["ebfmi_per_chain"]
+    loo = None
     if loglik_var is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            loo = az.loo(idata, var_name=loglik_var, pointwise=True)
+            try:
+                loo = az.loo(idata, var_name=loglik_var, pointwise=True)
+            except ValueError as error:
+                # PSIS fits a Pareto tail to each patient's largest log-likelihoods; in
+                # draws that barely move (a fit far from its gates, such as a few tuning
+                # steps) they are all equal and ArviZ raises
+                if "tail values are the same" not in str(error):
+                    raise
+                result.update(loo_trustworthy=False, loo_warning=LOO_NOT_COMPUTED)
+    if loo is not None:
         result.update(pareto_k_max=float(np.max(loo.pareto_k.values)),
                       n_pareto_k_above_0_7=int((loo.pareto_k.values > 0.7).sum()),
                       elpd_loo=float(loo.elpd), elpd_loo_se=float(loo.se),

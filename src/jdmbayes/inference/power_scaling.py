@@ -21,6 +21,8 @@ from jdmbayes.estimands.names import is_key
 from jdmbayes.inference.draws import from_groups, group_dataset
 
 THRESHOLD = 0.05
+NOT_COMPUTED = ("not computed: the draws' largest log densities are all equal (the chains "
+                "barely moved)")
 COLUMNS = ["model", "outcome", "quantity", "group", "prior_sensitivity",
            "likelihood_sensitivity", "diagnosis"]
 
@@ -62,12 +64,21 @@ def power_scaling_table(idata: xr.DataTree, quantities: dict, model: str,
                         "log_likelihood": group_dataset(idata, "log_likelihood")})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prior = az.psense(data, group="prior")
-        likelihood = az.psense(data, group="likelihood")
+        try:
+            prior = az.psense(data, group="prior")
+            likelihood = az.psense(data, group="likelihood")
+        except ValueError as error:
+            # ArviZ's Pareto smoothing of the importance weights needs the largest log
+            # densities to differ; in draws that barely move (a fit far from its gates, such
+            # as a few tuning steps) they do not, and no sensitivity can be estimated
+            if "tail values are the same" not in str(error):
+                raise
+            prior = likelihood = None
     rows = []
     for key, (outcome, quantity, group) in labels.items():
-        p, lik = float(prior[key]), float(likelihood[key])
+        p, lik = (float(prior[key]), float(likelihood[key])) if prior is not None else (
+            float("nan"), float("nan"))
         rows.append({"model": model, "outcome": outcome, "quantity": quantity, "group": group,
                      "prior_sensitivity": p, "likelihood_sensitivity": lik,
-                     "diagnosis": diagnosis(p, lik)})
+                     "diagnosis": diagnosis(p, lik) if prior is not None else NOT_COMPUTED})
     return pd.DataFrame(rows, columns=COLUMNS)

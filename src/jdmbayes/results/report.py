@@ -62,6 +62,9 @@ def gate_rows(d: dict) -> list[dict]:
                      + ("" if d.get("loo_trustworthy", True) else
                         ": elpd_loo is NOT reliable as it stands; jdmbayes compare refits "
                         "the model without each of them (exact LOO)")})
+    elif "loo_warning" in d:
+        rows.append({"gate": "patient-level LOO", "rule": "reported, not a gate",
+                     "value": "not computed", "result": d["loo_warning"]})
     return rows
 
 
