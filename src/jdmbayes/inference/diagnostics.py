@@ -27,8 +27,18 @@ LOO_CAUSES = {
     "conditional": "conditional LOO with one random effect per patient",
     "marginal": "LOO on each patient's marginal likelihood: these patients' values move the "
                 "posterior too far for importance sampling"}
-LOO_NOT_COMPUTED = ("LOO not computed: some patients' largest log-likelihoods are all equal "
-                    "across the draws (the chains barely moved), so PSIS cannot smooth them")
+# ArviZ's Pareto smoothing (PSIS: LOO and power-scaling) fits a Pareto tail to the largest
+# log densities of the draws, and raises where it cannot: these are its reasons, in words
+PSIS_FAILURES = {
+    "tail values are the same": "the largest log densities are all equal across the draws "
+                                "(the chains barely moved)",
+    "n_draws_tail must be at least": "too few draws for Pareto smoothing (at least 25 in "
+                                     "all)"}
+
+
+def psis_failure(error: ValueError) -> str | None:
+    """Why ArviZ's Pareto smoothing failed, in words; None for any other error."""
+    return next((words for text, words in PSIS_FAILURES.items() if text in str(error)), None)
 
 
 def diagnose(idata, parameters: list[str], loglik_var: str | None = None,
@@ -107,12 +117,11 @@ def _with_loo_and_verdict(result: dict, idata, loglik_var: str | None,
             try:
                 loo = az.loo(idata, var_name=loglik_var, pointwise=True)
             except ValueError as error:
-                # PSIS fits a Pareto tail to each patient's largest log-likelihoods; in
-                # draws that barely move (a fit far from its gates, such as a few tuning
-                # steps) they are all equal and ArviZ raises
-                if "tail values are the same" not in str(error):
+                reason = psis_failure(error)
+                if reason is None:
                     raise
-                result.update(loo_trustworthy=False, loo_warning=LOO_NOT_COMPUTED)
+                result.update(loo_trustworthy=False,
+                              loo_warning=f"LOO not computed: {reason}")
     if loo is not None:
         result.update(pareto_k_max=float(np.max(loo.pareto_k.values)),
                       n_pareto_k_above_0_7=int((loo.pareto_k.values > 0.7).sum()),

@@ -18,11 +18,10 @@ import pandas as pd
 import xarray as xr
 
 from jdmbayes.estimands.names import is_key
+from jdmbayes.inference.diagnostics import psis_failure
 from jdmbayes.inference.draws import from_groups, group_dataset
 
 THRESHOLD = 0.05
-NOT_COMPUTED = ("not computed: the draws' largest log densities are all equal (the chains "
-                "barely moved)")
 COLUMNS = ["model", "outcome", "quantity", "group", "prior_sensitivity",
            "likelihood_sensitivity", "diagnosis"]
 
@@ -62,16 +61,17 @@ def power_scaling_table(idata: xr.DataTree, quantities: dict, model: str,
     data = from_groups({"posterior": xr.Dataset(columns),
                         "log_prior": group_dataset(idata, "log_prior"),
                         "log_likelihood": group_dataset(idata, "log_likelihood")})
+    reason = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             prior = az.psense(data, group="prior")
             likelihood = az.psense(data, group="likelihood")
         except ValueError as error:
-            # ArviZ's Pareto smoothing of the importance weights needs the largest log
-            # densities to differ; in draws that barely move (a fit far from its gates, such
-            # as a few tuning steps) they do not, and no sensitivity can be estimated
-            if "tail values are the same" not in str(error):
+            # the importance weights are Pareto smoothed, which ArviZ cannot do on draws
+            # that barely move or are too few (a fit far from its gates)
+            reason = psis_failure(error)
+            if reason is None:
                 raise
             prior = likelihood = None
     rows = []
@@ -80,5 +80,6 @@ def power_scaling_table(idata: xr.DataTree, quantities: dict, model: str,
             float("nan"), float("nan"))
         rows.append({"model": model, "outcome": outcome, "quantity": quantity, "group": group,
                      "prior_sensitivity": p, "likelihood_sensitivity": lik,
-                     "diagnosis": diagnosis(p, lik) if prior is not None else NOT_COMPUTED})
+                     "diagnosis": diagnosis(p, lik) if prior is not None else
+                     f"not computed: {reason}"})
     return pd.DataFrame(rows, columns=COLUMNS)
