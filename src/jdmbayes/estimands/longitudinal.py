@@ -15,9 +15,10 @@ r"""Posterior predictions of longitudinal models, in NumPy from posterior draws.
   :math:`\sigma_{int}^2 + 2\rho\sigma_{int}\sigma_{change} h(t) + \sigma_{change}^2
   h(t)^2`, so means are integrals in one dimension: in closed form for a log-normal
   measure, by Gauss-Hermite quadrature (:data:`QUADRATURE_NODES` nodes) otherwise. The
-  proportions need the joint law of baseline and change: Monte Carlo with new patients
-  (``replicates`` per modelled patient, at most :data:`MAX_NEW_PATIENTS` per draw, common to
-  all groups).
+  proportions need the joint law of baseline and change: Monte Carlo over new patients'
+  baselines (``replicates`` per modelled patient, at most :data:`MAX_NEW_PATIENTS` per draw,
+  common to all groups), each counted by the probability of their change given their
+  baseline (:func:`threshold_share`; a censored normal measure counts simulated patients).
 * contrasts: at every summary week the difference in mean change (``diff_mean_change_wk<w>``,
   'num-den') and, for a log-normal measure, the ratio of mean values (``ratio_mean_wk<w>``,
   'num/den'); and the whole-group effect in one row (``change_effect``: the group's main
@@ -245,6 +246,54 @@ def effect_variance(post: dict, h: np.ndarray) -> np.ndarray:
     return s_b**2 + 2 * rho * s_b * s_d * h + s_d**2 * h**2
 
 
+def inverse_expected_value(likelihood: str, value, noise, upper):
+    """The link-scale mean whose expected value (:func:`expected_value`) is ``value``, and
+    where there is one (NaN and False elsewhere); None for a censored normal measure, whose
+    expected value has no closed-form inverse."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if likelihood == "beta_binomial":
+            valid = (value > 0) & (value < upper)
+            return np.where(valid, special.logit(value / upper), np.nan), valid
+        if likelihood == "lognormal":
+            valid = value > 0
+            return np.where(valid, np.log(np.where(valid, value, 1.0)) - noise**2 / 2,
+                            np.nan), valid
+    return None
+
+
+def threshold_share(post: dict, shape: TimeShape, week: float, baseline, u, fixed_change,
+                    likelihood: str, upper: float, sign: float, threshold: float):
+    """(S,) share of new patients whose expected change by ``week`` in the improving
+    direction (``sign``) is at least ``threshold``, each counted by their probability of it
+    given their baseline (the part of their change not explained by the baseline integrated
+    out: conditional Monte Carlo); None where the measure's mean has no closed-form inverse.
+
+    The expected value is increasing in the link-scale mean ``b + c h + g`` (h > 0 after
+    week 0, g the spline's departure), so the condition is a bound on the change c, which
+    given the baseline's standard normal draw ``u`` is normal with mean
+    ``fixed_change + sigma_change rho u`` and SD ``sigma_change sqrt(1 - rho^2)``."""
+    noise = post["noise"][:, None]
+    before = expected_value(likelihood, baseline, noise, upper)
+    inverse = inverse_expected_value(likelihood, before + sign * threshold, noise, upper)
+    if inverse is None:
+        return None
+    level, reachable = inverse
+    h, g = shape.values(week, post), shape.offset(week, post)               # (S, 1) each
+    if not np.all(h > 0):        # week 0: no change yet to bound
+        return None
+    bound = (level - baseline - g) / h
+    rho = np.asarray(post.get("rho_baseline_change", 0.0))
+    rho = rho[:, None] if rho.ndim else rho
+    s_d = post["sigma_change"][:, None]
+    centre = fixed_change + s_d * rho * u
+    spread = s_d * np.sqrt(1.0 - rho**2) * np.ones_like(centre)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (bound - centre) / spread
+    probability = np.where(spread > 0, special.ndtr(-sign * z),
+                           sign * (centre - bound) >= 0)
+    return np.where(reachable, probability, 0.0).mean(axis=1)
+
+
 def mean_values(post: dict, shape: TimeShape, fixed_change: np.ndarray, week: float,
                 likelihood: str, upper: float) -> np.ndarray:
     """(S, n) each patient's expected value at ``week`` averaged over new patient effects,
@@ -278,7 +327,6 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     out = {}
     for group, cells in group_assignments(data).items():
         fixed = fixed_changes(post, design, cells, covariates)
-        change = np.repeat(fixed, r, axis=1) + post["sigma_change"][:, None] * w
         # without covariates, patients in one cell share their fixed change: the means are
         # computed once per cell and weighted by its patients
         if design.covariate_names:
@@ -287,14 +335,14 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
             first, counts = np.unique(cells, return_index=True, return_counts=True)[1:]
             distinct, weight = fixed[:, first], counts / n
 
-        def expected(week, change=change):
+        def expected(week, fixed=fixed):
+            change = np.repeat(fixed, r, axis=1) + post["sigma_change"][:, None] * w
             mu = shape.mean(baseline, change, week, post)
             return expected_value(spec.likelihood, mu, noise, upper)
 
         def mean_at(week, distinct=distinct, weight=weight):
             return mean_values(post, shape, distinct, week, spec.likelihood, upper) @ weight
 
-        at0 = expected(0.0)
         mean0 = mean_at(0.0)
         key = spec.measure
         proportions = {}
@@ -304,10 +352,12 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
             if spec.likelihood == "lognormal":
                 out[(key, f"mean_value_wk{week_label(week)}", group)] = mean
             # the proportions' arrays are the largest here: draws x new patients
-            at = expected(week)
-            proportions[(key, f"p_change_ge_threshold_wk{week_label(week)}", group)] = (
-                sign * (at - at0) >= spec.threshold).mean(axis=1)
-            del at
+            name = (key, f"p_change_ge_threshold_wk{week_label(week)}", group)
+            share = threshold_share(post, shape, week, baseline, u, np.repeat(fixed, r, axis=1),
+                                    spec.likelihood, upper, sign, spec.threshold)
+            if share is None:    # a censored normal measure: count simulated patients
+                share = (sign * (expected(week) - expected(0.0)) >= spec.threshold).mean(axis=1)
+            proportions[name] = share
         out.update(proportions)
         out[(key, "mean_final", group)] = mean_at(float(spec.final_week))
     return out
