@@ -115,6 +115,12 @@ class Fit:
     def passed(self) -> bool:
         return all(r.diagnostics["verdict"] == "pass" for r in self.results)
 
+    def loo_not_computed(self) -> dict[str, str]:
+        """Model -> why its patient-level LOO was not computed (draws too few or stuck), for
+        the models without one: they cannot be compared."""
+        return {r.name: r.diagnostics["loo_warning"] for r in self.results
+                if "elpd_loo" not in r.diagnostics and "loo_warning" in r.diagnostics}
+
     def summary(self) -> pd.DataFrame:
         """Every parameter and estimand as one row, unrounded: ``summary.csv``."""
         return summary_table([row for r in self.results for row in r.summary_rows])
@@ -147,6 +153,10 @@ class Fit:
         LOO, :mod:`jdmbayes.kinds.exact_loo`; compiled once, on Dask when the fit used
         several jobs), once per :class:`Fit`; the refits' records are the table's
         ``attrs["exact_refits"]``."""
+        missing = self.loo_not_computed()
+        if missing:
+            raise ValueError("cannot compare the models: " + "; ".join(
+                f"{name}: {why}" for name, why in missing.items()))
         if self._comparison is None:
             from jdmbayes.batch.loo_refits import exact_loo_refits
             from jdmbayes.console import CapturedLog

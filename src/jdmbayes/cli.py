@@ -91,6 +91,11 @@ def fit_command(args) -> int:
                          args.ci_kind, jobs=args.jobs, scheduler=args.scheduler,
                          progress=True, verbose=args.verbose, started=started,
                          command=["jdmbayes", *sys.argv[1:]])
+    uncompared = fitted.loo_not_computed() if comparing else {}
+    for name, why in uncompared.items():
+        print(f"  {name}: {why}: the models are not compared (compare.csv is not written)",
+              flush=True)
+    comparing = comparing and not uncompared
     if comparing:
         from jdmbayes.kinds.exact_loo import patients_to_refit
 
@@ -127,7 +132,7 @@ def fit_command(args) -> int:
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(f"warnings and log lines: {out / 'log.txt'}")
     print(out)
-    return EXIT_OK if fitted.passed else EXIT_DIAGNOSTICS_FAILED
+    return EXIT_OK if fitted.passed and not uncompared else EXIT_DIAGNOSTICS_FAILED
 
 
 def series_is_reconstructed(data: str) -> bool:

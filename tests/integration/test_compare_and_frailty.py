@@ -23,6 +23,22 @@ SHORT = ["--chains", "2", "--draws", "300", "--tune", "300", "--jobs", "1",
          "--allow-failed-diagnostics", "--seed", "3"]
 
 
+def test_compare_of_too_few_draws_writes_the_fits_and_says_why_it_did_not_compare(
+        tmp_path, capsys):
+    # 3 x 7 draws are too few for PSIS: compare ended with a traceback after sampling
+    # (ArviZ's 'n_draws_tail must be at least 5') and nothing was written
+    out = tmp_path / "run"
+    code = main(["compare", "--model", "gc_discontinuation", "--model",
+                 family_variant(tmp_path, "gc_discontinuation", "lognormal"),
+                 "--chains", "3", "--draws", "7", "--tune", "20", "--jobs", "1",
+                 "--retry-budget", "0", "--out", str(out)])
+    assert code == 3
+    assert (out / "summary.csv").is_file() and not (out / "compare.csv").exists()
+    said = capsys.readouterr().out
+    assert ("gc_discontinuation: LOO not computed: too few draws for Pareto smoothing (at "
+            "least 25 in all): the models are not compared") in said
+
+
 def test_compare_ranks_two_families_and_writes_its_files(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["compare", "--model", "rash_milestones", "--model",
