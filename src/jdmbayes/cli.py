@@ -206,12 +206,19 @@ def sensitivity_command(args) -> int:
     verdicts = tables["verdicts"]
     for model in dict.fromkeys(verdicts["model"]):
         v = verdicts[verdicts["model"] == model]
+        undetermined = int((v["verdict"] == "undetermined").sum())
         print(f"{model}: {int((v['verdict'] == 'robust').sum())} of {len(v)} key "
-              f"estimands hold under every prior set")
+              f"estimands hold under every prior set"
+              + (f"; {undetermined} undetermined (the reference fit failed a gate or fewer "
+                 "than two fits passed)" if undetermined else ""))
+    failed = tables["diagnostics"][tables["diagnostics"]["verdict"] != "pass"]
+    for fit in failed.itertuples():
+        print(f"  {fit.model} under {fit.prior_set}: FAILED {fit.failures} (shown in the "
+              "grid, not used for its verdicts)")
     if series_is_reconstructed(args.data):
         print("note: the bundled series is reconstructed (synthetic rows), not patient records")
     print(out)
-    return EXIT_OK
+    return EXIT_DIAGNOSTICS_FAILED if len(failed) else EXIT_OK
 
 
 def plan_command(args) -> int:

@@ -110,7 +110,9 @@ def test_interrupted_grid_command_resumes_and_finishes(reference, tmp_path):
     assert (fit / "default" / "manifest.json").exists()
     assert not (out / "summary.md").exists()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # 2 x 200 draws cannot reach a bulk ESS of 400: each fit fails a gate, said and exit 3
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"  {MODEL} under default: FAILED " in done.stdout
     assert "resuming grid" in done.stdout
     speed = json.loads((out / "speed.json").read_text())
     assert speed["reused_from_disk"] + speed["fitted"] == 2 and speed["reused_from_disk"] >= 1
