@@ -228,6 +228,33 @@ def test_milestones_out_of_order(series_copy):
     assert "'rash_marked_improvement' at 1 wk is before 'rash_improvement' at 1.3 wk" in p.message
 
 
+@pytest.mark.parametrize(("edits", "says"), [
+    # a tie of two exactly timed milestones (was refused as "before")
+    ({("rash_marked_improvement", "time_wk"): "1.3"},
+     "'rash_marked_improvement' at 1.3 wk is not after 'rash_improvement' at 1.3 wk"),
+    # an interval ending at the earlier milestone's time passed, and the fit then ended with
+    # a traceback (a gap of zero weeks: "All initialization points failed")
+    ({("rash_marked_improvement", "time_wk"): "1.3",
+      ("rash_marked_improvement", "time_lo_wk"): "0.5"},
+     "'rash_marked_improvement' in (0.5, 1.3] wk is not after 'rash_improvement' at 1.3 wk"),
+])
+def test_a_milestone_not_after_the_one_before_is_refused(series_copy, edits, says):
+    for (event, column), value in edits.items():
+        row = _row_of(series_copy, "events", subject_id="REC01", event=event)
+        _edit(series_copy, "events", row, column, value)
+    p = _one(series_copy, "milestone_order")
+    assert p.message.startswith(f"subject 'REC01': {says} (a milestone must come after")
+
+
+def test_an_earlier_milestone_may_be_an_interval_ending_at_the_next(series_copy):
+    # improvement some time in (0.5, 1.3], marked improvement at 1.3: the gap is positive
+    row = _row_of(series_copy, "events", subject_id="REC01", event="rash_improvement")
+    _edit(series_copy, "events", row, "time_lo_wk", "0.5")
+    row = _row_of(series_copy, "events", subject_id="REC01", event="rash_marked_improvement")
+    _edit(series_copy, "events", row, "time_wk", "1.3")
+    load_series(series_copy)
+
+
 def test_cmas_out_of_range(series_copy):
     row = _row_of(series_copy, "measurements", subject_id="REC02", measure="cmas", week="4")
     _edit(series_copy, "measurements", row, "value", "53")

@@ -319,10 +319,18 @@ class _Checker:
                 if a.censored == 1 and b.censored == 0:
                     problem = f"'{later}' is observed but '{earlier}' is censored"
                 elif a.censored == 0 and b.censored == 0:
-                    both_exact = math.isnan(a.time_lo_wk) and math.isnan(b.time_lo_wk)
-                    if b.time_wk < a.time_wk or (both_exact and b.time_wk == a.time_wk):
-                        problem = (f"'{later}' at {b.time_wk:g} wk is before '{earlier}' at "
-                                   f"{a.time_wk:g} wk")
+                    # after an exactly timed milestone the next must come strictly later: a
+                    # tie, or an interval ending at that time, leaves a gap of zero weeks
+                    a_exact = math.isnan(a.time_lo_wk)
+                    b_when = (f"at {b.time_wk:g} wk" if math.isnan(b.time_lo_wk) else
+                              f"in ({b.time_lo_wk:g}, {b.time_wk:g}] wk")
+                    if b.time_wk < a.time_wk:
+                        problem = f"'{later}' {b_when} is before '{earlier}' at {a.time_wk:g} wk"
+                    elif a_exact and b.time_wk == a.time_wk:
+                        problem = (f"'{later}' {b_when} is not after '{earlier}' at "
+                                   f"{a.time_wk:g} wk (a milestone must come after the one "
+                                   "before it: record a later milestone at its own, later "
+                                   "time, or the earlier as an interval ending there)")
                 elif a.censored == 0 and b.censored == 1 and b.time_wk < a.time_wk:
                     problem = (f"'{later}' is censored at {b.time_wk:g} wk, before '{earlier}' "
                                f"at {a.time_wk:g} wk")
