@@ -328,6 +328,24 @@ def test_a_model_of_a_table_the_series_lacks_is_refused_naming_its_file(
     assert f"error: {tmp_path / file}, column " in err and f"[{rule}] {says}" in err
 
 
+def test_a_users_milestone_in_an_interval_ending_at_the_one_before_is_refused(tmp_path,
+                                                                              capsys):
+    # 'second' in (1, 2] after 'first' at 2: a gap of zero weeks at most, which passed the
+    # checks and ended the fit with a traceback ("All initialization points failed")
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,30\nB,30\nC,30\n")
+    (tmp_path / "events.csv").write_text(
+        "subject_id,event,time_wk,censored,time_lo_wk\nA,first,2,0,\nA,second,2,0,1\n"
+        "B,first,3,0,\nB,second,9,0,\nC,first,1,0,\nC,second,30,1,\n")
+    spec = tmp_path / "ab.toml"
+    spec.write_text('[model]\nname = "ab"\nkind = "milestones"\n'
+                    'outcomes = ["first", "second"]\ngrouping = []\ncontrasts = []\n')
+    out = tmp_path / "run"
+    assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert ("[milestone_order] subject 'A': 'second' in (1, 2] wk is not after the previous "
+            "milestone") in capsys.readouterr().err
+
+
 def test_a_numpy_integer_seed_is_a_seed():
     import numpy as np
 

@@ -415,6 +415,11 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
                 kind[i, k] = RIGHT if row["time_wk"] > previous_time else NONE
                 informative = False
             elif not np.isnan(row["time_lo_wk"]):
+                if row["time_wk"] <= previous_time:   # a gap of zero weeks at most
+                    problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
+                                            f"'{event}' in ({row['time_lo_wk']:g}, "
+                                            f"{row['time_wk']:g}] wk is not after the "
+                                            "previous milestone", column="time_wk"))
                 lo[i, k] = row["time_lo_wk"]
                 kind[i, k] = LATENT if k < k_count - 1 else INTERVAL
                 previous_time = row["time_lo_wk"]
