@@ -9,7 +9,7 @@
   :data:`MAX_NEW_PATIENTS` per draw but at least one per patient: :func:`new_patient_count`;
   common random numbers across groups so contrasts are not blurred by simulation noise).
   The probabilities of a milestone by a week count each new patient by their probability of
-  it given their frailty and earlier milestones (:func:`event_probability_by`), medians and
+  it given their frailty and earlier milestones (:func:`event_probabilities`), medians and
   restricted means by their simulated times.
 * contrasts: time ratios :math:`\\exp(\\theta_{num}-\\theta_{den})` averaged over the other
   grouping columns' levels (cell deviations included); Weibull hazard ratios for outcomes
@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models import families
@@ -160,7 +161,7 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
     curves use. ``keep`` selects draws (default all); ``cells=False`` leaves out the
     drug-by-dose cells; new frailties and errors are common to all groups. ``locations``:
     also yield each gap's log-time location (everything but ``dispersion_k * error``), of the
-    same shape, for :func:`event_probability_by`.
+    same shape, for :func:`event_probabilities`.
 
     Each gap is exp(group part + covariates + frailty + intercept_k + dispersion_k * error),
     as :func:`simulate_times`, factorised: all but the group's part is common to every group
@@ -181,31 +182,61 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
         common = np.exp(intercept[rows, :, None]
                         + dispersion[rows, :, None] * errors[rows].transpose(0, 2, 1)
                         + (sigma[rows, None] * frailty_z[rows])[:, None, :])
+        if locations:     # each gap's location but the group's part, common to every group
+            shared = intercept[rows, :, None] + (sigma[rows, None] * frailty_z[rows])[:, None, :]
         for group, assigned in groups.items():
-            part = np.repeat(location[rows][:, assigned] + covariate_part[rows], replicates,
-                             axis=1)
-            times = np.cumsum(np.exp(part)[:, None, :] * common, axis=1)
+            part = location[rows][:, assigned] + covariate_part[rows]
+            times = np.cumsum(np.repeat(np.exp(part), replicates, axis=1)[:, None, :] * common,
+                              axis=1)
             if not locations:
                 yield group, rows, times
                 continue
-            yield group, rows, times, (part[:, None, :] + intercept[rows, :, None]
-                                       + (sigma[rows, None] * frailty_z[rows])[:, None, :])
+            yield group, rows, times, shared + np.repeat(part, replicates, axis=1)[:, None, :]
 
 
-def event_probability_by(family: str, week: float, times: np.ndarray, location: np.ndarray,
-                         dispersion: np.ndarray, k: int) -> np.ndarray:
-    """(S,) share of the new patients with milestone ``k`` by ``week``, each patient counted
-    by their probability of it given their frailty and earlier milestones (the last gap's
-    error integrated out: conditional Monte Carlo, also called Rao-Blackwellisation), rather
-    than by whether their simulated time fell by ``week``. The same expectation with less
-    simulation noise, and no steps of 1/(new patients) in its draws. ``times`` and
+def _cdf_in_place(family: str, z: np.ndarray) -> np.ndarray:
+    """The error's CDF at ``z``, written over ``z`` (1 - exp of
+    :func:`jdmbayes.models.families.np_log_survival_z`; in place, as these arrays are large)."""
+    if family == "weibull":          # 1 - exp(-exp(z)); exp is vectorised, expm1 is not
+        np.exp(z, out=z)
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        return np.subtract(1.0, z, out=z)
+    if family == "lognormal":
+        return special.ndtr(z, out=z)
+    if family == "loglogistic":
+        return special.expit(z, out=z)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def event_probabilities(family: str, weeks, times: np.ndarray, location: np.ndarray,
+                        dispersion: np.ndarray, k: int) -> list[np.ndarray]:
+    """(S,) share of the new patients with milestone ``k`` by each of ``weeks``, each patient
+    counted by their probability of it given their frailty and earlier milestones (the last
+    gap's error integrated out: conditional Monte Carlo, also called Rao-Blackwellisation),
+    rather than by whether their simulated time fell by the week. The same expectation with
+    less simulation noise, and no steps of 1/(new patients) in its draws. ``times`` and
     ``location`` as :func:`population_times` yields them, ``dispersion`` (S, K)."""
-    before = times[:, k - 1] if k > 0 else np.zeros_like(times[:, 0])
-    left = week - before
-    with np.errstate(divide="ignore"):
-        z = (np.log(np.where(left > 0, left, 1.0)) - location[:, k]) / dispersion[:, k, None]
-    probability = -np.expm1(families.np_log_survival_z(family, z))
-    return np.where(left > 0, probability, 0.0).mean(axis=1)
+    scale = 1.0 / dispersion[:, k, None]
+    shift = location[:, k] * -scale            # z = log(gap) / dispersion + shift
+    z = np.empty_like(shift)
+    reached = np.empty(shift.shape, dtype=bool)
+    shares = []
+    for week in weeks:
+        if k == 0:                             # the first gap is the time itself
+            np.add(shift, np.log(week) * scale, out=z)
+            shares.append(_cdf_in_place(family, z).mean(axis=1))
+            continue
+        np.subtract(week, times[:, k - 1], out=z)       # the time left for the last gap
+        np.greater(z, 0.0, out=reached)
+        np.maximum(z, np.finfo(float).tiny, out=z)
+        np.log(z, out=z)
+        z *= scale
+        z += shift
+        _cdf_in_place(family, z)
+        z *= reached
+        shares.append(z.mean(axis=1))
+    return shares
 
 
 def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicates: int,
@@ -222,9 +253,10 @@ def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicate
         for k, outcome in enumerate(data.outcomes):
             t = times[:, k]
             put((outcome, "median_time_wk", group), rows, np.median(t, axis=1))
-            for week in TIMEPOINTS_WK:
-                put((outcome, f"p_event_by_wk{week}", group), rows, event_probability_by(
-                    family, week, times, location, draws.dispersion[rows], k))
+            shares = event_probabilities(family, TIMEPOINTS_WK, times, location,
+                                         draws.dispersion[rows], k)
+            for week, share in zip(TIMEPOINTS_WK, shares):
+                put((outcome, f"p_event_by_wk{week}", group), rows, share)
             put((outcome, f"rmst{RMST_HORIZON_WK}_wk", group), rows,
                 np.minimum(t, RMST_HORIZON_WK).mean(axis=1))
     return out
