@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jdmbayes.estimands.longitudinal import expected_value, threshold_share
+from jdmbayes.estimands.longitudinal import change_needed, expected_value, threshold_share
 
 
 class Shape:
@@ -66,8 +66,8 @@ def test_share_agrees_with_counting_simulated_patients(likelihood, upper, sign, 
     before = expected_value(likelihood, baseline, noise, upper)
     after = expected_value(likelihood, baseline + change * shape.h + shape.g, noise, upper)
     counted = (sign * (after - before) >= threshold).mean(axis=1)
-    share = threshold_share(post, shape, 24.0, baseline, u, fixed, likelihood, upper, sign,
-                            threshold)
+    needed = change_needed(post, baseline, likelihood, upper, sign, threshold)
+    share = threshold_share(post, shape, 24.0, needed, u, fixed, sign)
     assert share.shape == (3,) and np.all((share >= 0) & (share <= 1))
     assert np.all((counted > 0.02) & (counted < 0.98)), counted      # informative cases
     se = np.sqrt(counted * (1 - counted) / m)
@@ -77,14 +77,11 @@ def test_share_agrees_with_counting_simulated_patients(likelihood, upper, sign, 
     still = dict(post, sigma_change=np.zeros(3))
     after = expected_value(likelihood, baseline + fixed * shape.h + shape.g, noise, upper)
     exact = (sign * (after - before) >= threshold).mean(axis=1)
-    np.testing.assert_allclose(
-        threshold_share(still, shape, 24.0, baseline, u, fixed, likelihood, upper, sign,
-                        threshold), exact, atol=1e-5)
+    np.testing.assert_allclose(threshold_share(still, shape, 24.0, needed, u, fixed, sign),
+                               exact, atol=1e-5)
 
 
 def test_a_censored_normal_measure_is_left_to_counting():
     post = {k: np.ones(2) for k in ("intercept", "sigma_intercept", "change", "sigma_change",
                                     "noise")}
-    u = np.zeros((2, 5))
-    assert threshold_share(post, Shape([1.0, 1.0], [0.0, 0.0]), 24.0, u, u, u,
-                           "censored_normal", 52.0, 1.0, 5.0) is None
+    assert change_needed(post, np.zeros((2, 5)), "censored_normal", 52.0, 1.0, 5.0) is None

@@ -261,37 +261,54 @@ def inverse_expected_value(likelihood: str, value, noise, upper):
     return None
 
 
-def threshold_share(post: dict, shape: TimeShape, week: float, baseline, u, fixed_change,
-                    likelihood: str, upper: float, sign: float, threshold: float):
-    """(S,) share of new patients whose expected change by ``week`` in the improving
-    direction (``sign``) is at least ``threshold``, each counted by their probability of it
-    given their baseline (the part of their change not explained by the baseline integrated
-    out: conditional Monte Carlo); None where the measure's mean has no closed-form inverse.
-
-    The expected value is increasing in the link-scale mean ``b + c h + g`` (h > 0 after
-    week 0, g the spline's departure), so the condition is a bound on the change c, which
-    given the baseline's standard normal draw ``u`` is normal with mean
-    ``fixed_change + sigma_change rho u`` and SD ``sigma_change sqrt(1 - rho^2)``."""
+def change_needed(post: dict, baseline, likelihood: str, upper: float, sign: float,
+                  threshold: float):
+    """(S, M) the link-scale change ``c h + g`` each new patient needs for an expected change
+    of ``threshold`` in the improving direction (``sign``) from their ``baseline``: +-inf
+    where none can reach it (a score's ceiling or floor). The same at every week and for
+    every group; None where the measure's mean has no closed-form inverse."""
     noise = post["noise"][:, None]
     before = expected_value(likelihood, baseline, noise, upper)
     inverse = inverse_expected_value(likelihood, before + sign * threshold, noise, upper)
     if inverse is None:
         return None
     level, reachable = inverse
+    return np.where(reachable, level - baseline, sign * np.inf)
+
+
+def threshold_share(post: dict, shape: TimeShape, week: float, needed, u, fixed_change,
+                    sign: float):
+    """(S,) share of new patients whose expected change by ``week`` in the improving
+    direction (``sign``) is at least the threshold ``needed`` stands for
+    (:func:`change_needed`), each counted by their probability of it given their baseline
+    (the part of their change not explained by the baseline integrated out: conditional
+    Monte Carlo); None at week 0.
+
+    The expected value is increasing in the link-scale mean ``b + c h + g`` (h > 0 after
+    week 0, g the spline's departure), so the condition is a bound on the change c, which
+    given the baseline's standard normal draw ``u`` is normal with mean
+    ``fixed_change + sigma_change rho u`` and SD ``sigma_change sqrt(1 - rho^2)``."""
     h, g = shape.values(week, post), shape.offset(week, post)               # (S, 1) each
     if not np.all(h > 0):        # week 0: no change yet to bound
         return None
-    bound = (level - baseline - g) / h
     rho = np.asarray(post.get("rho_baseline_change", 0.0))
-    rho = rho[:, None] if rho.ndim else rho
+    rho = rho[:, None] if rho.ndim else np.full_like(h, float(rho))
     s_d = post["sigma_change"][:, None]
-    centre = fixed_change + s_d * rho * u
-    spread = s_d * np.sqrt(1.0 - rho**2) * np.ones_like(centre)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (bound - centre) / spread
-    probability = np.where(spread > 0, special.ndtr(-sign * z),
-                           sign * (centre - bound) >= 0)
-    return np.where(reachable, probability, 0.0).mean(axis=1)
+    z = np.subtract(needed, g)        # the bound on c, less its mean given the baseline
+    z /= h
+    z -= fixed_change
+    if np.any(rho != 0):
+        z -= (s_d * rho) * u
+    spread = s_d * np.sqrt(1.0 - rho**2)                                    # (S, 1)
+    moving = spread[:, 0] > 0
+    share = np.empty(z.shape[0])
+    if moving.any():
+        part = z[moving] / spread[moving]
+        part *= -sign
+        share[moving] = special.ndtr(part, out=part).mean(axis=1)
+    if not moving.all():         # no patient effect on the change: whose mean reaches it
+        share[~moving] = (sign * z[~moving] <= 0).mean(axis=1)
+    return share
 
 
 def mean_values(post: dict, shape: TimeShape, fixed_change: np.ndarray, week: float,
@@ -324,6 +341,7 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     upper = spec.upper or 1.0
     sign = -1.0 if spec.improvement == "decrease" else 1.0
     weeks, _ = summary_weeks(data, spec)
+    needed = change_needed(post, baseline, spec.likelihood, upper, sign, spec.threshold)
     out = {}
     for group, cells in group_assignments(data).items():
         fixed = fixed_changes(post, design, cells, covariates)
@@ -353,8 +371,8 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
                 out[(key, f"mean_value_wk{week_label(week)}", group)] = mean
             # the proportions' arrays are the largest here: draws x new patients
             name = (key, f"p_change_ge_threshold_wk{week_label(week)}", group)
-            share = threshold_share(post, shape, week, baseline, u, np.repeat(fixed, r, axis=1),
-                                    spec.likelihood, upper, sign, spec.threshold)
+            share = None if needed is None else threshold_share(
+                post, shape, week, needed, u, np.repeat(fixed, r, axis=1), sign)
             if share is None:    # a censored normal measure: count simulated patients
                 share = (sign * (expected(week) - expected(0.0)) >= spec.threshold).mean(axis=1)
             proportions[name] = share
