@@ -5,6 +5,7 @@ frailty's and the error's variances added, whatever block of draws it is compute
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from jdmbayes.data.validate import load_series
@@ -130,3 +131,19 @@ def test_new_patients_per_draw_are_capped():
               population_times(draws, data, "weibull", 200, np.random.default_rng(1))}
     # 84 = ceil(MAX_NEW_PATIENTS / 24), not the 200 asked for
     assert MAX_NEW_PATIENTS == 2000 and shapes == {(10, 3, 24 * 84)}
+
+
+def test_probabilities_count_overflowed_earlier_times_as_not_reached():
+    """Under very wide priors a simulated earlier time can overflow (inf, or NaN from inf x
+    0): such a patient has not reached the earlier milestone, as when the times were
+    counted, and the share stays a number."""
+    from jdmbayes.estimands.milestones import event_probabilities
+
+    times = np.array([[[1.0, np.nan, np.inf, 2.0], [3.0, np.nan, np.inf, 50.0]]])
+    shares = event_probabilities("weibull", (4, 12), times, np.zeros((1, 2, 4)),
+                                 np.array([[0.5, 0.5]]), 1)
+    # patients 1 and 4 reached the first milestone at 1 and 2 weeks; the gap's median is
+    # exp(sigma * log log 2) = 0.69 weeks, so by 4 weeks the second is nearly certain
+    first = 1 - np.exp(-((4 - 1.0) ** 2)) + 1 - np.exp(-((4 - 2.0) ** 2))
+    assert np.isfinite(shares).all()
+    assert shares[0][0] == pytest.approx(first / 4, rel=1e-12)

@@ -234,7 +234,7 @@ def event_probabilities(family: str, weeks, times: np.ndarray, location: np.ndar
         z *= scale
         z += shift
         _cdf_in_place(family, z)
-        z *= reached
+        np.copyto(z, 0.0, where=~reached)   # (also where an earlier time overflowed: NaN)
         shares.append(z.mean(axis=1))
     return shares
 
