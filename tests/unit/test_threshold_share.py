@@ -66,7 +66,7 @@ def test_share_agrees_with_counting_simulated_patients(likelihood, upper, sign, 
     before = expected_value(likelihood, baseline, noise, upper)
     after = expected_value(likelihood, baseline + change * shape.h + shape.g, noise, upper)
     counted = (sign * (after - before) >= threshold).mean(axis=1)
-    needed = change_needed(post, baseline, likelihood, upper, sign, threshold)
+    needed = change_needed(post, baseline, before, likelihood, upper, sign, threshold)
     share = threshold_share(post, shape, 24.0, needed, u, fixed, sign)
     assert share.shape == (3,) and np.all((share >= 0) & (share <= 1))
     assert np.all((counted > 0.02) & (counted < 0.98)), counted      # informative cases
@@ -84,4 +84,5 @@ def test_share_agrees_with_counting_simulated_patients(likelihood, upper, sign, 
 def test_a_censored_normal_measure_is_left_to_counting():
     post = {k: np.ones(2) for k in ("intercept", "sigma_intercept", "change", "sigma_change",
                                     "noise")}
-    assert change_needed(post, np.zeros((2, 5)), "censored_normal", 52.0, 1.0, 5.0) is None
+    zero = np.zeros((2, 5))
+    assert change_needed(post, zero, zero, "censored_normal", 52.0, 1.0, 5.0) is None

@@ -246,33 +246,24 @@ def effect_variance(post: dict, h: np.ndarray) -> np.ndarray:
     return s_b**2 + 2 * rho * s_b * s_d * h + s_d**2 * h**2
 
 
-def inverse_expected_value(likelihood: str, value, noise, upper):
-    """The link-scale mean whose expected value (:func:`expected_value`) is ``value``, and
-    where there is one (NaN and False elsewhere); None for a censored normal measure, whose
-    expected value has no closed-form inverse."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if likelihood == "beta_binomial":
-            valid = (value > 0) & (value < upper)
-            return np.where(valid, special.logit(value / upper), np.nan), valid
-        if likelihood == "lognormal":
-            valid = value > 0
-            return np.where(valid, np.log(np.where(valid, value, 1.0)) - noise**2 / 2,
-                            np.nan), valid
-    return None
-
-
-def change_needed(post: dict, baseline, likelihood: str, upper: float, sign: float,
+def change_needed(post: dict, baseline, before, likelihood: str, upper: float, sign: float,
                   threshold: float):
     """(S, M) the link-scale change ``c h + g`` each new patient needs for an expected change
-    of ``threshold`` in the improving direction (``sign``) from their ``baseline``: +-inf
-    where none can reach it (a score's ceiling or floor). The same at every week and for
-    every group; None where the measure's mean has no closed-form inverse."""
-    noise = post["noise"][:, None]
-    before = expected_value(likelihood, baseline, noise, upper)
-    inverse = inverse_expected_value(likelihood, before + sign * threshold, noise, upper)
-    if inverse is None:
-        return None
-    level, reachable = inverse
+    of ``threshold`` in the improving direction (``sign``) from their ``baseline`` (whose
+    expected value is ``before``): the inverse of :func:`expected_value` at ``before + sign
+    threshold``, less the baseline; +-inf where none can reach it (a score's ceiling or
+    floor). The same at every week and for every group; None where the measure's mean has
+    no closed-form inverse (censored normal)."""
+    target = before + sign * threshold
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if likelihood == "beta_binomial":
+            reachable = (target > 0) & (target < upper)
+            level = special.logit(target / upper)
+        elif likelihood == "lognormal":
+            reachable = target > 0
+            level = np.log(np.where(reachable, target, 1.0)) - post["noise"][:, None] ** 2 / 2
+        else:
+            return None
     return np.where(reachable, level - baseline, sign * np.inf)
 
 
@@ -341,7 +332,9 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
     upper = spec.upper or 1.0
     sign = -1.0 if spec.improvement == "decrease" else 1.0
     weeks, _ = summary_weeks(data, spec)
-    needed = change_needed(post, baseline, spec.likelihood, upper, sign, spec.threshold)
+    before = expected_value(spec.likelihood, baseline, noise, upper)     # at week 0
+    needed = change_needed(post, baseline, before, spec.likelihood, upper, sign,
+                           spec.threshold)
     out = {}
     for group, cells in group_assignments(data).items():
         fixed = fixed_changes(post, design, cells, covariates)
@@ -353,8 +346,10 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
             first, counts = np.unique(cells, return_index=True, return_counts=True)[1:]
             distinct, weight = fixed[:, first], counts / n
 
-        def expected(week, fixed=fixed):
-            change = np.repeat(fixed, r, axis=1) + post["sigma_change"][:, None] * w
+        fixed_new = np.repeat(fixed, r, axis=1)          # each new patient's
+
+        def expected(week, fixed_new=fixed_new):
+            change = fixed_new + post["sigma_change"][:, None] * w
             mu = shape.mean(baseline, change, week, post)
             return expected_value(spec.likelihood, mu, noise, upper)
 
@@ -372,9 +367,9 @@ def derived_quantities(post: dict, data: LongitudinalData, spec, rng,
             # the proportions' arrays are the largest here: draws x new patients
             name = (key, f"p_change_ge_threshold_wk{week_label(week)}", group)
             share = None if needed is None else threshold_share(
-                post, shape, week, needed, u, np.repeat(fixed, r, axis=1), sign)
+                post, shape, week, needed, u, fixed_new, sign)
             if share is None:    # a censored normal measure: count simulated patients
-                share = (sign * (expected(week) - expected(0.0)) >= spec.threshold).mean(axis=1)
+                share = (sign * (expected(week) - before) >= spec.threshold).mean(axis=1)
             proportions[name] = share
         out.update(proportions)
         out[(key, "mean_final", group)] = mean_at(float(spec.final_week))
