@@ -414,22 +414,21 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
             if row["censored"] == 1:
                 kind[i, k] = RIGHT if row["time_wk"] > previous_time else NONE
                 informative = False
-            elif not np.isnan(row["time_lo_wk"]):
-                if row["time_wk"] <= previous_time:   # a gap of zero weeks at most
-                    problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
-                                            f"'{event}' in ({row['time_lo_wk']:g}, "
-                                            f"{row['time_wk']:g}] wk is not after the "
-                                            "previous milestone", column="time_wk"))
+                continue
+            exact = np.isnan(row["time_lo_wk"])
+            if row["time_wk"] <= previous_time:      # a gap of zero weeks at most
+                when = (f"at {row['time_wk']:g} wk" if exact else
+                        f"in ({row['time_lo_wk']:g}, {row['time_wk']:g}] wk")
+                problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
+                                        f"'{event}' {when} is not after the previous "
+                                        "milestone", column="time_wk"))
+            if exact:
+                kind[i, k] = EXACT
+                previous_time = row["time_wk"]
+            else:
                 lo[i, k] = row["time_lo_wk"]
                 kind[i, k] = LATENT if k < k_count - 1 else INTERVAL
                 previous_time = row["time_lo_wk"]
-            else:
-                if row["time_wk"] <= previous_time:
-                    problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
-                                            f"'{event}' at {row['time_wk']:g} wk is not after "
-                                            "the previous milestone", column="time_wk"))
-                kind[i, k] = EXACT
-                previous_time = row["time_wk"]
     for k, event in enumerate(spec.outcomes):
         if not problems and not np.isin(kind[:, k], (EXACT, INTERVAL, LATENT)).any():
             problems.append(Problem(path, "no_events", f"model '{spec.name}': no modelled "

@@ -258,29 +258,30 @@ def load_design(name_or_path: str) -> TrialDesign:
     else:
         design, more = None, []
     problems += more
-    if design is not None and design.analysis_scale == "log":
-        for value in (success.value, *design.fixed_effects):
-            if _number(value) and value <= 0:
-                problems.append(Problem(str(path), "design_key", f"a time ratio must be > 0, "
-                                        f"got {value!r}", column="fixed_effects"))
-    if design is not None and design.analysis_scale == "logit":
-        for value in (success.value, *design.fixed_effects):
-            if _number(value) and not 0 < value < 1:
-                problems.append(Problem(str(path), "design_key", f"a probability must be "
-                                        f"between 0 and 1, got {value!r}",
-                                        column="fixed_effects"))
-    if design is not None and design.endpoint == "change" and design.upper > 0:
-        # a population mean change of a 0..upper score lies strictly within +-upper; beyond
-        # it a scenario would be simulated at the nearest attainable change under its label
-        for value in (success.value, *design.fixed_effects):
-            if _number(value) and not -design.upper < value < design.upper:
-                problems.append(Problem(str(path), "design_key", f"a mean change of a "
-                                        f"0-{design.upper:g} score must be between "
-                                        f"{-design.upper:g} and {design.upper:g}, got "
-                                        f"{value!r}", column="fixed_effects"))
+    for value in (success.value, *design.fixed_effects) if design is not None else ():
+        rule = _effect_range_problem(design, value) if _number(value) else None
+        if rule:
+            problems.append(Problem(str(path), "design_key", f"{rule}, got {value!r}",
+                                    column="fixed_effects"))
     if problems:
         raise InputError(problems)
     return design
+
+
+def _effect_range_problem(design: TrialDesign, value: float) -> str | None:
+    """What an effect (a fixed effect, or the success rule's value) must be on the design's
+    scale, where ``value`` is not: a time ratio > 0, a probability in (0, 1), a mean change
+    of a 0..upper score within +-upper (beyond it a scenario would be simulated at the
+    nearest attainable change under its label)."""
+    if design.analysis_scale == "log" and value <= 0:
+        return "a time ratio must be > 0"
+    if design.analysis_scale == "logit" and not 0 < value < 1:
+        return "a probability must be between 0 and 1"
+    if design.endpoint == "change" and design.upper > 0 and \
+            not -design.upper < value < design.upper:
+        return (f"a mean change of a 0-{design.upper:g} score must be between "
+                f"{-design.upper:g} and {design.upper:g}")
+    return None
 
 
 def _time_to_event(path: Path, table: dict, common: dict):
