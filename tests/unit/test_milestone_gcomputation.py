@@ -147,3 +147,38 @@ def test_probabilities_count_overflowed_earlier_times_as_not_reached():
     first = 1 - np.exp(-((4 - 1.0) ** 2)) + 1 - np.exp(-((4 - 2.0) ** 2))
     assert np.isfinite(shares).all()
     assert shares[0][0] == pytest.approx(first / 4, rel=1e-12)
+
+
+def test_blocks_on_threads_give_the_values_of_one_thread(monkeypatch):
+    """The blocks of draws run on threads; every random number is drawn before them, so
+    the values are those of one thread, to the bit, whatever the threads' order."""
+    import time
+
+    from jdmbayes.estimands import blocks
+
+    data = index_milestones(load_series(BUNDLED), load_model_spec("rash_milestones"))
+    size = 3 * DRAW_BLOCK + 7
+    rng = np.random.default_rng(8)
+    draws = fixed_draws(size, data)
+    draws.sigma_patient = rng.uniform(0.2, 0.9, size)       # every draw its own values
+    draws.beta_group = rng.normal(0, 0.4, draws.beta_group.shape)
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(blocks, "usable_cores", lambda threads=threads: threads)
+        original = blocks.ThreadPoolExecutor
+
+        class Shuffled(original):    # later blocks finish first
+            def submit(self, fn, *args, **kwargs):
+                def slow_first(*a, **k):
+                    time.sleep(0.05 * (a[0].start == 0))
+                    return fn(*a, **k)
+                return super().submit(slow_first, *args, **kwargs)
+
+        monkeypatch.setattr(blocks, "ThreadPoolExecutor", Shuffled)
+        results[threads] = derived_quantities(draws, data, "weibull", 10,
+                                              np.random.default_rng(4))
+    assert list(results[1]) == list(results[3])
+    for key, values in results[1].items():
+        np.testing.assert_array_equal(values, results[3][key], err_msg=str(key))
+    assert len({results[1][("rash_improvement", "p_event_by_wk12", "overall")][i]
+                for i in range(size)}) == size

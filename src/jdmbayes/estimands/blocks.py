@@ -23,12 +23,18 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def on_threads(compute, blocks: list, threads: int | None = None) -> list:
+    """``[compute(block) for block in blocks]``, in order, on ``threads`` threads (default:
+    :func:`usable_cores`)."""
+    threads = min(threads or usable_cores(), len(blocks))
+    if threads <= 1:
+        return [compute(block) for block in blocks]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(compute, blocks))
+
+
 def in_blocks(size: int, block_size: int, compute, threads: int | None = None) -> np.ndarray:
     """``compute(block)`` for each slice of ``block_size`` draws of ``size``, stacked along
     draws (axis 0); on ``threads`` threads (default: :func:`usable_cores`)."""
     blocks = [slice(s, min(s + block_size, size)) for s in range(0, size, block_size)]
-    threads = min(threads or usable_cores(), len(blocks))
-    if threads <= 1:
-        return np.concatenate([compute(block) for block in blocks])
-    with ThreadPoolExecutor(threads) as pool:
-        return np.concatenate(list(pool.map(compute, blocks)))
+    return np.concatenate(on_threads(compute, blocks, threads))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from jdmbayes.estimands.blocks import on_threads
 from jdmbayes.estimands.names import covariate_label
 from jdmbayes.models import families
 from jdmbayes.models.indexing import MilestoneData
@@ -166,6 +167,20 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
     Each gap is exp(group part + covariates + frailty + intercept_k + dispersion_k * error),
     as :func:`simulate_times`, factorised: all but the group's part is common to every group
     and exponentiated once per block."""
+    blocks, times_in = population_blocks(draws, data, family, replicates, rng, keep, cells,
+                                         locations)
+    for rows in blocks:
+        for group, *arrays in times_in(rows):
+            yield group, rows, *arrays
+
+
+def population_blocks(draws: Draws, data: MilestoneData, family: str, replicates: int,
+                      rng: np.random.Generator, keep: np.ndarray | None = None,
+                      cells: bool = True, locations: bool = False):
+    """:func:`population_times` as (blocks, times_in): the slices of :data:`DRAW_BLOCK`
+    selected draws, and a function yielding (group, times[, locations]) for one of them.
+    Every random number is drawn here, before any block is computed, so the blocks can be
+    computed in any order, or on threads, and give the same numbers."""
     keep = np.arange(draws.intercept.shape[0]) if keep is None else keep
     n, k_count = data.n_patients, draws.intercept.shape[1]
     replicates = new_patient_count(n, replicates)
@@ -177,8 +192,8 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
               if cells or ":" not in group}
     intercept, dispersion = draws.intercept[keep], draws.dispersion[keep]
     sigma = draws.sigma_patient[keep]
-    for start in range(0, len(keep), DRAW_BLOCK):
-        rows = slice(start, min(start + DRAW_BLOCK, len(keep)))
+
+    def times_in(rows: slice):
         common = np.exp(intercept[rows, :, None]
                         + dispersion[rows, :, None] * errors[rows].transpose(0, 2, 1)
                         + (sigma[rows, None] * frailty_z[rows])[:, None, :])
@@ -189,9 +204,13 @@ def population_times(draws: Draws, data: MilestoneData, family: str, replicates:
             times = np.cumsum(np.repeat(np.exp(part), replicates, axis=1)[:, None, :] * common,
                               axis=1)
             if not locations:
-                yield group, rows, times
+                yield group, times
                 continue
-            yield group, rows, times, shared + np.repeat(part, replicates, axis=1)[:, None, :]
+            yield group, times, shared + np.repeat(part, replicates, axis=1)[:, None, :]
+
+    blocks = [slice(start, min(start + DRAW_BLOCK, len(keep)))
+              for start in range(0, len(keep), DRAW_BLOCK)]
+    return blocks, times_in
 
 
 def _cdf_in_place(family: str, z: np.ndarray) -> np.ndarray:
@@ -241,24 +260,31 @@ def event_probabilities(family: str, weeks, times: np.ndarray, location: np.ndar
 
 def derived_quantities(draws: Draws, data: MilestoneData, family: str, replicates: int,
                        rng: np.random.Generator) -> dict[tuple[str, str, str], np.ndarray]:
-    """(outcome, quantity, group) -> (S,) draws of each population-averaged quantity."""
+    """(outcome, quantity, group) -> (S,) draws of each population-averaged quantity. The
+    blocks of draws run on threads (NumPy releases the GIL; :func:`population_blocks` draws
+    every random number first, so the values do not depend on the threads)."""
+    blocks, times_in = population_blocks(draws, data, family, replicates, rng,
+                                         locations=True)
+
+    def compute(rows: slice) -> list[tuple[tuple[str, str, str], np.ndarray]]:
+        values = []
+        for group, times, location in times_in(rows):
+            for k, outcome in enumerate(data.outcomes):
+                t = times[:, k]
+                values.append(((outcome, "median_time_wk", group), np.median(t, axis=1)))
+                shares = event_probabilities(family, TIMEPOINTS_WK, times, location,
+                                             draws.dispersion[rows], k)
+                values += [((outcome, f"p_event_by_wk{week}", group), share)
+                           for week, share in zip(TIMEPOINTS_WK, shares)]
+                values.append(((outcome, f"rmst{RMST_HORIZON_WK}_wk", group),
+                               np.minimum(t, RMST_HORIZON_WK).mean(axis=1)))
+        return values
+
     size = draws.intercept.shape[0]
     out = {}
-
-    def put(key, rows, values):
-        out.setdefault(key, np.empty(size))[rows] = values
-
-    for group, rows, times, location in population_times(draws, data, family, replicates, rng,
-                                                         locations=True):
-        for k, outcome in enumerate(data.outcomes):
-            t = times[:, k]
-            put((outcome, "median_time_wk", group), rows, np.median(t, axis=1))
-            shares = event_probabilities(family, TIMEPOINTS_WK, times, location,
-                                         draws.dispersion[rows], k)
-            for week, share in zip(TIMEPOINTS_WK, shares):
-                put((outcome, f"p_event_by_wk{week}", group), rows, share)
-            put((outcome, f"rmst{RMST_HORIZON_WK}_wk", group), rows,
-                np.minimum(t, RMST_HORIZON_WK).mean(axis=1))
+    for rows, values in zip(blocks, on_threads(compute, blocks)):
+        for key, value in values:
+            out.setdefault(key, np.empty(size))[rows] = value
     return out
 
 
