@@ -85,7 +85,8 @@ def test_grouping_column_with_missing_values(series_copy, tmp_path, capsys):
     edit(series_copy, "subjects", add_centre)
     spec = spec_file(tmp_path, grouping='["centre"]', contrasts="[]")
     err = refused(capsys, tmp_path, series_copy, spec)
-    assert "[grouping_missing]" in err and "REC04" in err
+    # the subject's data row is named, as validate names rows (the fourth row: REC04)
+    assert "subjects.csv, row 4, column 'centre': [grouping_missing] subject 'REC04'" in err
 
 
 def test_covariate_column_missing(series_copy, tmp_path, capsys):
@@ -141,7 +142,7 @@ def test_covariate_with_missing_values(series_copy, tmp_path, capsys):
     edit(series_copy, "subjects", add_bmi)
     spec = spec_file(tmp_path, covariates='["bmi"]')
     err = refused(capsys, tmp_path, series_copy, spec)
-    assert "[covariate_missing]" in err and "REC01" in err
+    assert "subjects.csv, row 1, column 'bmi': [covariate_missing] subject 'REC01'" in err
 
 
 def test_outcome_with_no_events(series_copy, tmp_path, capsys):
@@ -342,8 +343,26 @@ def test_a_users_milestone_in_an_interval_ending_at_the_one_before_is_refused(tm
     out = tmp_path / "run"
     assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
     assert not out.exists()
-    assert ("[milestone_order] subject 'A': 'second' in (1, 2] wk is not after the previous "
-            "milestone") in capsys.readouterr().err
+    # the message names the row (events.csv's second data row), as validate's do
+    assert (f"{tmp_path / 'events.csv'}, row 2, column 'time_wk': [milestone_order] subject "
+            "'A': 'second' in (1, 2] wk is not after the previous milestone"
+            ) in capsys.readouterr().err
+
+
+def test_a_users_milestone_observed_after_a_censored_one_names_its_row(tmp_path, capsys):
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,30\nB,30\nC,30\n")
+    (tmp_path / "events.csv").write_text(
+        "subject_id,event,time_wk,censored,time_lo_wk\nB,first,3,0,\nB,second,9,0,\n"
+        "A,first,20,1,\nC,first,1,0,\nC,second,30,1,\nA,second,25,0,\n")
+    spec = tmp_path / "ab.toml"
+    spec.write_text('[model]\nname = "ab"\nkind = "milestones"\n'
+                    'outcomes = ["first", "second"]\ngrouping = []\ncontrasts = []\n')
+    out = tmp_path / "run"
+    assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert (f"{tmp_path / 'events.csv'}, row 6, column 'censored': [milestone_order] subject "
+            "'A': 'second' is observed after an earlier milestone was censored"
+            ) in capsys.readouterr().err
 
 
 def test_a_numpy_integer_seed_is_a_seed():

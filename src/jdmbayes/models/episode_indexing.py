@@ -27,6 +27,7 @@ from jdmbayes.models.indexing import (
     population_exclusions,
     row_counts,
     select_population,
+    subject_rows,
 )
 from jdmbayes.models.spec import ModelSpec
 
@@ -81,7 +82,8 @@ def index_episodes(series: Series, spec: ModelSpec) -> EpisodeData:
     if subjects.empty:
         raise InputError([Problem(path, "spec_event", f"model '{spec.name}': no modelled "
                                   f"patient has a '{spec.event}' row", column="event")])
-    design = build_group_design(subjects, spec, str(series.path("subjects")))
+    design = build_group_design(subjects, spec, str(series.path("subjects")),
+                                subject_rows(series))
     position = {sid: i for i, sid in enumerate(subjects["subject_id"])}
     rows = rows[rows["subject_id"].isin(position)]
     problems = []

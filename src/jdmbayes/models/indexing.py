@@ -173,7 +173,17 @@ def _level_matches(column: str, values: list, level) -> list[int]:
             or (isinstance(v, float) and _number(level) == v)]
 
 
-def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> GroupDesign:
+def subject_rows(series: Series) -> dict[str, int]:
+    """Subject id -> its data row in subjects (1-based, as validate counts them)."""
+    return {sid: int(i) + 1 for i, sid in zip(series.subjects.index,
+                                              series.subjects["subject_id"])}
+
+
+def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str,
+                       rows: dict[str, int] | None = None) -> GroupDesign:
+    """The drug-and-dose design of ``subjects`` (refused, with every problem, where the spec
+    and the subjects disagree; ``rows`` gives a subject's data row for the messages)."""
+    rows = rows or {}
     problems = []
     for column in (*spec.grouping, *spec.covariates):
         if column not in subjects.columns:
@@ -184,19 +194,20 @@ def build_group_design(subjects: pd.DataFrame, spec: ModelSpec, path: str) -> Gr
         raise InputError(problems)
     for column in spec.grouping:
         for row in subjects.index[_blank(subjects[column])]:
-            problems.append(Problem(path, "grouping_missing", f"subject "
-                                    f"'{subjects.at[row, 'subject_id']}' has no value of "
-                                    f"grouping column '{column}'; every modelled patient needs "
-                                    "one", column=column))
+            sid = subjects.at[row, "subject_id"]
+            problems.append(Problem(path, "grouping_missing", f"subject '{sid}' has no value "
+                                    f"of grouping column '{column}'; every modelled patient "
+                                    "needs one", row=rows.get(sid), column=column))
     for column in spec.covariates:
         values = subjects[column]
         blank = _blank(values)
         numeric = pd.to_numeric(values.where(~blank), errors="coerce")
         for row in subjects.index[blank]:
-            problems.append(Problem(path, "covariate_missing", f"subject "
-                                    f"'{subjects.at[row, 'subject_id']}' has no value of "
-                                    f"covariate '{column}'; fill it in or leave the patient "
-                                    "out with the population filter", column=column))
+            sid = subjects.at[row, "subject_id"]
+            problems.append(Problem(path, "covariate_missing", f"subject '{sid}' has no value "
+                                    f"of covariate '{column}'; fill it in or leave the patient "
+                                    "out with the population filter", row=rows.get(sid),
+                                    column=column))
         if not blank.any() and values.astype(str).nunique() == 1:
             problems.append(Problem(path, "covariate_constant", f"model '{spec.name}': "
                                     f"covariate '{column}' is {values.iloc[0]!r} for every "
@@ -374,11 +385,17 @@ class MilestoneData(IndexedData):
         return [tuple(x) for x in np.argwhere(self.kind == LATENT)]
 
 
+ROW = "__jdmbayes_data_row__"   # a data row's number, carried through index_milestones
+
+
 def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
     subjects = select_population(series, spec)
     path = str(series.path("events"))
-    design = build_group_design(subjects, spec, str(series.path("subjects")))
-    events = series.events.set_index(["subject_id", "event"])
+    design = build_group_design(subjects, spec, str(series.path("subjects")),
+                                subject_rows(series))
+    # each row keeps its data row (1-based, as validate counts them) for the messages
+    events = series.events.assign(**{ROW: series.events.index + 1}).set_index(
+        ["subject_id", "event"])
     n, k_count = len(subjects), len(spec.outcomes)
     kind = np.full((n, k_count), NONE, dtype=int)
     hi = np.ones((n, k_count))
@@ -408,7 +425,8 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
                 if row["censored"] == 0:
                     problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
                                             f"'{event}' is observed after an earlier milestone "
-                                            "was censored", column="censored"))
+                                            "was censored", row=int(row[ROW]),
+                                            column="censored"))
                 continue
             hi[i, k] = row["time_wk"]
             if row["censored"] == 1:
@@ -421,7 +439,7 @@ def index_milestones(series: Series, spec: ModelSpec) -> MilestoneData:
                         f"in ({row['time_lo_wk']:g}, {row['time_wk']:g}] wk")
                 problems.append(Problem(path, "milestone_order", f"subject '{sid}': "
                                         f"'{event}' {when} is not after the previous "
-                                        "milestone", column="time_wk"))
+                                        "milestone", row=int(row[ROW]), column="time_wk"))
             if exact:
                 kind[i, k] = EXACT
                 previous_time = row["time_wk"]
@@ -487,7 +505,8 @@ def index_longitudinal(series: Series, spec: ModelSpec) -> LongitudinalData:
         raise InputError([Problem(str(series.path("measurements")), "spec_measure",
                                   f"model '{spec.name}': no modelled patient has measure "
                                   f"'{spec.measure}'", column="measure")])
-    design = build_group_design(subjects, spec, str(series.path("subjects")))
+    design = build_group_design(subjects, spec, str(series.path("subjects")),
+                                subject_rows(series))
     position = {sid: i for i, sid in enumerate(subjects["subject_id"])}
     rows = rows[rows["subject_id"].isin(position)].sort_values(["subject_id", "week"])
     present = rows[rows["value"].notna()]
