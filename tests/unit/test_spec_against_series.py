@@ -329,40 +329,38 @@ def test_a_model_of_a_table_the_series_lacks_is_refused_naming_its_file(
     assert f"error: {tmp_path / file}, column " in err and f"[{rule}] {says}" in err
 
 
+def refused_two_milestones(tmp_path, capsys, events: str) -> str:
+    """``fit`` of a spec of two milestones of the user's own ('first', 'second') on three
+    subjects with ``events`` rows: exit 2, nothing written; returns stderr."""
+    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,30\nB,30\nC,30\n")
+    (tmp_path / "events.csv").write_text("subject_id,event,time_wk,censored,time_lo_wk\n"
+                                         + events)
+    spec = tmp_path / "ab.toml"
+    spec.write_text('[model]\nname = "ab"\nkind = "milestones"\n'
+                    'outcomes = ["first", "second"]\ngrouping = []\ncontrasts = []\n')
+    out = tmp_path / "run"
+    assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
+    assert not out.exists()
+    return capsys.readouterr().err
+
+
 def test_a_users_milestone_in_an_interval_ending_at_the_one_before_is_refused(tmp_path,
                                                                               capsys):
     # 'second' in (1, 2] after 'first' at 2: a gap of zero weeks at most, which passed the
     # checks and ended the fit with a traceback ("All initialization points failed")
-    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,30\nB,30\nC,30\n")
-    (tmp_path / "events.csv").write_text(
-        "subject_id,event,time_wk,censored,time_lo_wk\nA,first,2,0,\nA,second,2,0,1\n"
-        "B,first,3,0,\nB,second,9,0,\nC,first,1,0,\nC,second,30,1,\n")
-    spec = tmp_path / "ab.toml"
-    spec.write_text('[model]\nname = "ab"\nkind = "milestones"\n'
-                    'outcomes = ["first", "second"]\ngrouping = []\ncontrasts = []\n')
-    out = tmp_path / "run"
-    assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
-    assert not out.exists()
+    err = refused_two_milestones(tmp_path, capsys, "A,first,2,0,\nA,second,2,0,1\n"
+                                 "B,first,3,0,\nB,second,9,0,\nC,first,1,0,\nC,second,30,1,\n")
     # the message names the row (events.csv's second data row), as validate's do
     assert (f"{tmp_path / 'events.csv'}, row 2, column 'time_wk': [milestone_order] subject "
-            "'A': 'second' in (1, 2] wk is not after the previous milestone"
-            ) in capsys.readouterr().err
+            "'A': 'second' in (1, 2] wk is not after the previous milestone") in err
 
 
 def test_a_users_milestone_observed_after_a_censored_one_names_its_row(tmp_path, capsys):
-    (tmp_path / "subjects.csv").write_text("subject_id,followup_wk\nA,30\nB,30\nC,30\n")
-    (tmp_path / "events.csv").write_text(
-        "subject_id,event,time_wk,censored,time_lo_wk\nB,first,3,0,\nB,second,9,0,\n"
-        "A,first,20,1,\nC,first,1,0,\nC,second,30,1,\nA,second,25,0,\n")
-    spec = tmp_path / "ab.toml"
-    spec.write_text('[model]\nname = "ab"\nkind = "milestones"\n'
-                    'outcomes = ["first", "second"]\ngrouping = []\ncontrasts = []\n')
-    out = tmp_path / "run"
-    assert main(["fit", "--data", str(tmp_path), "--model", str(spec), "--out", str(out)]) == 2
-    assert not out.exists()
+    err = refused_two_milestones(tmp_path, capsys, "B,first,3,0,\nB,second,9,0,\n"
+                                 "A,first,20,1,\nC,first,1,0,\nC,second,30,1,\n"
+                                 "A,second,25,0,\n")
     assert (f"{tmp_path / 'events.csv'}, row 6, column 'censored': [milestone_order] subject "
-            "'A': 'second' is observed after an earlier milestone was censored"
-            ) in capsys.readouterr().err
+            "'A': 'second' is observed after an earlier milestone was censored") in err
 
 
 def test_a_numpy_integer_seed_is_a_seed():
