@@ -189,6 +189,15 @@ def test_unknown_subject_in_events_and_measurements(series_copy):
     assert found[0].message == "subject_id 'NOBODY' is not in subjects"
 
 
+def test_a_blank_subject_id_is_reported_once_as_blank(series_copy):
+    # it was also reported as "subject_id 'None' is not in subjects"
+    _edit(series_copy, "events", 3, "subject_id", "")
+    found = [p for p in _problems(series_copy) if p.row == 3 and p.column == "subject_id"
+             and p.file.endswith("events.csv")]
+    assert [(p.rule, p.message) for p in found] == [("wrong_type",
+                                                     "value is blank; a value is required")]
+
+
 def test_duplicate_event(series_copy):
     _edit(series_copy, "events", 2, "event", "rash_improvement")
     p = _one(series_copy, "duplicate_event")

@@ -212,7 +212,9 @@ class _Checker:
                          "dose_max_mg_bid")
 
     def known_subjects(self, table: str, frame: pd.DataFrame, known: set[str]) -> None:
-        for index in frame.index[~frame["subject_id"].isin(known)]:
+        # a blank subject_id is reported once, as blank (wrong_type), not also as unknown
+        unknown = ~frame["subject_id"].isin(known) & frame["subject_id"].notna()
+        for index in frame.index[unknown]:
             self.add(table, "unknown_subject", f"subject_id '{frame.at[index, 'subject_id']}' "
                      "is not in subjects", index + 1, "subject_id")
 
