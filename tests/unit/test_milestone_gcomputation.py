@@ -162,19 +162,18 @@ def test_blocks_on_threads_give_the_values_of_one_thread(monkeypatch):
     draws = fixed_draws(size, data)
     draws.sigma_patient = rng.uniform(0.2, 0.9, size)       # every draw its own values
     draws.beta_group = rng.normal(0, 0.4, draws.beta_group.shape)
+
+    class Shuffled(blocks.ThreadPoolExecutor):    # the first block finishes last
+        def submit(self, fn, *args, **kwargs):
+            def slow_first(*a, **k):
+                time.sleep(0.05 * (a[0].start == 0))
+                return fn(*a, **k)
+            return super().submit(slow_first, *args, **kwargs)
+
+    monkeypatch.setattr(blocks, "ThreadPoolExecutor", Shuffled)
     results = {}
     for threads in (1, 3):
         monkeypatch.setattr(blocks, "usable_cores", lambda threads=threads: threads)
-        original = blocks.ThreadPoolExecutor
-
-        class Shuffled(original):    # later blocks finish first
-            def submit(self, fn, *args, **kwargs):
-                def slow_first(*a, **k):
-                    time.sleep(0.05 * (a[0].start == 0))
-                    return fn(*a, **k)
-                return super().submit(slow_first, *args, **kwargs)
-
-        monkeypatch.setattr(blocks, "ThreadPoolExecutor", Shuffled)
         results[threads] = derived_quantities(draws, data, "weibull", 10,
                                               np.random.default_rng(4))
     assert list(results[1]) == list(results[3])
