@@ -16,9 +16,10 @@ draws x values for each of a dozen special functions; here each (draw, patient) 
 code over that patient's values, and each of its special functions is called once per value
 and step. numba (PyTensor's own backend, so no new dependency) compiles it once per machine
 into the user's cache folder (:mod:`jdmbayes.cachedir`) and releases the GIL, so blocks of
-draws run on threads (:mod:`jdmbayes.estimands.blocks`). A division by zero gives inf or nan,
-as in NumPy, not an exception (a draw whose link-scale mean overflows makes a Beta
-parameter 0).
+draws run on threads (:mod:`jdmbayes.estimands.blocks`); its log-gamma is C's ``lgamma_r``
+(:mod:`jdmbayes.models.lgamma`), which threads do not wait on each other for. A division by
+zero gives inf or nan, as in NumPy, not an exception (a draw whose link-scale mean overflows
+makes a Beta parameter 0).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import math
 
 import numba
 import numpy as np
+
+from jdmbayes.models.lgamma import lgamma_r
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -63,8 +66,8 @@ def _log_integrand(u, v, c, a, b, phi, upper, lg_phi, value, rows):
     for j in rows:
         p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
         y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
-        total += (math.lgamma(y + alpha) + math.lgamma(upper - y + beta)
-                  - math.lgamma(alpha) - math.lgamma(beta) + lg_phi)
+        total += (lgamma_r(y + alpha) + lgamma_r(upper - y + beta)
+                  - lgamma_r(alpha) - lgamma_r(beta) + lg_phi)
     return total
 
 
@@ -105,7 +108,7 @@ def beta_binomial_marginal(c, a, b, noise, value, upper, order, offsets, start_u
     terms = np.empty(grid_u.size)     # the quadrature's terms, one patient at a time
     for s in range(c.shape[0]):
         phi = noise[s]
-        lg_phi = math.lgamma(phi) - math.lgamma(upper + phi)
+        lg_phi = lgamma_r(phi) - lgamma_r(upper + phi)
         cs, as_, bs = c[s], a[s], b[s]
         for i in range(n):
             rows = order[offsets[i]:offsets[i + 1]]

@@ -111,6 +111,7 @@ from pymc.distributions.dist_math import normal_lcdf
 from scipy.interpolate import BSpline
 
 from jdmbayes.models.indexing import LongitudinalData
+from jdmbayes.models.lgamma import gammaln
 from jdmbayes.models.milestones import group_coords, group_effects, patient_likelihood
 from jdmbayes.models.priors import create_prior_variable
 from jdmbayes.models.quadrature import integrated_patient_effects
@@ -140,7 +141,6 @@ def observation_kernel(likelihood: str, value, mu, noise, upper):
         noise = np.float64(noise) if isinstance(noise, (int, float)) else noise
         p = pm.math.invlogit(mu)
         a, b = p * noise, (1 - p) * noise
-        gammaln = pt.gammaln
         return (gammaln(value + a) + gammaln(upper - value + b) - gammaln(upper + noise)
                 - gammaln(a) - gammaln(b) + gammaln(noise))
     if likelihood == "censored_normal":
@@ -156,7 +156,7 @@ def data_constant(likelihood: str, value, upper):
     log density, added to each patient's log-likelihood (``loglik_patient``)."""
     if likelihood == "beta_binomial":
         upper = np.float64(upper)
-        return pt.gammaln(upper + 1) - pt.gammaln(value + 1) - pt.gammaln(upper - value + 1)
+        return gammaln(upper + 1) - gammaln(value + 1) - gammaln(upper - value + 1)
     return pt.zeros_like(value, dtype="float64")
 
 

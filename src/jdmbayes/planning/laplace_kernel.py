@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from jdmbayes.estimands.marginal_kernel import digamma, trigamma
+from jdmbayes.models.lgamma import lgamma_r
 
 NEWTON_MAX = 50
 HALVINGS = 30
@@ -38,8 +39,8 @@ def _log_integrand(zb, zc, alpha, s_b, delta, s_c, tau, phi, upper, lg_phi, lo, 
     for j in range(lo, hi):
         p = _p(base + change * (1.0 - math.exp(-week[j] / tau)))
         a, b, y = p * phi, (1.0 - p) * phi, value[j]
-        total += (constant[j] + math.lgamma(y + a) - math.lgamma(a)
-                  + math.lgamma(upper - y + b) - math.lgamma(b) - lg_phi)
+        total += (constant[j] + lgamma_r(y + a) - lgamma_r(a)
+                  + lgamma_r(upper - y + b) - lgamma_r(b) - lg_phi)
     return total
 
 
@@ -85,7 +86,7 @@ def laplace_marginal(alpha, s_b, delta, s_c, tau, phi, upper, offsets, week, val
     + f(\hat z + \sqrt2 L x_{jk})) - \log 2\pi` (Liu & Pierce 1994; lme4's nAGQ)."""
     n = offsets.size - 1
     for s in range(alpha.size):
-        lg_phi = math.lgamma(upper + phi[s]) - math.lgamma(phi[s])
+        lg_phi = lgamma_r(upper + phi[s]) - lgamma_r(phi[s])
         args = (alpha[s], s_b[s], delta[s], s_c[s], tau[s], phi[s], upper)
         result = 0.0
         for i in range(n):

@@ -1,0 +1,89 @@
+r"""The log-gamma function for code that runs on several threads at once.
+
+C's ``lgamma`` stores the sign of :math:`\Gamma(x)` in the process-wide variable ``signgam``
+at every call, so threads calling it write one memory location in turn: on this project's
+2-core machine a compiled loop of ``lgamma`` took 21.3 ns per call on each of two threads
+against 9.3 ns on one (``benchmarks/RESULTS.md``). numba compiles ``math.lgamma`` and
+PyTensor's ``gammaln`` to that call, and nutpie runs its chains, and
+:mod:`jdmbayes.estimands.blocks` its blocks of draws, on threads of one process.
+``lgamma_r`` (POSIX, in glibc and macOS's libm) computes the same value and returns the sign
+through a pointer instead: the same bits, each thread at full speed. (Windows' C runtime has
+no ``lgamma_r`` and no ``signgam``: there its ``lgamma`` is used.)
+
+* :func:`lgamma_r` is for numba code (``math.lgamma``'s replacement);
+* :func:`gammaln` is for PyTensor graphs (``pytensor.tensor.gammaln``'s): the same
+  operation, gradient (digamma) and NumPy implementation, compiled by numba to ``lgamma_r``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+
+import llvmlite.binding as llvm
+import numba
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from pytensor.link.numba.dispatch import basic as numba_basic
+from pytensor.link.numba.dispatch.scalar import register_scalar_funcify, scalar_op_cache_key
+from pytensor.scalar.basic import upgrade_to_float
+from pytensor.scalar.math import GammaLn
+from pytensor.tensor.elemwise import Elemwise
+
+
+def _lgamma_r_address() -> int | None:
+    """The address of the C library's ``lgamma_r``; None where it has none (Windows' C
+    runtime, whose ``lgamma`` keeps no ``signgam`` and so shares nothing between threads)."""
+    try:
+        library = ctypes.CDLL(ctypes.util.find_library("m"))
+        return ctypes.cast(library.lgamma_r, ctypes.c_void_p).value
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_ADDRESS = _lgamma_r_address()
+if _ADDRESS is not None:
+    # known to numba's linker by address (CPython loads libm globally, so it is found by
+    # name too; this does not rely on it)
+    llvm.add_symbol("lgamma_r", _ADDRESS)
+
+    @intrinsic
+    def lgamma_r(typingctx, x):
+        """log|Gamma(x)| of a float (numba only): C's ``lgamma_r``, the sign in a local."""
+        if not isinstance(x, types.Float):
+            return None
+
+        def codegen(context, builder, sig, args):
+            function_type = ir.FunctionType(ir.DoubleType(),
+                                            [ir.DoubleType(), ir.IntType(32).as_pointer()])
+            function = cgutils.get_or_insert_function(builder.module, function_type,
+                                                      "lgamma_r")
+            sign = cgutils.alloca_once(builder, ir.IntType(32))
+            return builder.call(function, [args[0], sign])
+
+        return types.float64(types.float64), codegen
+else:
+    @numba.njit(inline="always")
+    def lgamma_r(x):
+        """log|Gamma(x)| (numba only): the C runtime's ``lgamma``, which shares nothing."""
+        return math.lgamma(x)
+
+
+class ReentrantGammaLn(GammaLn):
+    """PyTensor's ``GammaLn`` (the same gradient, C code and NumPy implementation), which
+    numba compiles to ``lgamma_r`` instead of ``lgamma``."""
+
+
+@register_scalar_funcify(ReentrantGammaLn)
+def _numba_reentrant_gammaln(op, node, **kwargs):
+    @numba_basic.numba_njit
+    def reentrant_gammaln(x):
+        return lgamma_r(float(x))
+
+    return reentrant_gammaln, scalar_op_cache_key(op, cache_version=1)
+
+
+gammaln = Elemwise(ReentrantGammaLn(upgrade_to_float, name="gammaln_r"), name="gammaln_r")
