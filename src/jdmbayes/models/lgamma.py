@@ -3,9 +3,9 @@ r"""The log-gamma function for code that runs on several threads at once.
 C's ``lgamma`` stores the sign of :math:`\Gamma(x)` in the process-wide variable ``signgam``
 at every call, so threads calling it write one memory location in turn: on this project's
 2-core machine a compiled loop of ``lgamma`` took up to 21.8 ns per call on each of two
-threads against 9.3 ns on one (``benchmarks/RESULTS.md``, ``benchmarks/lgamma_threads.py``). numba compiles ``math.lgamma`` and
-PyTensor's ``gammaln`` to that call, and nutpie runs its chains, and
-:mod:`jdmbayes.estimands.blocks` its blocks of draws, on threads of one process.
+threads against 9.3 ns on one (``benchmarks/RESULTS.md``, ``benchmarks/lgamma_threads.py``).
+numba compiles ``math.lgamma`` and PyTensor's ``gammaln`` to that call, and nutpie runs its
+chains, and :mod:`jdmbayes.estimands.blocks` its blocks of draws, on threads of one process.
 ``lgamma_r`` (POSIX, in glibc and macOS's libm) computes the same value and returns the sign
 through a pointer instead: the same bits, each thread at full speed. (Windows' C runtime has
 no ``lgamma_r`` and no ``signgam``: there its ``lgamma`` is used.)
