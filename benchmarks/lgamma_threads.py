@@ -3,7 +3,7 @@ compiles ``math.lgamma`` and PyTensor's ``gammaln`` to) against ``lgamma_r``
 (``jdmbayes.models.lgamma``), and nutpie sampling a bounded-score model whose log density
 calls one or the other, with 1 and 2 threads.
 
-    python benchmarks/lgamma_threads.py [--threads 2] [--patients 500]
+    python benchmarks/lgamma_threads.py [--threads 2] [--patients 500] [--rounds 3]
 
 Prints, for each round, nanoseconds per call on each thread (the same loop over the same
 values) and, for the model, milliseconds per leapfrog step on each thread (the chains take
