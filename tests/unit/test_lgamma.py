@@ -100,22 +100,13 @@ def test_the_scores_compiled_log_density_calls_no_plain_lgamma(patient_effects):
     """The graph nutpie compiles for the bundled CMAS model (patient effects sampled, or
     integrated out by quadrature) holds log-gamma functions, and every one is the
     reentrant one."""
-    import dataclasses
-
     from nutpie import compile_pymc as cp
     from pytensor.scalar.math import GammaLn
 
-    from jdmbayes.data.validate import load_series
-    from jdmbayes.kinds.registry import kind_of
     from jdmbayes.models.lgamma import ReentrantGammaLn
-    from jdmbayes.models.spec import load_model_spec, load_prior_set
-    from tests.conftest import BUNDLED
+    from tests.unit.test_deterministic_draws import built
 
-    spec = dataclasses.replace(load_model_spec("cmas"), patient_effects=patient_effects)
-    kind = kind_of(spec)
-    data = kind.index(load_series(str(BUNDLED)), spec)
-    prior_set = kind.resolve_priors(data, spec, load_prior_set(spec.prior_set, spec))
-    model = kind.build(data, spec, prior_set)
+    model = built("cmas", {"patient_effects": patient_effects})
     logp_fn = cp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
                                  pymc_initial_point_fn=None,
                                  var_names=[v.name for v in model.free_RVs])[2]
