@@ -29,33 +29,7 @@ import math
 import numba
 import numpy as np
 
-from jdmbayes.models.lgamma import lgamma_r
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def digamma(x: float) -> float:
-    """psi(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
-    (Abramowitz & Stegun 6.3.18); error below 1e-14."""
-    result = 0.0
-    while x < 10.0:
-        result -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    return result + math.log(x) - 0.5 / x - f * (
-        1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def trigamma(x: float) -> float:
-    """psi'(x), x > 0: the recurrence up to x >= 10, then the asymptotic series through B10
-    (Abramowitz & Stegun 6.4.12); relative error below 1e-13."""
-    result = 0.0
-    while x < 10.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    f = 1.0 / (x * x)
-    return result + 1.0 / x + 0.5 * f + f / x * (
-        1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))))
+from jdmbayes.models.lgamma import digamma, lgamma_r, trigamma
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -4,7 +4,7 @@ maths), for many values of the population parameters at once.
 
 numba (PyTensor's own backend, so no new dependency) compiles it once per machine (cached
 on disk); every function is scalar code over the observations of one patient. Its digamma
-and trigamma are those of the marginal LOO's loop (:mod:`jdmbayes.estimands.marginal_kernel`).
+and trigamma are those of the marginal LOO's loop (:mod:`jdmbayes.models.lgamma`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import math
 import numba
 import numpy as np
 
-from jdmbayes.estimands.marginal_kernel import digamma, trigamma
-from jdmbayes.models.lgamma import lgamma_r
+from jdmbayes.models.lgamma import digamma, lgamma_r, trigamma
 
 NEWTON_MAX = 50
 HALVINGS = 30
