@@ -106,3 +106,45 @@ def test_a_deterministic_of_the_data_alone_is_repeated_at_every_draw():
                                   np.broadcast_to([1 / 7, 2 / 7, 4 / 7], (2, 4, 3)))
     np.testing.assert_array_equal(ours["weighted"].values,
                                   posterior["level"].values[..., None] * [1.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("name", ["cmas", "rash_milestones"])
+def test_a_deterministic_left_out_leaves_the_others_to_the_bit(name):
+    """A fit whose LOO integrates the patients' effects out from the draws leaves the
+    sampled log-likelihood out (``leave_out``): the other deterministics are those of the
+    whole set, to the bit (the same blocks), and ``loglik_patient`` is not computed."""
+    model = built(name, {})
+    posterior = prior_draws(model, chains=2, draws=15)
+    key = f"test-leave-out-{name}"
+    whole = sampling.deterministic_draws(model, key, posterior)
+    without = sampling.deterministic_draws(model, key, posterior, ("loglik_patient",))
+    assert "loglik_patient" in whole and "loglik_patient" not in without
+    assert set(without.data_vars) == set(whole.data_vars) - {"loglik_patient"}
+    for variable in without.data_vars:
+        assert np.array_equal(without[variable].values, whole[variable].values,
+                              equal_nan=True), variable
+
+
+def test_the_log_likelihood_group_made_after_sampling_is_the_sampled_ones():
+    """Where the draws have no sampled log-likelihood, ``set_patient_loglik`` makes the
+    group that moving the sampled one there (``split_loglik``) gives: the same name, dims,
+    coordinates and, given its values, values."""
+    from jdmbayes.inference.draws import from_groups, group_dataset
+    from jdmbayes.kinds.common import set_patient_loglik, split_loglik
+
+    rng = np.random.default_rng(3)
+    coords = {"chain": np.arange(2), "draw": np.arange(0, 10, 2), "patient": np.arange(1, 5)}
+    posterior = xr.Dataset({"intercept": (("chain", "draw"), rng.normal(size=(2, 5))),
+                            "loglik_patient": (("chain", "draw", "patient"),
+                                               rng.normal(size=(2, 5, 4)))}, coords=coords)
+    sampled = from_groups({"posterior": posterior})
+    split_loglik(sampled, "cmas")
+    assert "loglik_patient" not in group_dataset(sampled, "posterior")
+    moved = group_dataset(sampled, "log_likelihood")
+    made = from_groups({"posterior": posterior.drop_vars("loglik_patient")})
+    split_loglik(made, "cmas")          # nothing to move
+    set_patient_loglik(made, moved["cmas"].values.ravel(), "cmas")
+    xr.testing.assert_identical(group_dataset(made, "log_likelihood"), moved)
+    set_patient_loglik(sampled, moved["cmas"].values + 1.0, "cmas")    # replaced
+    np.testing.assert_array_equal(group_dataset(sampled, "log_likelihood")["cmas"].values,
+                                  moved["cmas"].values + 1.0)

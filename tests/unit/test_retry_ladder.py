@@ -25,15 +25,26 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
                cost=lambda settings: 1.0, limits: list | None = None,
                reported: list | None = None, first_target: float = 0.99,
                target: float | None = None, first_tune: int | None = None,
-               tune: int = 1000) -> list[dict]:
+               tune: int = 1000, samples: list | None = None) -> list[dict]:
     """Fit with a fake kind whose sampling takes ``seconds_per_1000`` per 1,000 tuning and
     draws (times ``cost(settings)``, which the forecast cannot know; on a fake clock) and
     passes when ``passes_when(spec, settings)``; ``limits`` collects each attempt's time
-    limit, ``reported`` the settings of the attempt whose draws the outputs were given."""
+    limit, ``reported`` the settings of the attempt whose draws the outputs were given,
+    ``samples`` each finished attempt's draws (``loo_loglik.stopped``: how many attempts had
+    started when its background LOO log-likelihood was stopped, ``at_outputs``: whether
+    it had been stopped when the outputs were computed)."""
     clock = [0.0]
+    started = [0]
+
+    class Background:
+        stopped = None
+
+        def stop(self):
+            self.stopped = self.stopped or started[0]
     monkeypatch.setattr(fitting.time, "perf_counter", lambda: clock[0])
 
     def sample_once(kind, data, spec, prior_set, settings, report, time_limit=None):
+        started[0] += 1
         # compiling takes as long again (a cold cache): the budget must not count it
         seconds = seconds_per_1000 * (settings.tune + settings.draws) / 1000 * cost(settings)
         if limits is not None:
@@ -42,8 +53,14 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
             clock[0] += seconds + time_limit
             raise SamplingStopped(time_limit, time_limit)
         clock[0] += 2 * seconds
-        return (SimpleNamespace(sample_seconds=seconds), None,
-                gates("pass" if passes_when(spec, settings) else "fail"))
+        sampled = SimpleNamespace(sample_seconds=seconds, loo_loglik=Background())
+        if samples is not None:
+            samples.append(sampled)
+        return (sampled, None, gates("pass" if passes_when(spec, settings) else "fail"))
+
+    def outputs(data, spec, prior_set, sampled, prior, settings, *rest):
+        sampled.loo_loglik.at_outputs = sampled.loo_loglik.stopped is not None
+        return SimpleNamespace(notes=[], rows_note=lambda: "", reported=(settings, sampled))
 
     def other(data, spec, gates=None):
         return dataclasses.replace(spec, frailty={"centred": "non_centred"}.get(
@@ -53,8 +70,7 @@ def run_ladder(monkeypatch, seconds_per_1000: float, passes_when, budget: float 
         excluded=[], rows={}, design=SimpleNamespace(covariate_info=[])),
         resolve_priors=lambda data, spec, prior_set: prior_set, reparameterised=other,
         # the result reports the settings of the attempt whose draws it was given
-        outputs=lambda data, spec, prior_set, sampled, prior, settings, *rest: SimpleNamespace(
-            notes=[], rows_note=lambda: "", reported=(settings, sampled)),
+        outputs=outputs,
         key_parameters=(), figures=(),
         first_target_accept=lambda data, spec: first_target,
         first_tune=lambda data, spec: first_tune)
@@ -310,3 +326,28 @@ def test_only_patient_effects_sampled_through_their_level_start_at_a_lower_targe
         fewer, dataclasses.replace(score, patient_effects="auto")) is None
     assert KINDS["milestones"].first_tune(None, None) is None
     assert KINDS["episodes"].first_tune(None, None) is None
+
+
+def test_each_attempt_a_retry_follows_has_its_loo_stopped_before_the_retry(monkeypatch):
+    """The LOO log-likelihood of an attempt runs in the background while the gates are
+    judged; a retry stops it before sampling (so it takes no CPU from the retry), the
+    reported attempt's is left to the outputs, and stopped after them."""
+    samples = []
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: spec.frailty == "non_centred",
+                          samples=samples)
+    assert [a["verdict"] for a in attempts] == ["fail", "fail", "pass"]
+    # attempt k's is stopped when attempt k + 1 is about to start (k attempts started)
+    assert [s.loo_loglik.stopped for s in samples] == [1, 2, 3]
+    assert not hasattr(samples[0].loo_loglik, "at_outputs")
+    assert samples[2].loo_loglik.at_outputs is False
+
+
+def test_an_attempt_stopped_at_the_budget_leaves_the_last_finished_ones_loo(monkeypatch):
+    # the doubled run overruns the budget: the first attempt is reported; its background
+    # LOO was stopped for the retry, so the outputs compute it again (kinds.common)
+    samples, reported = [], []
+    attempts = run_ladder(monkeypatch, 10.0, lambda spec, s: False, budget=70.0,
+                          reparameterise=False, cost=lambda s: 3.0 if s.draws == 2000 else 1.0,
+                          samples=samples, reported=reported)
+    assert "stopped" in attempts[1] and reported[0].draws == 1000
+    assert len(samples) == 1 and samples[0].loo_loglik.at_outputs is True

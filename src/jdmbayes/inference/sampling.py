@@ -15,6 +15,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from jdmbayes.estimands.blocks import Background
 from jdmbayes.inference.draws import group_dataset, set_group
 
 SAMPLERS = ("nutpie", "pymc")
@@ -66,6 +67,9 @@ class SamplingResult:
     # (parameters judged, diagnostics) of the gates judged on these draws right after
     # sampling (jdmbayes.kinds.common.judge_sampled), which the outputs' diagnostics reuse
     gated: tuple[list[str], dict] | None = None
+    # each patient's log-likelihood for LOO, computing on a thread of its own since the
+    # draws were sampled (jdmbayes.kinds.common.start_loo_loglik); None: not started
+    loo_loglik: Background | None = None
 
     def timings(self) -> dict:
         return {"compile_s": self.compile_seconds, "sample_s": self.sample_seconds,
@@ -115,8 +119,11 @@ def compiled_model(model: pm.Model, key: str):
 
 def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                      data: dict[str, np.ndarray] | None = None, report=None,
-                     name: str = "", time_limit: float | None = None) -> SamplingResult:
+                     name: str = "", time_limit: float | None = None,
+                     leave_out: tuple[str, ...] = ()) -> SamplingResult:
     """Posterior draws of ``model``; ``data`` replaces ``pm.Data`` values (same shapes).
+    ``leave_out``: deterministics nutpie's draws do without (PyMC's sampler computes them
+    all).
 
     ``time_limit`` (nutpie only): seconds of sampling after which the chains are stopped and
     :class:`SamplingStopped` is raised (compilation does not count). The draws of a run that
@@ -147,13 +154,14 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
                                 else nutpie_callback(report, name))
         idata = running if time_limit is None else _within(running, compiled_at, time_limit)
         sampled_at = time.perf_counter()
-        if model.deterministics:
+        if computed_deterministics(model, leave_out):
             with model:
                 if data:
                     pm.set_data(data)
             posterior = group_dataset(idata, "posterior")
             set_group(idata, "posterior",
-                      posterior.assign(deterministic_draws(model, key, posterior).data_vars))
+                      posterior.assign(deterministic_draws(model, key, posterior,
+                                                           leave_out).data_vars))
         # building the deterministics' function and computing them is counted as compiling,
         # so the sampling time, which the retry budget counts, is the sampler's alone
         compiling = compiled_at - start + time.perf_counter() - sampled_at
@@ -185,14 +193,21 @@ DETERMINISTICS_MODE = "FAST_COMPILE"
 # series small whatever the number of draws (2 MB each; 25 times that where an integrated
 # model's quadrature nodes multiply the observations)
 DETERMINISTIC_BLOCK_VALUES = 250_000
-_DETERMINISTICS: dict[str, tuple] = {}
+_DETERMINISTICS: dict[tuple[str, tuple[str, ...]], tuple] = {}
 
 
-def _deterministics_function(model: pm.Model, key: str):
-    """The model's deterministics as a function of a block of draws of its free variables
-    (each with a leading draw axis), compiled once per ``key`` in this process; the data
-    are the model's shared variables, read when it is called."""
-    if key not in _DETERMINISTICS:
+def computed_deterministics(model: pm.Model, leave_out: tuple[str, ...] = ()) -> list:
+    """The model's deterministics but those named in ``leave_out``."""
+    return [d for d in model.deterministics if d.name not in leave_out]
+
+
+def _deterministics_function(model: pm.Model, key: str, leave_out: tuple[str, ...] = ()):
+    """The model's deterministics (but ``leave_out``) as a function of a block of draws of
+    its free variables (each with a leading draw axis), compiled once per ``key`` and
+    ``leave_out`` in this process; the data are the model's shared variables, read when it
+    is called."""
+    wanted = computed_deterministics(model, leave_out)
+    if (key, leave_out) not in _DETERMINISTICS:
         import pytensor.tensor as pt
         from pymc.pytensorf import compile as compile_pymc
         from pytensor.graph.replace import vectorize_graph
@@ -200,22 +215,24 @@ def _deterministics_function(model: pm.Model, key: str):
         free = list(model.free_RVs)
         blocks = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape), name=rv.name)
                   for rv in free]
-        outputs = vectorize_graph(list(model.deterministics), replace=dict(zip(free, blocks)))
+        outputs = vectorize_graph(wanted, replace=dict(zip(free, blocks)))
         # a deterministic of the data alone has no draw axis: the same value at every draw
         outputs = [out if out.type.ndim > d.type.ndim
                    else pt.broadcast_to(out[None], (blocks[0].shape[0], *out.shape))
-                   for out, d in zip(outputs, model.deterministics)]
+                   for out, d in zip(outputs, wanted)]
         # PyMC's compile: its rewrites (parameter checks removed) on the Python linker
         function = compile_pymc(blocks, outputs, mode=DETERMINISTICS_MODE,
                                 on_unused_input="ignore")
         shared = [v for v in function.maker.fgraph.inputs if hasattr(v, "get_value")]
-        _DETERMINISTICS[key] = (function, shared)
-    return _DETERMINISTICS[key]
+        _DETERMINISTICS[key, leave_out] = (function, shared)
+    return _DETERMINISTICS[key, leave_out]
 
 
-def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.Dataset:
-    """The model's deterministics at every draw of ``posterior`` (chain, draw, ...), as
-    PyMC's ``compute_deterministics`` gives them (same names, dims and coordinates), computed
+def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset,
+                        leave_out: tuple[str, ...] = ()) -> xr.Dataset:
+    """The model's deterministics (but those named in ``leave_out``) at every draw of
+    ``posterior`` (chain, draw, ...), as PyMC's ``compute_deterministics`` gives them (same
+    names, dims and coordinates), computed
     a block of draws at a time (:data:`DETERMINISTIC_BLOCK_VALUES`; the blocks follow from
     the shapes alone, so a rerun computes the same blocks and gives the same values).
 
@@ -228,7 +245,8 @@ def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.
     (``tests/unit/test_deterministic_draws.py``)."""
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset
 
-    function, shared = _deterministics_function(model, key)
+    function, shared = _deterministics_function(model, key, leave_out)
+    wanted = computed_deterministics(model, leave_out)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     total = chains * draws
     inputs = [np.ascontiguousarray(posterior[rv.name].values).reshape(
@@ -236,7 +254,7 @@ def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.
     widest = max([int(np.prod(x.shape[1:])) for x in inputs]
                  + [int(np.size(v.get_value(borrow=True))) for v in shared]
                  + [int(np.prod(d.type.shape)) if None not in d.type.shape else 1
-                    for d in model.deterministics])
+                    for d in model.deterministics])    # all: the blocks of a full run
     size = max(1, DETERMINISTIC_BLOCK_VALUES // max(widest, 1))
     filled = None     # each deterministic's draws, filled block by block
     for start in range(0, total, size):
@@ -246,7 +264,7 @@ def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset) -> xr.
         for whole, part in zip(filled, block):
             whole[start:start + size] = part
     values = {d.name: whole.reshape(chains, draws, *whole.shape[1:])
-              for d, whole in zip(model.deterministics, filled)}
+              for d, whole in zip(wanted, filled)}
     coords, dims = coords_and_dims_for_inferencedata(model)
     return dict_to_dataset(values, inference_library=pm, dims=dims,
                            coords={**coords, "chain": posterior["chain"].values,

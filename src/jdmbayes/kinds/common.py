@@ -13,6 +13,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from jdmbayes.estimands.blocks import Stopped, start_in_background
 from jdmbayes.inference.diagnostics import diagnose
 from jdmbayes.inference.draws import group_dataset, set_group
 from jdmbayes.inference.sampling import (
@@ -62,12 +63,20 @@ class ModelKind:
     # (data, spec) -> posterior variables that are functions of the parameters (or exact
     # draws given them), left out of the diagnostic gates (:func:`gated_variables`)
     derived: Callable = lambda data, spec: ()
-    # (data, spec, prior_set, idata) -> (chains, draws, patients) log-likelihood of each
-    # patient that patient-level LOO judges, from sampled draws whose log-likelihood group
-    # ``sample_model`` filled (marginal over the patient's random effects where the kind
-    # can integrate them out; ``outputs`` and the exact refits of :mod:`.exact_loo` both use
-    # it, so a refit's held-out patient is judged on the same scale)
-    loo_loglik: Callable = lambda data, spec, prior_set, idata: patient_loglik(idata)
+    # (data, spec, prior_set, idata) -> a function of no arguments returning the (chains,
+    # draws, patients) log-likelihood of each patient that patient-level LOO judges, from
+    # sampled draws whose log-likelihood group ``sample_model`` filled (marginal over the
+    # patient's random effects where the kind can integrate them out). It takes what it
+    # needs from ``idata`` at once, so the function may run on another thread while
+    # ``idata`` changes (:func:`start_loo_loglik`); ``outputs`` and the exact refits of
+    # :mod:`.exact_loo` both use it (:meth:`loo_loglik`), so a refit's held-out patient is
+    # judged on the same scale
+    loo_task: Callable = lambda data, spec, prior_set, idata: ready(patient_loglik(idata))
+    # (data, spec) -> whether ``loo_task`` computes each patient's log-likelihood from the
+    # draws (the patient's random effects integrated out afterwards) instead of reading the
+    # sampled one; the sampled one (conditional on the patient's effects) is then never
+    # computed: ``sample_model`` leaves it out of the draws (``sampled_loglik``)
+    marginal_loo: Callable = lambda data, spec: False
     # (data, spec) -> NUTS' target acceptance of a fit's first attempt when the settings
     # leave it to the model and a retry budget lets the default target follow a failed gate
     # (:func:`jdmbayes.kinds.fit.first_settings`)
@@ -75,6 +84,54 @@ class ModelKind:
     # (data, spec) -> tuning steps of that first attempt where fewer than the settings'
     # (None: the settings' own)
     first_tune: Callable = lambda data, spec: None
+
+    def loo_loglik(self, data, spec: ModelSpec, prior_set: PriorSet, idata) -> np.ndarray:
+        """(chains, draws, patients) each patient's log-likelihood for LOO, computed now."""
+        return self.loo_task(data, spec, prior_set, idata)()
+
+
+def ready(values: np.ndarray) -> Callable[[], np.ndarray]:
+    """A ``loo_task`` function whose values are already computed."""
+    return lambda: values
+
+
+def start_loo_loglik(kind: ModelKind, data, spec: ModelSpec, prior_set: PriorSet,
+                     sampled) -> None:
+    """Start computing the patients' log-likelihood for LOO on ``sampled``'s draws, on a
+    thread of its own (:func:`jdmbayes.estimands.blocks.start_in_background`): it needs
+    only the draws, and runs while the gates are judged and the outputs computed on this
+    thread, whose steps are single-threaded. :func:`sampled_loo_loglik` collects it."""
+    sampled.loo_loglik = start_in_background(kind.loo_task(data, spec, prior_set,
+                                                           sampled.idata))
+
+
+def stop_loo_loglik(sampled) -> None:
+    """Stop ``sampled``'s background log-likelihood, if any, between blocks (an attempt
+    that a retry follows: its CPU goes to the retry's sampling)."""
+    if sampled.loo_loglik is not None:
+        sampled.loo_loglik.stop()
+
+
+def sampled_loo_loglik(kind: ModelKind, data, spec: ModelSpec, prior_set: PriorSet,
+                       sampled) -> np.ndarray:
+    """(chains, draws, patients) the patients' log-likelihood for LOO: the background
+    computation's result where :func:`start_loo_loglik` started one, computed now where
+    it did not or where it was stopped (the same numbers either way)."""
+    if sampled.loo_loglik is not None:
+        try:
+            return sampled.loo_loglik.result()
+        except Stopped:
+            pass
+    return kind.loo_loglik(data, spec, prior_set, sampled.idata)
+
+
+def set_loo_loglik(kind: ModelKind, data, spec: ModelSpec, prior_set: PriorSet,
+                   sampled) -> None:
+    """The log-likelihood group of ``sampled``'s draws holds the patients' log-likelihood
+    for LOO (:func:`sampled_loo_loglik`): power-scaling, the diagnostics, model comparison
+    and the run folder use it."""
+    set_patient_loglik(sampled.idata, sampled_loo_loglik(kind, data, spec, prior_set, sampled),
+                       kind.loglik_name(spec))
 
 
 @dataclass
@@ -128,9 +185,13 @@ def structure_key(spec: ModelSpec, prior_set: PriorSet, arrays: dict) -> str:
 def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
                  data_arrays: dict, design, loglik_name: str, report=None,
                  patient_weight: np.ndarray | None = None, prior_draws: bool = True,
-                 time_limit: float | None = None):
+                 time_limit: float | None = None, sampled_loglik: bool = True):
     """Build (at most once per structure: ``build()``), compile (likewise), sample, move the
     per-patient log-likelihood to its group, add the ``log_prior`` group and draw the prior.
+    With ``sampled_loglik`` False the per-patient log-likelihood as sampled (conditional on
+    the patients' random effects) is not computed from nutpie's draws: the kind computes
+    each patient's own for LOO from the draws (``ModelKind.marginal_loo``), and the
+    log-likelihood group is made when it is set (:func:`set_patient_loglik`).
 
     A prior set that differs from an earlier one only in hyperparameter values reuses the
     built and compiled model: the values are data, and so is ``patient_weight`` (each
@@ -147,7 +208,8 @@ def sample_model(build, spec: ModelSpec, prior_set: PriorSet, settings: SamplerS
                                 else np.asarray(patient_weight, float))
     with model:
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
-    sampled = sample_posterior(model, settings, key, values, report, spec.name, time_limit)
+    sampled = sample_posterior(model, settings, key, values, report, spec.name, time_limit,
+                               leave_out=() if sampled_loglik else ("loglik_patient",))
     if report is not None:
         report(model=spec.name, stage="summarising")
     split_loglik(sampled.idata, loglik_name)
@@ -202,14 +264,17 @@ def patient_loglik(idata) -> np.ndarray:
     return loglik[next(iter(loglik.data_vars))].transpose("chain", "draw", "patient").values
 
 
-def set_patient_loglik(idata, values: np.ndarray) -> None:
-    """Replace the values of the log-likelihood group's one variable by ``values`` (any
-    shape with chains x draws x patients elements, in that order)."""
-    loglik = group_dataset(idata, "log_likelihood")
-    name = next(iter(loglik.data_vars))
-    current = loglik[name].transpose("chain", "draw", "patient")
-    set_group(idata, "log_likelihood", xr.Dataset({name: current.copy(
-        data=np.asarray(values).reshape(current.shape))}))
+def set_patient_loglik(idata, values: np.ndarray, name: str) -> None:
+    """The log-likelihood group: the one variable ``name``, (chain, draw, patient), patients
+    numbered 1..n as in the models' coordinates, with ``values`` (chains x draws x patients
+    elements, in that order); it replaces the sampled one, or is made where the draws have
+    none (``sample_model``'s ``sampled_loglik``)."""
+    posterior = group_dataset(idata, "posterior")
+    values = np.asarray(values).reshape(posterior.sizes["chain"], posterior.sizes["draw"], -1)
+    set_group(idata, "log_likelihood", xr.Dataset({name: xr.DataArray(
+        values, dims=("chain", "draw", "patient"),
+        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                "patient": np.arange(1, values.shape[2] + 1)})}))
 
 
 # the frailty forms whose draws carry one frailty per patient
@@ -217,7 +282,11 @@ SAMPLED_FRAILTY = ("centred", "non_centred", "hierarchically_centred")
 
 
 def split_loglik(idata: xr.DataTree, name: str) -> None:
+    """Move the sampled per-patient log-likelihood (the deterministic ``loglik_patient``),
+    where the draws have it, from the posterior to the log-likelihood group as ``name``."""
     posterior = group_dataset(idata, "posterior")
+    if "loglik_patient" not in posterior:
+        return
     set_group(idata, "log_likelihood",
               xr.Dataset({name: posterior["loglik_patient"].rename(name)}))
     set_group(idata, "posterior", posterior.drop_vars("loglik_patient"))

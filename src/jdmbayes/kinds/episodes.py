@@ -32,7 +32,8 @@ from jdmbayes.kinds.common import (
     gated_variables,
     patient_loglik,
     quantile_row,
-    set_patient_loglik,
+    ready,
+    set_loo_loglik,
 )
 from jdmbayes.models.episode_indexing import EpisodeData, index_episodes
 from jdmbayes.models.episodes import (
@@ -66,7 +67,6 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
                     settings: SamplerSettings, ci_prob: float, ci_kind: str) -> ModelResult:
     """Predicted gaps, population-averaged quantities, contrasts, checks and summary rows."""
     idata = sampled.idata
-    set_patient_loglik(idata, episode_loo_loglik(data, spec, prior_set, idata))
     rng = np.random.default_rng([settings.seed, 1])
     draws, gaps, quantities = predictions(idata.posterior, data, spec, rng)
     coords = {"obs": np.arange(len(data.kind))}
@@ -94,6 +94,9 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
         "p_predicted_ge_observed": float((predicted >= observed).mean())}])
     kind, lo, hi = ep_pred.gap_observations(data)
     horizon = float(np.quantile(hi, 0.95))
+    # the patients' log-likelihood for LOO (power-scaling and the diagnostics use it), from
+    # its background thread where it has run since the draws were judged
+    set_loo_loglik(EPISODES, data, spec, prior_set, sampled)
     tables = {"ppc_counts": counts,
               "ppc_survival": survival_check_table(
                   data.outcomes, kind, lo, hi, gaps[:, :, None], np.linspace(0, horizon, 61)
@@ -110,16 +113,21 @@ def episode_outputs(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, sam
                        episode_notes(data, spec), sampled.timings())
 
 
-def episode_loo_loglik(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet,
-                       idata) -> np.ndarray:
-    """(chains, draws, patients) each patient's log-likelihood of all their episodes, a
-    sampled frailty integrated out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`);
-    as sampled otherwise."""
-    if frailty_form(data, spec) not in SAMPLED_FRAILTY:
-        return patient_loglik(idata)
+def episode_marginal_loo(data: EpisodeData, spec: ModelSpec) -> bool:
+    """``ModelKind.marginal_loo``: the patient's frailty is sampled, so LOO integrates it
+    out of each patient's likelihood from the draws."""
+    return frailty_form(data, spec) in SAMPLED_FRAILTY
+
+
+def episode_loo_task(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, idata):
+    """``ModelKind.loo_task``: each patient's log-likelihood of all their episodes, (chains,
+    draws, patients), a sampled frailty integrated out draw by draw
+    (:mod:`jdmbayes.estimands.frailty_marginal`); as sampled otherwise."""
+    if not episode_marginal_loo(data, spec):
+        return ready(patient_loglik(idata))
     posterior = group_dataset(idata, "posterior")
-    return episode_marginal_loglik(posterior, data, spec).reshape(
-        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    return lambda: episode_marginal_loglik(posterior, data, spec).reshape(shape)
 
 
 def episode_summary(data: EpisodeData) -> pd.DataFrame:
@@ -199,7 +207,8 @@ EPISODES = ModelKind(
                                   "start": data.start, "patient": data.patient,
                                   "episode": data.episode},
     loglik_name=lambda spec: "episodes",
-    loo_loglik=episode_loo_loglik,
+    loo_task=episode_loo_task,
+    marginal_loo=episode_marginal_loo,
     outputs=episode_outputs,
     prior_predictive=episode_prior_predictive,
     simulator=episode_simulator,

@@ -84,7 +84,8 @@ class PatientRefits(SamplingWrapper):
             lambda: self.kind.build(self.data, self.spec, self.prior_set), self.spec,
             self.prior_set, self.settings, self.kind.observed_arrays(self.data),
             self.data.design, self.kind.loglik_name(self.spec), self.report,
-            patient_weight=modified_observed_data, prior_draws=False)
+            patient_weight=modified_observed_data, prior_draws=False,
+            sampled_loglik=not self.kind.marginal_loo(self.data, self.spec))
         gates = gate_sampled(self.kind, self.data, self.spec, sampled.idata)
         self.refits.append({"reused_compiled": bool(sampled.reused_compiled),
                             "verdict": str(gates["verdict"]),

@@ -46,7 +46,12 @@ from jdmbayes.data.validate import Series
 from jdmbayes.errors import InputError, Problem
 from jdmbayes.inference.fitted import ModelResult
 from jdmbayes.inference.sampling import SamplerSettings, SamplingStopped
-from jdmbayes.kinds.common import judge_sampled, sample_model
+from jdmbayes.kinds.common import (
+    judge_sampled,
+    sample_model,
+    start_loo_loglik,
+    stop_loo_loglik,
+)
 from jdmbayes.kinds.registry import kind_of
 from jdmbayes.models.spec import ModelSpec, PriorSet, repeated
 
@@ -176,11 +181,20 @@ def check_models(series: Series, specs: list[ModelSpec], chains: int | None = No
 
 def _sample_once(kind, data, spec: ModelSpec, prior_set: PriorSet, settings: SamplerSettings,
                  report, time_limit: float | None = None):
-    """Sample one attempt and judge its gates; the outputs wait until an attempt is chosen."""
+    """Sample one attempt and judge its gates; the outputs wait until an attempt is chosen.
+    The patients' log-likelihood for LOO starts on a thread of its own as soon as the draws
+    are there (:func:`start_loo_loglik`), so that it runs beside the single-threaded
+    judging and outputs; an attempt that a retry follows has it stopped."""
     sampled, prior = sample_model(lambda: kind.build(data, spec, prior_set), spec, prior_set,
                                   settings, kind.observed_arrays(data), data.design,
-                                  kind.loglik_name(spec), report, time_limit=time_limit)
-    return sampled, prior, judge_sampled(kind, data, spec, sampled)
+                                  kind.loglik_name(spec), report, time_limit=time_limit,
+                                  sampled_loglik=not kind.marginal_loo(data, spec))
+    start_loo_loglik(kind, data, spec, prior_set, sampled)
+    try:
+        return sampled, prior, judge_sampled(kind, data, spec, sampled)
+    except BaseException:
+        stop_loo_loglik(sampled)
+        raise
 
 
 def _attempt(number: int, change: str, spec: ModelSpec, settings: SamplerSettings,
@@ -272,6 +286,7 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
         began = time.perf_counter()
         used_settings = dataclasses.replace(first, target_accept=settings.target_or_default,
                                             tune=settings.tune)
+        stop_loo_loglik(sampled)
         sampled, prior, gates = _sample_once(kind, data, spec, prior_set, used_settings,
                                              report)
         change = f"target acceptance {used_settings.target_accept}, " + (
@@ -298,6 +313,9 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
                                         f"{spent:.0f} s", "budget_s": budget})
             continue
         began = time.perf_counter()
+        # the last attempt's LOO log-likelihood gives its CPU to this one's sampling (it is
+        # computed again should that attempt be the one reported after all)
+        stop_loo_loglik(sampled)
         try:
             attempt = _sample_once(kind, data, next_spec, prior_set, next_settings, report,
                                    time_limit=budget - spent)
@@ -318,8 +336,11 @@ def fit_model(series: Series, spec: ModelSpec, prior_set: PriorSet, settings: Sa
         spent += sampled.sample_seconds
         attempts.append(_attempt(len(attempts) + 1, change, used_spec, used_settings, gates,
                                  time.perf_counter() - began, sampled.sample_seconds))
-    result = kind.outputs(data, used_spec, prior_set, sampled, prior, used_settings, ci_prob,
-                          ci_kind)
+    try:
+        result = kind.outputs(data, used_spec, prior_set, sampled, prior, used_settings,
+                              ci_prob, ci_kind)
+    finally:
+        stop_loo_loglik(sampled)     # a no-op once the outputs have collected it
     result.key_parameters, result.figure_names = kind.key_parameters, kind.figures
     result.excluded, result.row_counts = data.excluded, data.rows
     result.covariates = data.design.covariate_info

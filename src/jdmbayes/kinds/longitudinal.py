@@ -36,7 +36,8 @@ from jdmbayes.kinds.common import (
     gated_variables,
     patient_loglik,
     quantile_row,
-    set_patient_loglik,
+    ready,
+    set_loo_loglik,
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
 from jdmbayes.models.longitudinal import (
@@ -194,19 +195,25 @@ def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
     return {**post, "baseline": baseline, "patient_change": change}
 
 
-def longitudinal_loo_loglik(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
-                            idata) -> np.ndarray:
-    """(chains, draws, patients) the marginal log-likelihood of each patient's values: the
-    log-likelihood group as sampled when the effects are integrated out, else computed from
-    the draws by adaptive Gauss-Hermite quadrature
+def longitudinal_marginal_loo(data: LongitudinalData, spec: ModelSpec) -> bool:
+    """``ModelKind.marginal_loo``: the patients' effects are sampled, so LOO integrates them
+    out of each patient's likelihood from the draws (:func:`longitudinal_loo_task`)."""
+    return patient_effects_form(data, spec) != "integrated"
+
+
+def longitudinal_loo_task(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
+                          idata):
+    """``ModelKind.loo_task``: the marginal log-likelihood of each patient's values, (chains,
+    draws, patients): the log-likelihood group as sampled when the effects are integrated
+    out, else computed from the draws by adaptive Gauss-Hermite quadrature
     (:func:`jdmbayes.estimands.patient_marginal.marginal_loglik`). Patient-level LOO, model
     comparison and power-scaling then judge each patient's values as a whole."""
-    if patient_effects_form(data, spec) == "integrated":
-        return patient_loglik(idata)
+    if not longitudinal_marginal_loo(data, spec):
+        return ready(patient_loglik(idata))
     posterior = group_dataset(idata, "posterior")
     post = pl.posterior_arrays(posterior, time_shape(data, spec))
-    return pl_marginal.marginal_loglik(post, data, spec).reshape(
-        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    return lambda: pl_marginal.marginal_loglik(post, data, spec).reshape(shape)
 
 
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
@@ -221,7 +228,6 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
         post = add_conditional_patient_effects(idata, post, data, spec,
                                                np.random.default_rng([settings.seed, 5]))
     chains = idata.posterior.sizes["chain"]
-    set_patient_loglik(idata, longitudinal_loo_loglik(data, spec, prior_set, idata))
     # the predictive replicates every k-th draw of each chain, at most PREDICTIVE_CHECK_DRAWS
     step = draw_step(post["intercept"].shape[0], PREDICTIVE_CHECK_DRAWS)
     replicated = pl.predict_observations(
@@ -249,6 +255,9 @@ def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: Pri
     tables = trajectory_checks(data, replicated)
     tables["prior_check"] = prior_check(data, spec, group_dataset(prior, "prior"),
                                         np.random.default_rng([settings.seed, 4]))
+    # the patients' log-likelihood for LOO, from its background thread where it has run
+    # since the draws were judged (power-scaling and the diagnostics use it)
+    set_loo_loglik(LONGITUDINAL, data, spec, prior_set, sampled)
     tables["psense"] = power_scaling_table(idata, quantities, spec.name, list(prior_set.priors))
     diagnostics = diagnose(idata, gated_variables(idata.posterior,
                                                   derived_effects(data, spec)), spec.measure,
@@ -359,7 +368,8 @@ LONGITUDINAL = ModelKind(
     observed_arrays=lambda data: {"patient": data.patient, "week": data.week,
                                   "value": data.value},
     loglik_name=lambda spec: spec.measure,
-    loo_loglik=longitudinal_loo_loglik,
+    loo_task=longitudinal_loo_task,
+    marginal_loo=longitudinal_marginal_loo,
     outputs=longitudinal_outputs,
     prior_predictive=longitudinal_prior_predictive,
     simulator=longitudinal_simulator,

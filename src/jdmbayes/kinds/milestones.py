@@ -29,7 +29,8 @@ from jdmbayes.kinds.common import (
     gated_variables,
     patient_loglik,
     quantile_row,
-    set_patient_loglik,
+    ready,
+    set_loo_loglik,
 )
 from jdmbayes.models.indexing import MilestoneData, index_milestones
 from jdmbayes.models.milestones import (
@@ -57,8 +58,6 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                       ci_kind: str) -> ModelResult:
     """Predictive times, population-averaged quantities, contrasts, checks and summary rows."""
     idata = sampled.idata
-    set_patient_loglik(idata, milestone_loo_loglik(data, spec, prior_set, idata))
-
     rng = np.random.default_rng([settings.seed, 1])
     draws = pm_pred.extract_draws(idata.posterior, data)
     times = pm_pred.predict_observed_patients(draws, data, spec.family, rng)
@@ -92,6 +91,9 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                          "band": "95% equal-tailed posterior predictive",
                          "p_predicted_ge_observed": float((counts[:, k] >= observed[k]).mean())})
     grid = np.linspace(0, float(data.followup.max()), 61)
+    # the patients' log-likelihood for LOO (power-scaling and the diagnostics use it), from
+    # its background thread where it has run since the draws were judged
+    set_loo_loglik(MILESTONES, data, spec, prior_set, sampled)
     tables = {"ppc_counts": pd.DataFrame(ppc_rows),
               "ppc_survival": survival_check_table(data.outcomes, data.kind, data.lo, data.hi,
                                                    times, grid),
@@ -119,16 +121,21 @@ def milestone_outputs(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
                        sampled.timings())
 
 
-def milestone_loo_loglik(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
-                         idata) -> np.ndarray:
-    """(chains, draws, patients) each patient's log-likelihood, a sampled frailty integrated
-    out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`); as sampled otherwise
-    (integrated already, or one milestone and no frailty)."""
-    if len(data.outcomes) < 2 or frailty_form(data, spec) not in SAMPLED_FRAILTY:
-        return patient_loglik(idata)
+def milestone_marginal_loo(data: MilestoneData, spec: ModelSpec) -> bool:
+    """``ModelKind.marginal_loo``: a frailty shared by a patient's milestones is sampled, so
+    LOO integrates it out of each patient's likelihood from the draws."""
+    return len(data.outcomes) >= 2 and frailty_form(data, spec) in SAMPLED_FRAILTY
+
+
+def milestone_loo_task(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet, idata):
+    """``ModelKind.loo_task``: each patient's log-likelihood, (chains, draws, patients), a
+    sampled frailty integrated out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`);
+    as sampled otherwise (integrated already, or one milestone and no frailty)."""
+    if not milestone_marginal_loo(data, spec):
+        return ready(patient_loglik(idata))
     posterior = group_dataset(idata, "posterior")
-    return milestone_marginal_loglik(posterior, data, spec.family).reshape(
-        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
+    return lambda: milestone_marginal_loglik(posterior, data, spec.family).reshape(shape)
 
 
 def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
@@ -181,7 +188,8 @@ MILESTONES = ModelKind(
     build=build_milestone_model,
     observed_arrays=lambda data: {"kind": data.kind, "hi": data.hi, "lo": data.lo},
     loglik_name=lambda spec: "milestones",
-    loo_loglik=milestone_loo_loglik,
+    loo_task=milestone_loo_task,
+    marginal_loo=milestone_marginal_loo,
     outputs=milestone_outputs,
     prior_predictive=milestone_prior_predictive,
     simulator=milestone_simulator,
