@@ -232,9 +232,10 @@ def deterministic_draws(model: pm.Model, key: str, posterior: xr.Dataset,
                         leave_out: tuple[str, ...] = ()) -> xr.Dataset:
     """The model's deterministics (but those named in ``leave_out``) at every draw of
     ``posterior`` (chain, draw, ...), as PyMC's ``compute_deterministics`` gives them (same
-    names, dims and coordinates), computed
-    a block of draws at a time (:data:`DETERMINISTIC_BLOCK_VALUES`; the blocks follow from
-    the shapes alone, so a rerun computes the same blocks and gives the same values).
+    names, dims and coordinates), computed a block of draws at a time
+    (:data:`DETERMINISTIC_BLOCK_VALUES`; the blocks follow from the shapes of all the
+    deterministics alone, so a rerun, or one that leaves some out, computes the same blocks
+    and gives the same values).
 
     A draw's values are those of a block of one draw, to the bit, except the Newton modes
     of an integrated frailty (:data:`DATA_CONDITIONAL`; a line search picks the best of

@@ -65,8 +65,9 @@ class ModelKind:
     derived: Callable = lambda data, spec: ()
     # (data, spec, prior_set, idata) -> a function of no arguments returning the (chains,
     # draws, patients) log-likelihood of each patient that patient-level LOO judges, from
-    # sampled draws whose log-likelihood group ``sample_model`` filled (marginal over the
-    # patient's random effects where the kind can integrate them out). It takes what it
+    # sampled draws: marginal over the patient's random effects where the kind can
+    # integrate them out (``marginal_loo``), else the log-likelihood group that
+    # ``sample_model`` filled. It takes what it
     # needs from ``idata`` at once, so the function may run on another thread while
     # ``idata`` changes (:func:`start_loo_loglik`); ``outputs`` and the exact refits of
     # :mod:`.exact_loo` both use it (:meth:`loo_loglik`), so a refit's held-out patient is
