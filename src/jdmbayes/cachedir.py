@@ -10,9 +10,12 @@ it in the user's cache folder
 
 numba's own cache (the planning kernels of :mod:`jdmbayes.planning.laplace_kernel`, compiled
 with ``cache=True``) would otherwise sit beside the installed source, in its ``__pycache__``:
-``configure`` points ``NUMBA_CACHE_DIR`` at ``<cache folder>/numba`` as well, unless the user
-set it or numba is already imported. numba keys each entry on its function's source file
-(path, size and time), so an edited kernel is compiled again.
+``configure`` points ``NUMBA_CACHE_DIR`` at ``<cache folder>/numba/<digest>`` as well, unless
+the user set it or numba is already imported. numba keys each entry on its own function's
+source file (path, size and time) only, not on the files of the functions it calls: the
+kernels call the log-gamma and digamma functions of :mod:`jdmbayes.models.lgamma`, so an
+edit there alone would leave them stale. ``<digest>`` is that of every source file of the
+package with numba code (:data:`NUMBA_SOURCES`): any edit of one gives a new folder.
 
 ``configure`` also sets numba's optimisation level (``NUMBA_OPT``) to
 :data:`NUMBA_OPT_LEVEL`, on the same terms: unless the user set it or numba is already
@@ -22,6 +25,7 @@ the command line's local cluster inherit it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +38,20 @@ from pathlib import Path
 # computes the same numbers at 1 and at 3, and code cached at either level can be loaded
 # at the other (tests/integration/test_compile_cache.py fits both ways).
 NUMBA_OPT_LEVEL = "1"
+
+
+# the package's source files with numba code (cached kernels and the functions they call)
+NUMBA_SOURCES = ("models/lgamma.py", "estimands/marginal_kernel.py",
+                 "planning/laplace_kernel.py")
+
+
+def numba_source_digest() -> str:
+    """The first 16 hex digits of the SHA-256 of :data:`NUMBA_SOURCES`' contents."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in NUMBA_SOURCES:
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cache_root() -> Path:
@@ -49,7 +67,7 @@ def configure() -> None:
     cache folder, unless that library is already imported or the user set its folder; set
     numba's optimisation level on the same terms."""
     if "numba" not in sys.modules and not os.environ.get("NUMBA_CACHE_DIR"):
-        os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba" / numba_source_digest())
     if "numba" not in sys.modules and not os.environ.get("NUMBA_OPT"):
         os.environ["NUMBA_OPT"] = NUMBA_OPT_LEVEL
     flags = os.environ.get("PYTENSOR_FLAGS", "")

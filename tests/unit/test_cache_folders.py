@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -39,7 +40,7 @@ def probe(env_changes: dict) -> dict:
 
 def test_numba_and_pytensor_caches_live_in_the_users_cache_folder(tmp_path):
     found = probe({"JDMBAYES_CACHE_DIR": str(tmp_path)})
-    assert found["numba"] == str(tmp_path / "numba")
+    assert found["numba"].startswith(str(tmp_path / "numba"))
     assert found["pytensor"] == str(tmp_path / "pytensor")
     # numba's planning kernels and the marginal LOO's are cached there, not beside the
     # source in __pycache__
@@ -59,3 +60,45 @@ def test_a_numba_cache_folder_the_user_chose_is_kept(tmp_path):
 
 def test_a_numba_optimisation_level_the_user_chose_is_kept(tmp_path):
     assert probe({"JDMBAYES_CACHE_DIR": str(tmp_path), "NUMBA_OPT": "2"})["opt"] == 2
+
+
+def test_the_numba_cache_folder_is_keyed_on_every_source_with_numba_code(tmp_path, monkeypatch):
+    """numba keys a cached function on its own file only: a kernel that calls digamma from
+    models/lgamma.py would stay stale after an edit there. The folder's name is the digest
+    of every source file with numba code, so an edit of any of them gives a new folder."""
+    from jdmbayes import cachedir
+
+    package = Path(cachedir.__file__).parent
+    with_numba = sorted(str(path.relative_to(package)) for path in package.rglob("*.py")
+                        if "numba.njit" in path.read_text() or "@intrinsic" in path.read_text())
+    assert with_numba and set(with_numba) <= set(cachedir.NUMBA_SOURCES)
+    found = probe({"JDMBAYES_CACHE_DIR": str(tmp_path)})
+    assert found["numba"] == str(tmp_path / "numba" / cachedir.numba_source_digest())
+    # an edit of the called file alone changes the digest
+    copy = tmp_path / "package"
+    for name in cachedir.NUMBA_SOURCES:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((package / name).read_bytes())
+    monkeypatch.setattr(cachedir, "__file__", str(copy / "cachedir.py"))
+    same = cachedir.numba_source_digest()
+    (copy / "models" / "lgamma.py").write_text((copy / "models" / "lgamma.py").read_text()
+                                                + "\n# edited\n")
+    assert same == found["numba"].rsplit("/", 1)[1]
+    assert cachedir.numba_source_digest() != same
+
+
+def test_the_compiled_graphs_key_their_log_gamma_on_its_source():
+    """PyTensor caches compiled graphs on each operation's key: the reentrant log-gamma's
+    and the inline digamma's carry their module's digest."""
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+    from pytensor.scalar.basic import float64
+
+    from jdmbayes.models import lgamma
+
+    x = float64("x")
+    for op in (lgamma.gammaln.scalar_op, lgamma._inline_psi):
+        node = op.make_node(x)
+        _, key = numba_funcify_and_cache_key(op, node=node)
+        assert key == lgamma.scalar_op_cache_key(op, cache_version=1,
+                                                 source=lgamma.SOURCE_DIGEST)
+        assert key != lgamma.scalar_op_cache_key(op, cache_version=1)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import math
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numba
@@ -40,6 +42,11 @@ from pytensor.link.numba.dispatch.scalar import register_scalar_funcify, scalar_
 from pytensor.scalar.basic import complex_types, discrete_types, upgrade_to_float
 from pytensor.scalar.math import GammaLn, Psi
 from pytensor.tensor.elemwise import Elemwise
+
+# PyTensor caches the compiled graphs holding these operations on disk, keyed on each
+# operation's key: with this module's digest in it, an edit of the functions they compile
+# to (lgamma_r, digamma) compiles those graphs again
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _lgamma_r_address() -> int | None:
@@ -124,7 +131,7 @@ def _numba_inline_psi(op, node, **kwargs):
     def inline_psi(x):
         return digamma(float(x))
 
-    return inline_psi, scalar_op_cache_key(op, cache_version=1)
+    return inline_psi, scalar_op_cache_key(op, cache_version=1, source=SOURCE_DIGEST)
 
 
 _inline_psi = InlinePsi(upgrade_to_float, name="psi_inline")
@@ -148,7 +155,7 @@ def _numba_reentrant_gammaln(op, node, **kwargs):
     def reentrant_gammaln(x):
         return lgamma_r(float(x))
 
-    return reentrant_gammaln, scalar_op_cache_key(op, cache_version=1)
+    return reentrant_gammaln, scalar_op_cache_key(op, cache_version=1, source=SOURCE_DIGEST)
 
 
 gammaln = Elemwise(ReentrantGammaLn(upgrade_to_float, name="gammaln_r"), name="gammaln_r")
