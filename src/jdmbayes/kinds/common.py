@@ -63,21 +63,15 @@ class ModelKind:
     # (data, spec) -> posterior variables that are functions of the parameters (or exact
     # draws given them), left out of the diagnostic gates (:func:`gated_variables`)
     derived: Callable = lambda data, spec: ()
-    # (data, spec, prior_set, idata) -> a function of no arguments returning the (chains,
-    # draws, patients) log-likelihood of each patient that patient-level LOO judges, from
-    # sampled draws: marginal over the patient's random effects where the kind can
-    # integrate them out (``marginal_loo``), else the log-likelihood group that
-    # ``sample_model`` filled. It takes what it
-    # needs from ``idata`` at once, so the function may run on another thread while
-    # ``idata`` changes (:func:`start_loo_loglik`); ``outputs`` and the exact refits of
-    # :mod:`.exact_loo` both use it (:meth:`loo_loglik`), so a refit's held-out patient is
-    # judged on the same scale
-    loo_task: Callable = lambda data, spec, prior_set, idata: ready(patient_loglik(idata))
-    # (data, spec) -> whether ``loo_task`` computes each patient's log-likelihood from the
-    # draws (the patient's random effects integrated out afterwards) instead of reading the
-    # sampled one; the sampled one (conditional on the patient's effects) is then never
+    # (data, spec) -> whether patient-level LOO judges each patient's log-likelihood with
+    # their random effects integrated out from the draws (``marginal_loglik``) instead of
+    # the sampled one; the sampled one (conditional on the patient's effects) is then never
     # computed: ``sample_model`` leaves it out of the draws (``sampled_loglik``)
     marginal_loo: Callable = lambda data, spec: False
+    # (data, spec, posterior Dataset) -> (chains, draws, patients) each patient's
+    # log-likelihood, their random effects integrated out draw by draw: what LOO judges
+    # where ``marginal_loo``
+    marginal_loglik: Callable | None = None
     # (data, spec) -> NUTS' target acceptance of a fit's first attempt when the settings
     # leave it to the model and a retry budget lets the default target follow a failed gate
     # (:func:`jdmbayes.kinds.fit.first_settings`)
@@ -86,14 +80,24 @@ class ModelKind:
     # (None: the settings' own)
     first_tune: Callable = lambda data, spec: None
 
+    def loo_task(self, data, spec: ModelSpec, prior_set: PriorSet,
+                 idata) -> Callable[[], np.ndarray]:
+        """A function of no arguments returning the (chains, draws, patients) log-likelihood
+        of each patient that patient-level LOO judges: ``marginal_loglik`` where
+        ``marginal_loo``, else the log-likelihood group that ``sample_model`` filled. It
+        takes what it needs from ``idata`` at once (a copy of the posterior group), so it
+        may run on another thread while ``idata`` changes (:func:`start_loo_loglik`);
+        ``outputs`` and the exact refits of :mod:`.exact_loo` both use it
+        (:meth:`loo_loglik`), so a refit's held-out patient is judged on the same scale."""
+        if not self.marginal_loo(data, spec):
+            values = patient_loglik(idata)
+            return lambda: values
+        posterior = group_dataset(idata, "posterior")
+        return lambda: self.marginal_loglik(data, spec, posterior)
+
     def loo_loglik(self, data, spec: ModelSpec, prior_set: PriorSet, idata) -> np.ndarray:
         """(chains, draws, patients) each patient's log-likelihood for LOO, computed now."""
         return self.loo_task(data, spec, prior_set, idata)()
-
-
-def ready(values: np.ndarray) -> Callable[[], np.ndarray]:
-    """A ``loo_task`` function whose values are already computed."""
-    return lambda: values
 
 
 def start_loo_loglik(kind: ModelKind, data, spec: ModelSpec, prior_set: PriorSet,

@@ -30,9 +30,7 @@ from jdmbayes.kinds.common import (
     PriorPredictive,
     data_groups,
     gated_variables,
-    patient_loglik,
     quantile_row,
-    ready,
     set_loo_loglik,
 )
 from jdmbayes.models.episode_indexing import EpisodeData, index_episodes
@@ -119,15 +117,12 @@ def episode_marginal_loo(data: EpisodeData, spec: ModelSpec) -> bool:
     return frailty_form(data, spec) in SAMPLED_FRAILTY
 
 
-def episode_loo_task(data: EpisodeData, spec: ModelSpec, prior_set: PriorSet, idata):
-    """``ModelKind.loo_task``: each patient's log-likelihood of all their episodes, (chains,
-    draws, patients), a sampled frailty integrated out draw by draw
-    (:mod:`jdmbayes.estimands.frailty_marginal`); as sampled otherwise."""
-    if not episode_marginal_loo(data, spec):
-        return ready(patient_loglik(idata))
-    posterior = group_dataset(idata, "posterior")
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
-    return lambda: episode_marginal_loglik(posterior, data, spec).reshape(shape)
+def episode_integrated_loglik(data: EpisodeData, spec: ModelSpec, posterior) -> np.ndarray:
+    """``ModelKind.marginal_loglik``: each patient's log-likelihood of all their episodes,
+    (chains, draws, patients), the sampled frailty integrated out draw by draw
+    (:mod:`jdmbayes.estimands.frailty_marginal`)."""
+    return episode_marginal_loglik(posterior, data, spec).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def episode_summary(data: EpisodeData) -> pd.DataFrame:
@@ -207,8 +202,8 @@ EPISODES = ModelKind(
                                   "start": data.start, "patient": data.patient,
                                   "episode": data.episode},
     loglik_name=lambda spec: "episodes",
-    loo_task=episode_loo_task,
     marginal_loo=episode_marginal_loo,
+    marginal_loglik=episode_integrated_loglik,
     outputs=episode_outputs,
     prior_predictive=episode_prior_predictive,
     simulator=episode_simulator,

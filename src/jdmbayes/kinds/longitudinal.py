@@ -34,9 +34,7 @@ from jdmbayes.kinds.common import (
     PriorPredictive,
     data_groups,
     gated_variables,
-    patient_loglik,
     quantile_row,
-    ready,
     set_loo_loglik,
 )
 from jdmbayes.models.indexing import LongitudinalData, index_longitudinal
@@ -197,23 +195,20 @@ def add_conditional_patient_effects(idata, post: dict, data: LongitudinalData,
 
 def longitudinal_marginal_loo(data: LongitudinalData, spec: ModelSpec) -> bool:
     """``ModelKind.marginal_loo``: the patients' effects are sampled, so LOO integrates them
-    out of each patient's likelihood from the draws (:func:`longitudinal_loo_task`)."""
+    out of each patient's likelihood from the draws (:func:`longitudinal_integrated_loglik`)."""
     return patient_effects_form(data, spec) != "integrated"
 
 
-def longitudinal_loo_task(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
-                          idata):
-    """``ModelKind.loo_task``: the marginal log-likelihood of each patient's values, (chains,
-    draws, patients): the log-likelihood group as sampled when the effects are integrated
-    out, else computed from the draws by adaptive Gauss-Hermite quadrature
+def longitudinal_integrated_loglik(data: LongitudinalData, spec: ModelSpec,
+                                   posterior) -> np.ndarray:
+    """``ModelKind.marginal_loglik``: the marginal log-likelihood of each patient's values,
+    (chains, draws, patients), their sampled effects integrated out from the draws by
+    adaptive Gauss-Hermite quadrature
     (:func:`jdmbayes.estimands.patient_marginal.marginal_loglik`). Patient-level LOO, model
     comparison and power-scaling then judge each patient's values as a whole."""
-    if not longitudinal_marginal_loo(data, spec):
-        return ready(patient_loglik(idata))
-    posterior = group_dataset(idata, "posterior")
     post = pl.posterior_arrays(posterior, time_shape(data, spec))
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
-    return lambda: pl_marginal.marginal_loglik(post, data, spec).reshape(shape)
+    return pl_marginal.marginal_loglik(post, data, spec).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def longitudinal_outputs(data: LongitudinalData, spec: ModelSpec, prior_set: PriorSet,
@@ -368,8 +363,8 @@ LONGITUDINAL = ModelKind(
     observed_arrays=lambda data: {"patient": data.patient, "week": data.week,
                                   "value": data.value},
     loglik_name=lambda spec: spec.measure,
-    loo_task=longitudinal_loo_task,
     marginal_loo=longitudinal_marginal_loo,
+    marginal_loglik=longitudinal_integrated_loglik,
     outputs=longitudinal_outputs,
     prior_predictive=longitudinal_prior_predictive,
     simulator=longitudinal_simulator,

@@ -27,9 +27,7 @@ from jdmbayes.kinds.common import (
     PriorPredictive,
     data_groups,
     gated_variables,
-    patient_loglik,
     quantile_row,
-    ready,
     set_loo_loglik,
 )
 from jdmbayes.models.indexing import MilestoneData, index_milestones
@@ -127,15 +125,13 @@ def milestone_marginal_loo(data: MilestoneData, spec: ModelSpec) -> bool:
     return len(data.outcomes) >= 2 and frailty_form(data, spec) in SAMPLED_FRAILTY
 
 
-def milestone_loo_task(data: MilestoneData, spec: ModelSpec, prior_set: PriorSet, idata):
-    """``ModelKind.loo_task``: each patient's log-likelihood, (chains, draws, patients), a
-    sampled frailty integrated out draw by draw (:mod:`jdmbayes.estimands.frailty_marginal`);
-    as sampled otherwise (integrated already, or one milestone and no frailty)."""
-    if not milestone_marginal_loo(data, spec):
-        return ready(patient_loglik(idata))
-    posterior = group_dataset(idata, "posterior")
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
-    return lambda: milestone_marginal_loglik(posterior, data, spec.family).reshape(shape)
+def milestone_integrated_loglik(data: MilestoneData, spec: ModelSpec,
+                                posterior) -> np.ndarray:
+    """``ModelKind.marginal_loglik``: each patient's log-likelihood, (chains, draws,
+    patients), the sampled frailty integrated out draw by draw
+    (:mod:`jdmbayes.estimands.frailty_marginal`)."""
+    return milestone_marginal_loglik(posterior, data, spec.family).reshape(
+        posterior.sizes["chain"], posterior.sizes["draw"], data.n_patients)
 
 
 def milestone_prior_predictive(series, data: MilestoneData, spec: ModelSpec, prior_set: PriorSet,
@@ -188,8 +184,8 @@ MILESTONES = ModelKind(
     build=build_milestone_model,
     observed_arrays=lambda data: {"kind": data.kind, "hi": data.hi, "lo": data.lo},
     loglik_name=lambda spec: "milestones",
-    loo_task=milestone_loo_task,
     marginal_loo=milestone_marginal_loo,
+    marginal_loglik=milestone_integrated_loglik,
     outputs=milestone_outputs,
     prior_predictive=milestone_prior_predictive,
     simulator=milestone_simulator,
