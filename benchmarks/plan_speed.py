@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -69,7 +70,8 @@ def main() -> int:
         peer = per_trial(design, out / "run", n, args.peer_trials)
         rows.append((design, wall, trials, manifest["analysis"]["method"], n, peer))
     lines = [SECTION, "",
-             f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}. "
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+             f"{platform.python_version()}. "
              f"Design priors from `scripts/fit.py --model rash_milestones --model cmas` "
              f"(default settings; {fit_s:.1f} s). Each plan in a new process, `--trials "
              f"{args.trials} --jobs 2` (every sample size and scenario: design prior, null "

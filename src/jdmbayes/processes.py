@@ -1,6 +1,7 @@
 """Memory settings of the processes jdmbayes starts itself: the command line's own process and
 the Dask workers of its local cluster. A caller's own process (a notebook using
-:mod:`jdmbayes.api`) is left as it is.
+:mod:`jdmbayes.api`) is left as it is. And the cores a process may run on
+(:func:`usable_cores`), which the sampler's chains and the blocks of draws share out.
 
 * **Huge pages.** NumPy asks the kernel for transparent huge pages (2 MB) for every array of
   4 MB or more. Where the kernel grants them on request (``madvise`` in
@@ -25,6 +26,13 @@ import os
 
 HUGE_PAGES_SWITCH = "NUMPY_MADVISE_HUGEPAGE"
 DASK_MALLOC_TRIM = ("MALLOC_TRIM_THRESHOLD_", 65536)   # Dask's default for its workers
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def huge_pages_setting() -> str:

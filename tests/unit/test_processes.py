@@ -57,3 +57,15 @@ def test_the_command_lines_process_and_its_children_ask_for_no_huge_pages():
 
 def test_the_command_line_keeps_a_users_choice_of_huge_pages():
     assert probe("1") == {"variable": "1", "huge_pages": True}
+
+
+def test_usable_cores_is_the_affinity_and_the_chains_take_up_to_one_each(monkeypatch):
+    from jdmbayes import processes
+    from jdmbayes.inference import sampling
+
+    if hasattr(os, "sched_getaffinity"):
+        assert processes.usable_cores() == len(os.sched_getaffinity(0))
+    # one thread per chain up to the cores: not the 2 that were hard-coded before
+    for cores, chains, expected in ((8, 4, 4), (3, 4, 3), (1, 4, 1), (16, 6, 6)):
+        monkeypatch.setattr(sampling, "usable_cores", lambda cores=cores: cores)
+        assert sampling.sampler_cores(chains) == expected

@@ -17,12 +17,13 @@ started return at once (the work was not needed after all).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+
+from jdmbayes.processes import usable_cores
 
 # the stop event of the Background whose thread this is (none on any other thread)
 _background = threading.local()
@@ -64,13 +65,6 @@ def start_in_background(task: Callable[[], object]) -> Background:
 
     threading.Thread(target=run, name="jdmbayes-background", daemon=True).start()
     return Background(future, stop)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the system reports one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def on_threads(compute, blocks: list, threads: int | None = None) -> list:

@@ -3,6 +3,10 @@
 Compiled nutpie models are cached per process under a key that names the model structure
 (spec, data shapes, prior family signature); a new prior set with the same families or new
 data of the same shapes is swapped in with ``compiled.with_data`` and never recompiled.
+
+The chains run on as many threads (nutpie) or processes (PyMC) as there are chains, up to the
+cores the process may use (:func:`sampler_cores`). Each chain has its own random stream from
+the seed, so the draws are the same whatever the number of cores.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import xarray as xr
 
 from jdmbayes.estimands.blocks import Background
 from jdmbayes.inference.draws import group_dataset, set_group
+from jdmbayes.processes import usable_cores
 
 SAMPLERS = ("nutpie", "pymc")
 # NUTS' target acceptance unless the settings or the model say otherwise: high, because
@@ -55,6 +60,12 @@ class SamplerSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def sampler_cores(chains: int) -> int:
+    """Threads (nutpie) or processes (PyMC) the chains run on: one per chain, up to the cores
+    this process may use (:func:`jdmbayes.processes.usable_cores`)."""
+    return max(1, min(chains, usable_cores()))
 
 
 @dataclass
@@ -147,7 +158,8 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
             compiled = compiled.with_data(**data)
         compiled_at = time.perf_counter()
         running = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                                chains=settings.chains, seed=settings.seed, cores=2,
+                                chains=settings.chains, seed=settings.seed,
+                                cores=sampler_cores(settings.chains),
                                 target_accept=settings.target_or_default, progress_bar=False,
                                 adaptation=settings.mass_matrix, blocking=time_limit is None,
                                 progress_callback=None if report is None
@@ -172,7 +184,8 @@ def sample_posterior(model: pm.Model, settings: SamplerSettings, key: str,
             if data:
                 pm.set_data(data)
             idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                              cores=min(settings.chains, 2), random_seed=settings.seed,
+                              cores=sampler_cores(settings.chains),
+                              random_seed=settings.seed,
                               target_accept=settings.target_or_default, progressbar=False,
                               compute_convergence_checks=False)
         return SamplingResult(idata, 0.0, time.perf_counter() - start, False)
