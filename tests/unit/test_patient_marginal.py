@@ -229,8 +229,15 @@ def test_compiled_digamma_and_trigamma_match_scipy():
 
 def test_degenerate_draws_give_no_error_and_agree_where_finite(tmp_path):
     """Draws whose link-scale means overflow (p exactly 0 or 1, so a Beta parameter is 0 and
-    digamma divides by zero) give non-finite values, not an exception from the compiled
-    loop (division by zero follows NumPy); the other draws agree with NumPy."""
+    digamma divides by zero) give no exception from the compiled loop (division by zero
+    follows NumPy); the draws NumPy's reference computes agree with it.
+
+    Where p is exactly 1 (a link-scale mean above about 37), a value at the upper bound has
+    probability 1, its limit, and the compiled loop finds it (each value's terms are rising
+    factorials, 0 for no factor); the reference's lgamma(0) - lgamma(0) is nan there. Those
+    patients are checked against the mirrored series (values N - y, every effect's sign
+    flipped), where 1 - p is not 0 at the same points, and, where p is 1 at every point, 0.
+    A value of 0 is then impossible in floating point: -inf."""
     data, spec = series_and_spec(tmp_path, [[0, 2, 4], [0, 6], [0], [0, 1, 3]])
     data = replace(data, value=np.array([52.0, 52, 52, 0, 0, 52, 26, 52, 0]))
     spec = replace(spec, likelihood="beta_binomial", upper=52, patient_effects="centred")
@@ -243,5 +250,15 @@ def test_degenerate_draws_give_no_error_and_agree_where_finite(tmp_path):
     got = marginal_loglik(post, data, spec)
     finite = np.isfinite(reference)
     assert 0 < finite.sum() < finite.size
-    np.testing.assert_array_equal(np.isfinite(got), finite)
     np.testing.assert_allclose(got[finite], reference[finite], rtol=1e-10, atol=1e-9)
+    mirrored_post = {**post, **{k: -post[k] for k in ("intercept", "change", "beta_group",
+                                                      "cell_deviation")}}
+    with np.errstate(all="ignore"):
+        mirrored = marginal_loglik(mirrored_post, replace(data, value=52.0 - data.value),
+                                   spec, compiled=False)
+    at_upper, at_zero = [0, 2], [1, 3]      # patients with every value 52; with a 0
+    assert not finite[np.ix_([0, 2, 3], at_upper)].any()
+    np.testing.assert_allclose(got[np.ix_([0, 3], at_upper)],
+                               mirrored[np.ix_([0, 3], at_upper)], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(got[2, at_upper], 0.0, atol=1e-12)
+    assert np.isneginf(got[np.ix_([0, 2], at_zero)]).all()

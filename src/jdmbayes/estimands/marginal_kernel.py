@@ -6,10 +6,15 @@ For one draw and one patient with standard normal effects :math:`(u, v)`, value 
 has link-scale mean :math:`\mu_j = c_j + a_j u + b_j v`, :math:`p_j = \mathrm{expit}(\mu_j)`
 and log-likelihood, without the binomial coefficient,
 :math:`\log\Gamma(y_j + p_j\phi) + \log\Gamma(N - y_j + (1 - p_j)\phi) - \log\Gamma(p_j\phi)
-- \log\Gamma((1 - p_j)\phi) + \log\Gamma(\phi) - \log\Gamma(N + \phi)`. Newton's method with
-a backtracking line search finds the mode of the log integrand (the value's curvature in
-:math:`\mu` clipped at 0), patient by patient, and the :math:`5 \times 5` Gauss-Hermite points
-of the NumPy code are placed on the Laplace approximation there.
+- \log\Gamma((1 - p_j)\phi) + \log\Gamma(\phi) - \log\Gamma(N + \phi)`. Since :math:`y_j`
+and :math:`N - y_j` are whole numbers, each difference of two log-gammas is the log of a
+rising factorial, :math:`\log\Gamma(x + m) - \log\Gamma(x) = \log\prod_{k<m}(x + k)`,
+computed as that product where it has few factors (:func:`log_rising`: fewer calls of
+log-gamma, and where p rounds to 0 or 1 the limit, 0 for no factor, not inf - inf).
+Newton's method with a backtracking line search finds the mode of the log integrand (the
+value's curvature in :math:`\mu` clipped at 0), patient by patient, and the
+:math:`5 \times 5` Gauss-Hermite points of the NumPy code are placed on the Laplace
+approximation there.
 
 The NumPy code evaluates a whole block of draws at once, so every step allocates arrays of
 draws x values for each of a dozen special functions; here each (draw, patient) is scalar
@@ -19,7 +24,8 @@ into the user's cache folder (:mod:`jdmbayes.cachedir`) and releases the GIL, so
 draws run on threads (:mod:`jdmbayes.estimands.blocks`); its log-gamma is C's ``lgamma_r``
 (:mod:`jdmbayes.models.lgamma`), which threads do not wait on each other for. A division by
 zero gives inf or nan, as in NumPy, not an exception (a draw whose link-scale mean overflows
-makes a Beta parameter 0).
+makes a Beta parameter 0; a value at that bound then has probability 1, a value away from it
+probability 0).
 """
 
 from __future__ import annotations
@@ -31,17 +37,57 @@ import numpy as np
 
 from jdmbayes.models.lgamma import digamma, lgamma_r, trigamma
 
+# a rising factorial of at most this many factors is their product's log (below)
+RISING_PRODUCT_FACTORS = 26
+# ... and of a base below this, so that the product stays finite: (1e10 + 26)^26 < 1e261
+RISING_PRODUCT_BASE = 1e10
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def log_rising(x, m):
+    """log(x (x + 1) ... (x + m - 1)) = lgamma(x + m) - lgamma(x) for a count m >= 0 and
+    x >= 0: for m <= :data:`RISING_PRODUCT_FACTORS` and x below
+    :data:`RISING_PRODUCT_BASE`, the log of the product (four running products, so the
+    multiplications overlap; a relative error of at most m units in the last place, where
+    the two log-gammas' difference loses up to the rounding of the larger); otherwise the
+    difference of the two log-gammas. 0 for m = 0, also at x = 0 (where the difference is
+    inf - inf)."""
+    if m > RISING_PRODUCT_FACTORS or not x < RISING_PRODUCT_BASE:
+        return lgamma_r(x + m) - lgamma_r(x)
+    p0 = p1 = p2 = p3 = 1.0
+    k = 0
+    while k + 3 < m:
+        p0 *= x + k
+        p1 *= x + (k + 1)
+        p2 *= x + (k + 2)
+        p3 *= x + (k + 3)
+        k += 4
+    while k < m:
+        p0 *= x + k
+        k += 1
+    return math.log((p0 * p1) * (p2 * p3))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def rising_derivatives(x, m):
+    """The derivatives of :func:`log_rising` in x: (digamma(x + m) - digamma(x),
+    trigamma(x + m) - trigamma(x)); (0, 0) for m = 0, also at x = 0."""
+    if m == 0:
+        return 0.0, 0.0
+    return digamma(x + m) - digamma(x), trigamma(x + m) - trigamma(x)
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_integrand(u, v, c, a, b, phi, upper, lg_phi, value, rows):
     """The patient's log-likelihood (values ``rows``) at (u, v), without the binomial
-    coefficients, plus the standard normal log density of (u, v) without its constant."""
+    coefficients, plus the standard normal log density of (u, v) without its constant.
+    A value y of N has the terms lgamma(y + alpha) - lgamma(alpha) and
+    lgamma(N - y + beta) - lgamma(beta), each a rising factorial (:func:`log_rising`)."""
     total = -0.5 * (u * u + v * v)
     for j in rows:
         p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
         y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
-        total += (lgamma_r(y + alpha) + lgamma_r(upper - y + beta)
-                  - lgamma_r(alpha) - lgamma_r(beta) + lg_phi)
+        total += (log_rising(alpha, int(y)) + log_rising(beta, int(upper - y)) + lg_phi)
     return total
 
 
@@ -53,10 +99,8 @@ def _curvature(u, v, c, a, b, phi, upper, value, rows):
     for j in rows:
         p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
         y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
-        d_a = digamma(y + alpha) - digamma(alpha)
-        d_b = digamma(upper - y + beta) - digamma(beta)
-        t_a = trigamma(y + alpha) - trigamma(alpha)
-        t_b = trigamma(upper - y + beta) - trigamma(beta)
+        d_a, t_a = rising_derivatives(alpha, y)
+        d_b, t_b = rising_derivatives(beta, upper - y)
         dp = p * (1.0 - p)
         first = phi * dp * (d_a - d_b)
         second = phi * dp * (1.0 - 2.0 * p) * (d_a - d_b) + (phi * dp) ** 2 * (t_a + t_b)
