@@ -99,8 +99,8 @@ def _curvature(u, v, c, a, b, phi, upper, value, rows):
     for j in rows:
         p = 1.0 / (1.0 + math.exp(-(c[j] + a[j] * u + b[j] * v)))
         y, alpha, beta = value[j], p * phi, (1.0 - p) * phi
-        d_a, t_a = rising_derivatives(alpha, y)
-        d_b, t_b = rising_derivatives(beta, upper - y)
+        d_a, t_a = rising_derivatives(alpha, int(y))
+        d_b, t_b = rising_derivatives(beta, int(upper - y))
         dp = p * (1.0 - p)
         first = phi * dp * (d_a - d_b)
         second = phi * dp * (1.0 - 2.0 * p) * (d_a - d_b) + (phi * dp) ** 2 * (t_a + t_b)
