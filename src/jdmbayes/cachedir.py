@@ -42,7 +42,7 @@ NUMBA_OPT_LEVEL = "1"
 
 # the package's source files with numba code (cached kernels and the functions they call)
 NUMBA_SOURCES = ("models/lgamma.py", "estimands/marginal_kernel.py",
-                 "planning/laplace_kernel.py")
+                 "planning/laplace_kernel.py", "inference/convergence.py")
 
 
 def numba_source_digest() -> str:

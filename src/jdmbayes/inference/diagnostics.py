@@ -7,6 +7,7 @@ import warnings
 import arviz as az
 import numpy as np
 
+from jdmbayes.inference.convergence import convergence
 from jdmbayes.inference.draws import group_dataset
 from jdmbayes.inference.summarise import TAIL
 
@@ -66,11 +67,10 @@ CONVERGENCE_KEYS = ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences",
 
 
 def _convergence(idata, posterior) -> dict:
+    # ArviZ's R-hat and ESS, computed a block of elements at a time (the same numbers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(posterior)
-        ess_bulk = az.ess(posterior, method="bulk")
-        ess_tail = az.ess(posterior, method="tail", prob=TAIL)
+        rhat, ess_bulk, ess_tail = convergence(posterior, TAIL)
     def extreme(dataset, fn):
         values = np.concatenate([np.atleast_1d(v.values).ravel() for v in dataset.values()])
         values = values[np.isfinite(values)]

@@ -12,6 +12,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from jdmbayes.inference.convergence import convergence_of_elements
+
 CI_KINDS = ("eti", "hdi")
 TAIL = (0.05, 0.95)   # tail ESS: the smaller ESS of the 5% and 95% quantiles
 COLUMNS = ["model", "outcome", "quantity", "group", "mean", "sd", "median", "ci_low", "ci_high",
@@ -32,25 +34,42 @@ def credible_interval(values: np.ndarray, ci_prob: float, ci_kind: str) -> tuple
 
 def summarise_draws(values: np.ndarray, ci_prob: float, ci_kind: str, **labels) -> dict:
     """One summary row of ``values`` shaped (chains, draws)."""
-    values = np.asarray(values, float)
-    low, high = credible_interval(values, ci_prob, ci_kind)
-    constant = np.ptp(values) == 0
+    return summarise_elements([values], [labels], ci_prob, ci_kind)[0]
+
+
+def summarise_elements(arrays: list[np.ndarray], labels: list[dict], ci_prob: float,
+                       ci_kind: str) -> list[dict]:
+    """One summary row per (chains, draws) array of ``arrays``, with its ``labels``: mean,
+    SD, median, the credible interval, and ArviZ's bulk and tail ESS, R-hat and Monte Carlo
+    SE of the mean (computed for all the rows at once,
+    :func:`jdmbayes.inference.convergence.convergence_of_elements`: the same numbers);
+    draws that never move get NaN for ESS and R-hat and 0 for the MCSE."""
+    if not arrays:
+        return []
+    values = np.stack([np.asarray(a, float) for a in arrays])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        r_hat, ess_bulk, ess_tail, mcse_mean = convergence_of_elements(values, TAIL,
+                                                                       mcse=True)
+    rows = []
+    for j, (element, label) in enumerate(zip(values, labels)):
+        low, high = credible_interval(element, ci_prob, ci_kind)
+        constant = np.ptp(element) == 0
         diagnostics = dict(
-            ess_bulk=np.nan if constant else float(az.ess(values, method="bulk")),
-            ess_tail=np.nan if constant else float(az.ess(values, method="tail", prob=TAIL)),
-            r_hat=np.nan if constant else float(az.rhat(values)),
-            mcse_mean=0.0 if constant else float(np.ravel(az.mcse(values, method="mean"))[0]))
-    return {**labels, "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
-            "median": float(np.median(values)), "ci_low": low, "ci_high": high,
-            "ci_prob": ci_prob, "ci_kind": ci_kind, **diagnostics}
+            ess_bulk=np.nan if constant else float(ess_bulk[j]),
+            ess_tail=np.nan if constant else float(ess_tail[j]),
+            r_hat=np.nan if constant else float(r_hat[j]),
+            mcse_mean=0.0 if constant else float(mcse_mean[j]))
+        rows.append({**label, "mean": float(element.mean()), "sd": float(element.std(ddof=1)),
+                     "median": float(np.median(element)), "ci_low": low, "ci_high": high,
+                     "ci_prob": ci_prob, "ci_kind": ci_kind, **diagnostics})
+    return rows
 
 
 def summarise_parameters(posterior, model: str, names: list[str], ci_prob: float,
                          ci_kind: str, outcome_dim: str = "outcome") -> list[dict]:
     """Rows for each element of each named posterior variable."""
-    rows = []
+    arrays, labels = [], []
     for name in names:
         if name not in posterior:
             continue
@@ -62,18 +81,18 @@ def summarise_parameters(posterior, model: str, names: list[str], ci_prob: float
             coords = {d: element.coords[d].item() for d in extra}
             outcome = str(coords.pop(outcome_dim, ""))
             group = ",".join(str(v) for v in coords.values())
-            rows.append(summarise_draws(element.transpose("chain", "draw").values, ci_prob,
-                                        ci_kind, model=model, outcome=outcome, quantity=name,
-                                        group=group))
-    return rows
+            arrays.append(element.transpose("chain", "draw").values)
+            labels.append(dict(model=model, outcome=outcome, quantity=name, group=group))
+    return summarise_elements(arrays, labels, ci_prob, ci_kind)
 
 
 def summarise_quantities(quantities: dict[tuple[str, str, str], np.ndarray], chains: int,
                          model: str, ci_prob: float, ci_kind: str) -> list[dict]:
     """Rows for derived quantities given as flattened (chains * draws,) arrays."""
-    return [summarise_draws(values.reshape(chains, -1), ci_prob, ci_kind, model=model,
-                            outcome=outcome, quantity=quantity, group=group)
-            for (outcome, quantity, group), values in quantities.items()]
+    return summarise_elements(
+        [values.reshape(chains, -1) for values in quantities.values()],
+        [dict(model=model, outcome=outcome, quantity=quantity, group=group)
+         for outcome, quantity, group in quantities], ci_prob, ci_kind)
 
 
 def summary_table(rows: list[dict]) -> pd.DataFrame:
