@@ -222,9 +222,11 @@ def prior_posterior_figure(result) -> Figure:
         q_values = prior.isel(first).values.ravel()
         low, high = np.quantile(np.concatenate([p_values, q_values]), [0.005, 0.995])
         bins = np.linspace(low, high, 50)
-        ax.hist(q_values, bins=bins, density=True, color="0.6", alpha=0.6, label="prior")
-        ax.hist(p_values, bins=bins, density=True, color="#1b5e9e", alpha=0.7,
-                label="posterior")
+        # each histogram one filled outline (as ax.hist's bars look, without a patch per bar)
+        for values, colour, alpha, label in ((q_values, "0.6", 0.6, "prior"),
+                                             (p_values, "#1b5e9e", 0.7, "posterior")):
+            density, _ = np.histogram(values, bins=bins, density=True)
+            ax.stairs(density, bins, fill=True, color=colour, alpha=alpha, label=label)
         label = name + ("[" + ",".join(str(post.coords[d].values[0]) for d in extra) + "]"
                         if extra else "")
         ax.set_title(label, fontsize=8)
