@@ -206,8 +206,8 @@ def convergence_of_elements(values: np.ndarray, tail_prob, threads: int | None =
     """(R-hat, bulk ESS, tail ESS), each (E,), of (E, chains, draws) ``values``; the tail
     ESS at the quantiles ``tail_prob`` (a pair) or ``tail_prob`` and 1 - ``tail_prob``, as
     ArviZ's ``prob``; with ``mcse`` also the Monte Carlo SE of the mean (ArviZ's
-    ``mcse(method="mean")``). In blocks
-    of :data:`BLOCK_ELEMENTS` elements on ``threads`` threads (default: the usable cores)."""
+    ``mcse(method="mean")``). In blocks of :data:`BLOCK_ELEMENTS` elements on ``threads``
+    threads (default: the usable cores)."""
     blocks = [slice(start, min(start + BLOCK_ELEMENTS, len(values)))
               for start in range(0, len(values), BLOCK_ELEMENTS)]
     outputs = 4 if mcse else 3
