@@ -156,13 +156,13 @@ def _ess(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _missing_or_short(values: np.ndarray, min_chains: int) -> np.ndarray:
-    """Elements ArviZ gives NaN: any NaN among the draws, or fewer than ``min_chains`` chains
-    or 4 draws."""
+def _usable(values: np.ndarray, min_chains: int) -> np.ndarray:
+    """Elements ArviZ gives a number (not NaN): no NaN among the draws, at least
+    ``min_chains`` chains and 4 draws."""
     _, n_chain, n_draw = values.shape
     if n_chain < min_chains or n_draw < 4:
-        return np.ones(values.shape[0], dtype=bool)
-    return np.isnan(values).any(axis=(1, 2))
+        return np.zeros(values.shape[0], dtype=bool)
+    return ~np.isnan(values).any(axis=(1, 2))
 
 
 def _block(values: np.ndarray, tail_prob, mcse: bool) -> tuple[np.ndarray, ...]:
@@ -171,8 +171,8 @@ def _block(values: np.ndarray, tail_prob, mcse: bool) -> tuple[np.ndarray, ...]:
     count = values.shape[0]
     rhat, bulk, tail = np.full(count, np.nan), np.full(count, np.nan), np.full(count, np.nan)
     mcse_mean = np.full(count, np.nan)
-    for_ess = ~_missing_or_short(values, 1)
-    for_rhat = ~_missing_or_short(values, 2)
+    for_ess = _usable(values, 1)
+    for_rhat = for_ess & (values.shape[1] >= 2)     # R-hat needs two chains
     if for_ess.any():
         usable = values[for_ess]
         split = _split_chains(usable)

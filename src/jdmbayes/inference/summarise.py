@@ -32,11 +32,6 @@ def credible_interval(values: np.ndarray, ci_prob: float, ci_kind: str) -> tuple
     return float(low), float(high)
 
 
-def summarise_draws(values: np.ndarray, ci_prob: float, ci_kind: str, **labels) -> dict:
-    """One summary row of ``values`` shaped (chains, draws)."""
-    return summarise_elements([values], [labels], ci_prob, ci_kind)[0]
-
-
 def summarise_elements(arrays: list[np.ndarray], labels: list[dict], ci_prob: float,
                        ci_kind: str) -> list[dict]:
     """One summary row per (chains, draws) array of ``arrays``, with its ``labels``: mean,

@@ -207,6 +207,13 @@ def prior_check_figure(result) -> Figure:
     return figure
 
 
+def filled_histogram(ax, values: np.ndarray, bins: np.ndarray, **style) -> None:
+    """A density histogram drawn as one filled outline: the picture of ``ax.hist(values,
+    bins, density=True, **style)``'s bars, without a patch per bar."""
+    density, _ = np.histogram(values, bins=bins, density=True)
+    ax.stairs(density, bins, fill=True, **style)
+
+
 def prior_posterior_figure(result) -> Figure:
     """Prior (grey) against posterior (blue) of each key parameter's first element."""
     names = _present(result.idata, result.key_parameters)
@@ -222,11 +229,8 @@ def prior_posterior_figure(result) -> Figure:
         q_values = prior.isel(first).values.ravel()
         low, high = np.quantile(np.concatenate([p_values, q_values]), [0.005, 0.995])
         bins = np.linspace(low, high, 50)
-        # each histogram one filled outline (as ax.hist's bars look, without a patch per bar)
-        for values, colour, alpha, label in ((q_values, "0.6", 0.6, "prior"),
-                                             (p_values, "#1b5e9e", 0.7, "posterior")):
-            density, _ = np.histogram(values, bins=bins, density=True)
-            ax.stairs(density, bins, fill=True, color=colour, alpha=alpha, label=label)
+        filled_histogram(ax, q_values, bins, color="0.6", alpha=0.6, label="prior")
+        filled_histogram(ax, p_values, bins, color="#1b5e9e", alpha=0.7, label="posterior")
         label = name + ("[" + ",".join(str(post.coords[d].values[0]) for d in extra) + "]"
                         if extra else "")
         ax.set_title(label, fontsize=8)
