@@ -1,6 +1,6 @@
-"""Memory settings of the processes jdmbayes starts itself: the command line's own process and
-the Dask workers of its local cluster. A caller's own process (a notebook using
-:mod:`jdmbayes.api`) is left as it is. And the cores a process may run on
+"""Memory settings of the processes jdmbayes starts itself (the command line's own process and
+the Dask workers of its local cluster), and how those workers start. A caller's own process
+(a notebook using :mod:`jdmbayes.api`) is left as it is. And the cores a process may run on
 (:func:`usable_cores`), which the sampler's chains and the blocks of draws share out.
 
 * **Huge pages.** NumPy asks the kernel for transparent huge pages (2 MB) for every array of
@@ -16,8 +16,17 @@ the Dask workers of its local cluster. A caller's own process (a notebook using
   unmapped afresh, with a page fault for every 4 kB page of it. A worker of jdmbayes' local
   cluster lives for one batch of fits, so it keeps glibc's defaults.
 
-Neither setting changes a number: both decide only how memory is obtained from the system
-(``benchmarks/RESULTS.md`` measures them).
+* **Workers forked from a server that has imported jdmbayes.** A worker of the local cluster
+  started afresh (multiprocessing's ``spawn``, Dask's default) imports jdmbayes, PyMC,
+  PyTensor and numba before its first fit: about 3 s of a core per worker. Multiprocessing's
+  fork server (:func:`worker_fork_server`) is started once per process, in the workers'
+  environment, and imports those modules once; every worker is then a fork of it, with
+  nothing left to import. A worker forked from it is the worker a spawned one would be only
+  if the environment is the same (the cache folders are read when jdmbayes is imported), so
+  a cluster asked for in another environment is spawned as before.
+
+None of these changes a number: they decide only how memory is obtained from the system
+and how a worker starts (``benchmarks/RESULTS.md`` measures them).
 """
 
 from __future__ import annotations
@@ -60,3 +69,58 @@ def worker_environment(pre_spawn: dict) -> dict:
     kept = {k: v for k, v in pre_spawn.items()
             if not (k == name and str(v) == str(dask_default))}
     return {**kept, HUGE_PAGES_SWITCH: huge_pages_setting()}
+
+
+# what a worker of the local cluster runs, imported once by the fork server it is forked from
+WORKER_MODULES = ("distributed", "jdmbayes.batch.fits", "jdmbayes.kinds.fit",
+                  "jdmbayes.results.report_plots", "jdmbayes.results.writer")
+
+# the environment the fork server was started in, by this process (None: not started by it)
+_FORK_SERVER_ENVIRON: dict[str, str] | None = None
+
+
+def nanny_environment(pre_spawn: dict) -> dict:
+    """The environment Dask's nanny gives a worker it starts: ``pre_spawn`` (the nanny's
+    ``pre-spawn-environ``) with Python's hash seed fixed, at Dask's own value where none is
+    set, so that every worker hashes alike."""
+    if str(pre_spawn.get("PYTHONHASHSEED", "0")) == "0":
+        return {**pre_spawn, "PYTHONHASHSEED": "6640"}
+    return pre_spawn
+
+
+def worker_fork_server(pre_spawn: dict, modules: tuple[str, ...] = WORKER_MODULES) -> bool:
+    """Make sure multiprocessing's fork server runs, with ``modules`` imported, in this
+    process' environment as Dask's nanny updates it with ``pre_spawn`` before starting a
+    worker (:func:`nanny_environment`), and say whether a worker that needs that environment
+    may be forked from it: yes if this function started it in the same environment; no where
+    forking is not available, where the server was started by other code (its environment
+    and modules are unknown), or where the environment has changed since (the caller then
+    spawns its workers)."""
+    global _FORK_SERVER_ENVIRON
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    environ = nanny_environment(pre_spawn)
+    target = {**os.environ, **{name: str(value) for name, value in environ.items()}}
+    if _FORK_SERVER_ENVIRON is not None:
+        return _compared(target) == _compared(_FORK_SERVER_ENVIRON)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
+        return False                       # started by other code
+    saved = os.environ.copy()
+    os.environ.update(target)              # the server starts with the current environment
+    try:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
+        forkserver.ensure_running()        # returns at once: the server imports on its own
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    _FORK_SERVER_ENVIRON = target
+    return True
+
+
+def _compared(environ: dict[str, str]) -> dict[str, str]:
+    """An environment without the variables Dask sets for itself in the process that starts
+    its workers (``__DASK_PARENT_PID``, for process titles)."""
+    return {name: value for name, value in environ.items() if not name.startswith("__DASK_")}

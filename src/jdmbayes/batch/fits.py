@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from jdmbayes.errors import InputError
 from jdmbayes.inference.sampling import SamplerSettings
-from jdmbayes.processes import worker_environment
+from jdmbayes.processes import worker_environment, worker_fork_server
 
 if TYPE_CHECKING:
     from jdmbayes.models.spec import ModelSpec, PriorSet
@@ -64,8 +64,14 @@ def open_client(scheduler: str | None, workers: int):
     # the workers' environment (jdmbayes.processes) and no statistical profiler: Dask's
     # samples each worker's threads 100 times a second for its dashboard, which is off
     environ = worker_environment(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.worker.profile.enabled": False}):
+    settings = {"distributed.nanny.pre-spawn-environ": environ,
+                "distributed.worker.profile.enabled": False}
+    # workers forked from a server that has imported what they run, unless the user chose
+    # how Dask starts its workers (jdmbayes.processes)
+    if dask.config.get("distributed.worker.multiprocessing-method") == "spawn" and \
+            worker_fork_server(environ):
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(settings):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster)
