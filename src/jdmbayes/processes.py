@@ -100,22 +100,28 @@ def worker_fork_server(pre_spawn: dict, modules: tuple[str, ...] = WORKER_MODULE
     import multiprocessing
     from multiprocessing import forkserver
 
-    environ = nanny_environment(pre_spawn)
-    target = {**os.environ, **{name: str(value) for name, value in environ.items()}}
+    environ = {name: str(value) for name, value in nanny_environment(pre_spawn).items()}
+    target = {**os.environ, **environ}
     if _FORK_SERVER_ENVIRON is not None:
         return _compared(target) == _compared(_FORK_SERVER_ENVIRON)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False
     if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
         return False                       # started by other code
-    saved = os.environ.copy()
-    os.environ.update(target)              # the server starts with the current environment
+    # the server starts with this process' environment: the workers' variables are set for
+    # that moment only, and only those that differ
+    previous = {name: os.environ.get(name) for name in environ
+                if os.environ.get(name) != environ[name]}
+    os.environ.update({name: environ[name] for name in previous})
     try:
         multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
         forkserver.ensure_running()        # returns at once: the server imports on its own
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     _FORK_SERVER_ENVIRON = target
     return True
 

@@ -69,3 +69,24 @@ def test_usable_cores_is_the_affinity_and_the_chains_take_up_to_one_each(monkeyp
     for cores, chains, expected in ((8, 4, 4), (3, 4, 3), (1, 4, 1), (16, 6, 6)):
         monkeypatch.setattr(sampling, "usable_cores", lambda cores=cores: cores)
         assert sampling.sampler_cores(chains) == expected
+
+
+SERVER = textwrap.dedent("""
+    import json, os
+    from jdmbayes.processes import worker_fork_server
+    before = dict(os.environ)
+    first = worker_fork_server({"JDMBAYES_SERVER_PROBE": "1"}, ("json",))
+    unchanged = dict(os.environ) == before
+    again = worker_fork_server({"JDMBAYES_SERVER_PROBE": "1"}, ("json",))
+    other = worker_fork_server({"JDMBAYES_SERVER_PROBE": "2"}, ("json",))
+    print(json.dumps([first, unchanged, again, other]))
+""")
+
+
+def test_the_fork_server_leaves_this_process_environment_and_serves_only_its_own():
+    """Starting the workers' fork server sets their variables for that moment only; a later
+    cluster may fork from it only with the same environment."""
+    env = {k: v for k, v in os.environ.items() if k != "JDMBAYES_SERVER_PROBE"}
+    out = subprocess.run([sys.executable, "-c", SERVER], capture_output=True, text=True,
+                         env=env, cwd=ROOT, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True, True, False]

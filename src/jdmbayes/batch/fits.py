@@ -48,7 +48,9 @@ SCHEDULER_TIMEOUT = "30s"   # how long a named scheduler is tried before giving 
 
 def open_client(scheduler: str | None, workers: int):
     """A Dask client: on ``scheduler`` if given, else on a new local cluster of ``workers``
-    single-threaded worker processes (nutpie runs its chains on its own threads)."""
+    single-threaded worker processes (nutpie runs its chains on its own threads), forked
+    from one server that imported jdmbayes where the environment allows
+    (:func:`jdmbayes.processes.worker_fork_server`)."""
     import dask
     from dask.distributed import Client, LocalCluster
 
