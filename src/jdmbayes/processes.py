@@ -75,7 +75,8 @@ def worker_environment(pre_spawn: dict) -> dict:
 WORKER_MODULES = ("distributed", "jdmbayes.batch.fits", "jdmbayes.kinds.fit",
                   "jdmbayes.results.report_plots", "jdmbayes.results.writer")
 
-# the environment the fork server was started in, by this process (None: not started by it)
+# the environment the fork server was started in, by this process, as :func:`_compared`
+# compares it (None: not started by it)
 _FORK_SERVER_ENVIRON: dict[str, str] | None = None
 
 
@@ -101,9 +102,9 @@ def worker_fork_server(pre_spawn: dict, modules: tuple[str, ...] = WORKER_MODULE
     from multiprocessing import forkserver
 
     environ = {name: str(value) for name, value in nanny_environment(pre_spawn).items()}
-    target = {**os.environ, **environ}
+    target = _compared({**os.environ, **environ})
     if _FORK_SERVER_ENVIRON is not None:
-        return _compared(target) == _compared(_FORK_SERVER_ENVIRON)
+        return target == _FORK_SERVER_ENVIRON
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False
     if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
