@@ -17,6 +17,15 @@ kernels call the log-gamma and digamma functions of :mod:`jdmbayes.models.lgamma
 edit there alone would leave them stale. ``<digest>`` is that of every source file of the
 package with numba code (:data:`NUMBA_SOURCES`): any edit of one gives a new folder.
 
+PyTensor writes the Python source it generates for each numba-compiled graph and operation
+to a file (numba reads it back for type inference and tracebacks). Left to itself it makes a
+new file in the system's temporary folder for every function of every compile, warm or cold,
+and never removes one: hundreds per ``fit.py`` run. ``configure`` gives it a folder of the
+user's cache instead (``generated_src_dir``, ``<cache folder>/pytensor/generated_src``), where
+each source is one file named by its content, reused by every later run and pruned by PyTensor
+when unused for weeks. A folder the user named in ``PYTENSOR_FLAGS`` (a compile folder, or
+``generated_src_dir``) is kept; the other is still set.
+
 ``configure`` also sets numba's optimisation level (``NUMBA_OPT``) to
 :data:`NUMBA_OPT_LEVEL`, on the same terms: unless the user set it or numba is already
 imported (so a notebook that imported PyMC first keeps numba's default). The Dask workers of
@@ -63,19 +72,23 @@ def cache_root() -> Path:
 
 
 def configure() -> None:
-    """Point PyTensor's ``base_compiledir`` (and numba's ``NUMBA_CACHE_DIR``) at the user's
-    cache folder, unless that library is already imported or the user set its folder; set
-    numba's optimisation level on the same terms."""
+    """Point PyTensor's ``base_compiledir`` and ``generated_src_dir`` (and numba's
+    ``NUMBA_CACHE_DIR``) at the user's cache folder, each unless its library is already
+    imported or the user set that folder; set numba's optimisation level on the same terms."""
     if "numba" not in sys.modules and not os.environ.get("NUMBA_CACHE_DIR"):
         os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba" / numba_source_digest())
     if "numba" not in sys.modules and not os.environ.get("NUMBA_OPT"):
         os.environ["NUMBA_OPT"] = NUMBA_OPT_LEVEL
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "pytensor" in sys.modules or "compiledir" in flags:
+    if "pytensor" in sys.modules:
         return
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
     folder = cache_root() / "pytensor"
-    os.environ["PYTENSOR_FLAGS"] = ",".join(
-        part for part in (flags, f"base_compiledir={folder}") if part)
+    ours = []
+    if "compiledir" not in flags:
+        ours.append(f"base_compiledir={folder}")
+    if "generated_src_dir" not in flags:
+        ours.append(f"generated_src_dir={folder / 'generated_src'}")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(part for part in (flags, *ours) if part)
 
 
 def compile_folder() -> str:
