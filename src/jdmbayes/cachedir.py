@@ -82,11 +82,12 @@ def configure() -> None:
     if "pytensor" in sys.modules:
         return
     flags = os.environ.get("PYTENSOR_FLAGS", "")
+    named = {part.split("=", 1)[0].strip() for part in flags.split(",") if "=" in part}
     folder = cache_root() / "pytensor"
     ours = []
-    if "compiledir" not in flags:
+    if not named & {"base_compiledir", "compiledir"}:
         ours.append(f"base_compiledir={folder}")
-    if "generated_src_dir" not in flags:
+    if "generated_src_dir" not in named:
         ours.append(f"generated_src_dir={folder / 'generated_src'}")
     os.environ["PYTENSOR_FLAGS"] = ",".join(part for part in (flags, *ours) if part)
 

@@ -70,9 +70,9 @@ def test_pytensor_folders_the_user_chose_are_kept_and_the_other_is_still_set(tmp
     assert found["pytensor"] == str(chosen)
     assert found["generated_src"] == str(tmp_path / "ours" / "pytensor" / "generated_src")
     found = probe({"JDMBAYES_CACHE_DIR": str(tmp_path / "ours"),
-                   "PYTENSOR_FLAGS": f"generated_src_dir={chosen}"})
+                   "PYTENSOR_FLAGS": f"generated_src_dir={chosen / 'compiledir'}"})
     assert found["pytensor"] == str(tmp_path / "ours" / "pytensor")
-    assert found["generated_src"] == str(chosen)
+    assert found["generated_src"] == str(chosen / "compiledir")
 
 
 COMPILE = textwrap.dedent("""
