@@ -80,13 +80,17 @@ WORKER_MODULES = ("distributed", "jdmbayes.batch.fits", "jdmbayes.kinds.fit",
 _FORK_SERVER_ENVIRON: dict[str, str] | None = None
 
 
-def nanny_environment(pre_spawn: dict) -> dict:
-    """The environment Dask's nanny gives a worker it starts: ``pre_spawn`` (the nanny's
-    ``pre-spawn-environ``) with Python's hash seed fixed, at Dask's own value where none is
-    set, so that every worker hashes alike."""
-    if str(pre_spawn.get("PYTHONHASHSEED", "0")) == "0":
-        return {**pre_spawn, "PYTHONHASHSEED": "6640"}
-    return pre_spawn
+def nanny_environment(pre_spawn: dict) -> dict[str, str]:
+    """The variables Dask's nanny sets before it starts a worker, read from ``pre_spawn``
+    (the nanny's ``pre-spawn-environ``) as the nanny reads it: a variable already in this
+    process' environment keeps that value (a user's exported ``OMP_NUM_THREADS`` wins over
+    Dask's 1), one whose value is None is left out, and Python's hash seed is fixed, at
+    Dask's own value where none is set, so that every worker hashes alike."""
+    environ = {name: os.environ.get(name, str(value)) for name, value in pre_spawn.items()
+               if value is not None}
+    if environ.get("PYTHONHASHSEED") in (None, "0"):
+        environ["PYTHONHASHSEED"] = "6640"
+    return environ
 
 
 def worker_fork_server(pre_spawn: dict, modules: tuple[str, ...] = WORKER_MODULES) -> bool:
@@ -101,7 +105,7 @@ def worker_fork_server(pre_spawn: dict, modules: tuple[str, ...] = WORKER_MODULE
     import multiprocessing
     from multiprocessing import forkserver
 
-    environ = {name: str(value) for name, value in nanny_environment(pre_spawn).items()}
+    environ = nanny_environment(pre_spawn)
     target = _compared({**os.environ, **environ})
     if _FORK_SERVER_ENVIRON is not None:
         return target == _FORK_SERVER_ENVIRON

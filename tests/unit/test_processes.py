@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from jdmbayes.processes import HUGE_PAGES_SWITCH, worker_environment
+from jdmbayes.processes import HUGE_PAGES_SWITCH, nanny_environment, worker_environment
 from tests.conftest import ROOT
 
 DASK_DEFAULT = {"MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": 1,
@@ -90,3 +90,26 @@ def test_the_fork_server_leaves_this_process_environment_and_serves_only_its_own
     out = subprocess.run([sys.executable, "-c", SERVER], capture_output=True, text=True,
                          env=env, cwd=ROOT, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True, True, False]
+
+
+def test_the_fork_servers_environment_is_read_as_dasks_nanny_reads_it(monkeypatch):
+    """A forked worker has the server's environment, a spawned one the nanny's: the server
+    must be started with what the nanny would set. The nanny takes a variable already
+    exported over its config's value and leaves out one set to None (Dask's own reading,
+    ``distributed.nanny._get_env_variables``, is the yardstick), then fixes the hash seed."""
+    import dask
+    from distributed.nanny import _get_env_variables
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    config = {**DASK_DEFAULT, "JDMBAYES_UNSET_PROBE": None}
+    environ = nanny_environment(config)
+    assert environ == {"MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "4",
+                       "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                       "PYTHONHASHSEED": "6640"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": config}):
+        assert _get_env_variables("distributed.nanny.pre-spawn-environ") == \
+            {k: v for k, v in environ.items() if k != "PYTHONHASHSEED"}
+    # a seed of the user's is kept, 0 (hashing randomised) is not
+    assert nanny_environment({"PYTHONHASHSEED": 7})["PYTHONHASHSEED"] == "7"
+    assert nanny_environment({"PYTHONHASHSEED": 0})["PYTHONHASHSEED"] == "6640"
